@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks for shopsync's local stack and tests:
+# PostgreSQL 15 server binaries, pg_cron, and a project virtualenv with shopsync installed.
+# Safe to run repeatedly: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_BIN=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)
+PG_LIB=/usr/lib/postgresql/15/lib
+need_pkgs=()
+[ -x "${PG_BIN:-/nonexistent}/postgres" ] || need_pkgs+=(postgresql-15)
+[ -f "$PG_LIB/pg_cron.so" ] || need_pkgs+=(postgresql-15-cron)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "==> installing system packages: ${need_pkgs[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    if sudo -n true 2>/dev/null; then SUDO="sudo -n"; else
+      echo "!!  not root and no passwordless sudo: install ${need_pkgs[*]} yourself" >&2
+      need_pkgs=()
+    fi
+  fi
+  if [ ${#need_pkgs[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # the Debian package would create and start a system cluster; shopsync runs its own
+    $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" </dev/null >/dev/null
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.shopsync-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "==> installing shopsync and its dependencies into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  touch "$stamp"
+fi

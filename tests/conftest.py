@@ -1,0 +1,102 @@
+"""Test fixtures: one real PostgreSQL 15 per session, a migrated template, a fresh clone per test.
+
+The server is shopsync's own LocalPostgres (run as the ``postgres`` user when tests run as root, with
+pg_cron preloaded for the ``shopsync_cron`` database when installed). pytest-postgresql builds the
+template once (``load`` runs the real migrator) and clones it for every test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from pytest_postgresql import factories
+from pytest_postgresql.executors import NoopExecutor
+
+from worker.localpg import LocalPostgres
+from worker.migrate import migrate
+
+CRON_DB = "shopsync_cron"
+
+
+@pytest.fixture(scope="session")
+def local_pg() -> Iterator[LocalPostgres]:
+    root = Path(tempfile.mkdtemp(prefix="shopsync-test-pg-"))
+    server = LocalPostgres(root / "data", fast=True, cron_database=CRON_DB)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+        root.rmdir() if root.exists() and not any(root.iterdir()) else None
+
+
+@pytest.fixture(scope="session")
+def pg_server(local_pg: LocalPostgres) -> NoopExecutor:
+    return NoopExecutor(host="127.0.0.1", port=local_pg.port, user="postgres", password=None,
+                        dbname="shopsync_test", options="")
+
+
+def _load_schema(host: str, port: int, user: str, dbname: str, password: str | None = None, **_: Any) -> None:
+    migrate(f"postgresql://{user}@{host}:{port}/{dbname}", log=lambda _msg: None)
+
+
+shopsync_template = factories.postgresql_noproc(depends_on="pg_server", dbname="shopsync_test",
+                                                load=[_load_schema])
+postgresql = factories.postgresql("shopsync_template")
+
+
+@pytest.fixture
+def dsn(postgresql: psycopg.Connection) -> str:
+    """DSN of this test's fresh, migrated database."""
+    info = postgresql.info
+    return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+@pytest.fixture
+def conn(dsn: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """Autocommit superuser connection to this test's database, rows as dicts."""
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as c:
+        yield c
+
+
+# --- helpers shared by tests ---------------------------------------------------------------------
+
+def new_user(conn: psycopg.Connection[Any], email: str | None = None) -> uuid.UUID:
+    """Sign a user up the way Supabase Auth does (insert into auth.users); returns the user id."""
+    uid = uuid.uuid4()
+    conn.execute("insert into auth.users (id, email) values (%s, %s)", (uid, email or f"{uid.hex[:8]}@example.test"))
+    return uid
+
+
+def personal_org(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> uuid.UUID:
+    row = conn.execute("select organization_id from shopsync.organization_members m "
+                       "join shopsync.organizations o on o.id = m.organization_id "
+                       "where m.user_id = %s and o.personal", (user_id,)).fetchone()
+    assert row is not None
+    return row["organization_id"] if isinstance(row, dict) else row[0]
+
+
+@contextmanager
+def as_role(conn: psycopg.Connection[Any], role: str, user_id: uuid.UUID | None = None) -> Iterator[None]:
+    """Run statements as PostgREST would for a request: SET LOCAL ROLE + request.jwt.claims."""
+    claims: dict[str, Any] = {"role": role}
+    if user_id is not None:
+        claims["sub"] = str(user_id)
+    with conn.transaction():
+        conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+        conn.execute(f"set local role {role}")
+        yield
+
+
+def env_without_secrets() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SHOPSYNC_", "SUPABASE_", "DATABASE_URL"))}

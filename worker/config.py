@@ -1,0 +1,157 @@
+"""Settings from the environment and ``.env``, validated with clear messages.
+
+Names without a prefix (``DATABASE_URL``, ``SUPABASE_URL``, ``SUPABASE_SERVICE_ROLE_KEY``,
+``SUPABASE_JWT_SECRET``, ``PORT``) are the ones Supabase and Procfile hosts already use; everything
+else is ``SHOPSYNC_*``. Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigError
+
+__all__ = ["DatabaseMode", "LogFormat", "Settings", "load_settings"]
+
+
+class DatabaseMode(StrEnum):
+    DIRECT = "direct"
+    SUPABASE = "supabase"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPSYNC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- database paths -------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "SHOPSYNC_DATABASE_URL"),
+        description="PostgreSQL URL for the direct path (psycopg pool, LISTEN/NOTIFY, migrations).",
+    )
+    supabase_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPABASE_URL", "SHOPSYNC_SUPABASE_URL"),
+        description="Supabase project URL for the supabase path (RPC through PostgREST, Realtime).",
+    )
+    supabase_service_role_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "SHOPSYNC_SUPABASE_SERVICE_ROLE_KEY"),
+    )
+    supabase_jwt_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPABASE_JWT_SECRET", "SHOPSYNC_SUPABASE_JWT_SECRET"),
+        description="Verifies user access tokens on web endpoints that need them (HS256).",
+    )
+    db_mode: DatabaseMode | None = Field(
+        default=None, description="direct or supabase; default: direct when DATABASE_URL is set."
+    )
+    db_pool_size: int = Field(default=8, ge=1, le=200)
+
+    # --- credential sealing ---------------------------------------------------------------------
+    sealing_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated key_id:base64(32 bytes) pairs; the first seals, all open.",
+    )
+
+    # --- worker ---------------------------------------------------------------------------------
+    worker_concurrency: int = Field(default=32, ge=1, le=10_000)
+    worker_batch_size: int = Field(default=100, ge=1, le=1_000)
+    worker_kinds: list[str] | None = Field(default=None, description="Only claim these job kinds.")
+    lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    poll_interval: float = Field(default=2.0, gt=0, le=300)
+    shutdown_grace: float = Field(default=25.0, ge=0, le=3600)
+    run_schedules: bool = Field(
+        default=True, description="Run schedules in the worker when pg_cron is not installed."
+    )
+    reap_interval: float = Field(default=60.0, gt=0, le=3600)
+
+    # --- web ------------------------------------------------------------------------------------
+    host: str = Field(default="0.0.0.0")
+    port: int = Field(default=8080, ge=1, le=65535, validation_alias=AliasChoices("PORT", "SHOPSYNC_PORT"))
+    public_url: str = Field(default="http://localhost:8080", description="Where platforms reach the web process.")
+    frontend_url: str = Field(default="http://localhost:3000", description="Where OAuth callbacks send the browser.")
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+    # --- misc -----------------------------------------------------------------------------------
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: str = "INFO"
+    local_dev: bool = Field(default=False, description="Allows http:// and loopback store URLs (sandboxes).")
+
+    @field_validator("worker_kinds", mode="before")
+    @classmethod
+    def _split_kinds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()] or None
+        return value
+
+    @field_validator("supabase_url", "public_url", "frontend_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @model_validator(mode="after")
+    def _pick_mode(self) -> Settings:
+        if self.db_mode is None and (self.database_url is not None or self.supabase_url is None):
+            self.db_mode = DatabaseMode.DIRECT if self.database_url is not None else None
+        if self.db_mode is None and self.supabase_url is not None:
+            self.db_mode = DatabaseMode.SUPABASE
+        return self
+
+    # What each command needs; check-config reports against these.
+    def problems(self, *, need_database: bool = True, need_sealing: bool = True) -> list[str]:
+        """Human-readable list of what is missing for the worker/web to run. Never includes values."""
+        found: list[str] = []
+        if need_database:
+            if self.db_mode is None:
+                found.append("no database configured: set DATABASE_URL (direct) or SUPABASE_URL + "
+                             "SUPABASE_SERVICE_ROLE_KEY (supabase)")
+            elif self.db_mode is DatabaseMode.DIRECT and self.database_url is None:
+                found.append("SHOPSYNC_DB_MODE=direct needs DATABASE_URL")
+            elif self.db_mode is DatabaseMode.SUPABASE:
+                if self.supabase_url is None:
+                    found.append("SHOPSYNC_DB_MODE=supabase needs SUPABASE_URL")
+                if self.supabase_service_role_key is None:
+                    found.append("SHOPSYNC_DB_MODE=supabase needs SUPABASE_SERVICE_ROLE_KEY")
+        if need_sealing and self.sealing_keys is None:
+            found.append("SHOPSYNC_SEALING_KEYS is not set: credentials cannot be sealed "
+                         "(generate one with `shopsync generate-key`)")
+        return found
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning pydantic's validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"{where}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_settings()

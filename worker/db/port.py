@@ -1,0 +1,39 @@
+"""The one small port every database path implements.
+
+The worker, scheduler and CLI talk to PostgreSQL only through ``Database``. Two implementations:
+``DirectDatabase`` (psycopg 3 pool, LISTEN/NOTIFY) and ``SupabaseDatabase`` (PostgREST RPC with the
+service role, Realtime broadcast wake-ups). All queue and admin logic lives in SQL functions in the
+``shopsync`` schema, so both paths execute exactly the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+__all__ = ["Database", "JOBS_CHANNEL"]
+
+# NOTIFY channel (direct path) and Realtime broadcast topic (supabase path) for job wake-ups.
+JOBS_CHANNEL = "shopsync_jobs"
+
+
+class Database(Protocol):
+    """Calls SQL functions and waits for job wake-ups."""
+
+    async def rpc(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Call ``shopsync.<function>`` with named arguments, the way PostgREST does.
+
+        Returns what PostgREST would: a list of row dicts for set-returning functions, otherwise the
+        scalar (JSON-decoded for json/jsonb). Raises ``worker.errors.DatabaseError`` carrying the
+        SQLSTATE and message of a failed call.
+        """
+        ...
+
+    async def wait_for_wakeup(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a job wake-up. True if one arrived.
+
+        Wake-ups are hints only: callers always poll on timeout.
+        """
+        ...
+
+    async def close(self) -> None: ...
