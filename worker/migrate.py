@@ -22,6 +22,7 @@ __all__ = ["MigrationError", "MigrationStatus", "migrate", "status"]
 _LOCK_KEY = 0x5_0505_1ABC  # any constant; identifies "shopsync migrate" among advisory locks
 
 _BOOTSTRAP = """
+set local client_min_messages = warning;
 create schema if not exists shopsync_private;
 create table if not exists shopsync_private.schema_migrations (
   name text primary key,

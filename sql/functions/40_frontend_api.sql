@@ -1,0 +1,282 @@
+-- RPCs for the app's frontend (supabase-js, role `authenticated`). Each checks who is calling:
+-- a store the caller cannot see is reported as unknown (no existence leak), a role too weak for
+-- the change gets 42501, bad values get 22023, a store in the wrong state gets 55000.
+
+create or replace function shopsync_private.require_user() returns uuid
+  language plpgsql stable
+  as $$
+  declare
+    v_uid uuid := auth.uid();
+  begin
+    if v_uid is null then
+      raise exception 'not authenticated' using errcode = '42501';
+    end if;
+    return v_uid;
+  end
+  $$;
+
+-- The store, if the caller is a member of its organization with one of p_roles.
+create or replace function shopsync_private.store_for_caller(p_store_id uuid, p_roles text[])
+  returns shopsync.stores
+  language plpgsql stable security definer set search_path = ''
+  as $$
+  declare
+    v_store shopsync.stores;
+    v_role text;
+  begin
+    perform shopsync_private.require_user();
+    select s.* into v_store from shopsync.stores s where s.id = p_store_id;
+    if found then
+      select m.role into v_role from shopsync.organization_members m
+        where m.organization_id = v_store.organization_id and m.user_id = auth.uid();
+    end if;
+    if v_role is null then
+      raise exception 'unknown store %', coalesce(p_store_id::text, 'null') using errcode = 'P0002';
+    end if;
+    if not v_role = any (p_roles) then
+      raise exception 'your role % in this organization cannot do this (needs %)', v_role,
+        array_to_string(p_roles, ' or ') using errcode = '42501';
+    end if;
+    return v_store;
+  end
+  $$;
+
+create or replace function shopsync.my_organizations()
+  returns table (organization_id uuid, name text, role text, personal boolean, created_at timestamptz)
+  language sql stable security definer set search_path = ''
+  as $$
+    select o.id, o.name, m.role, o.personal, o.created_at
+      from shopsync.organization_members m join shopsync.organizations o on o.id = m.organization_id
+     where m.user_id = shopsync_private.require_user()
+     order by o.personal desc, o.name
+  $$;
+
+create or replace function shopsync.create_organization(p_name text) returns uuid
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_uid uuid := shopsync_private.require_user();
+    v_org uuid;
+  begin
+    if p_name is null or length(btrim(p_name)) not between 1 and 200 then
+      raise exception 'organization name must be 1 to 200 characters' using errcode = '22023';
+    end if;
+    insert into shopsync.organizations (name, created_by) values (btrim(p_name), v_uid) returning id into v_org;
+    insert into shopsync.organization_members (organization_id, user_id, role) values (v_org, v_uid, 'owner');
+    perform shopsync_private.log_activity(v_org, null, 'organization.created', jsonb_build_object('name', p_name));
+    return v_org;
+  end
+  $$;
+
+create or replace function shopsync.my_stores(p_organization_id uuid default null)
+  returns table (
+    store_id uuid, organization_id uuid, platform text, shop_key text, display_name text, status text,
+    status_reason text, sync_status text, sync_started_at timestamptz, sync_completed_at timestamptz,
+    last_sync_error text, enabled boolean, frequency text, next_sync_at timestamptz,
+    products_policy text, customers_policy text, orders_policy text, created_at timestamptz)
+  language plpgsql stable security definer set search_path = ''
+  as $$
+  declare
+    v_uid uuid := shopsync_private.require_user();
+  begin
+    if p_organization_id is not null and not shopsync.is_member(p_organization_id) then
+      raise exception 'you are not a member of organization %', p_organization_id using errcode = '42501';
+    end if;
+    return query
+      select s.id, s.organization_id, s.platform, s.shop_key, s.display_name, s.status, s.status_reason,
+             s.sync_status, s.sync_started_at, s.sync_completed_at, s.last_sync_error, c.enabled, c.frequency,
+             c.next_sync_at, c.products_policy, c.customers_policy, c.orders_policy, s.created_at
+        from shopsync.stores s
+        join shopsync.organization_members m on m.organization_id = s.organization_id and m.user_id = v_uid
+        left join shopsync.store_sync_config c on c.store_id = s.id
+       where p_organization_id is null or s.organization_id = p_organization_id
+       order by s.created_at;
+  end
+  $$;
+
+create or replace function shopsync.trigger_sync(
+  p_store_id uuid, p_resources text[] default null, p_mode text default 'incremental'
+) returns bigint[]
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_store shopsync.stores := shopsync_private.store_for_caller(p_store_id, array['owner', 'admin', 'member']);
+    v_ids bigint[];
+  begin
+    if p_mode is null or p_mode not in ('full', 'incremental') then
+      raise exception 'invalid sync mode %: expected full or incremental', coalesce(p_mode, 'null')
+        using errcode = '22023';
+    end if;
+    if p_resources is not null and cardinality(p_resources) = 0 then
+      raise exception 'resources must be null (all) or name at least one of products, customers, orders'
+        using errcode = '22023';
+    end if;
+    v_ids := shopsync.request_sync(v_store.id, p_resources, p_mode, 'manual', 50);
+    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'sync.requested',
+      jsonb_build_object('resources', coalesce(to_jsonb(p_resources), '"all"'::jsonb), 'mode', p_mode, 'jobs', v_ids));
+    return v_ids;
+  end
+  $$;
+
+create or replace function shopsync_private.apply_sync_frequency(p_store_id uuid, p_frequency text) returns void
+  language plpgsql security definer set search_path = ''
+  as $$
+  begin
+    perform shopsync_private.assert_frequency(p_frequency);
+    update shopsync.store_sync_config c set frequency = p_frequency where c.store_id = p_store_id;
+  end
+  $$;
+
+create or replace function shopsync_private.apply_sync_enabled(p_store_id uuid, p_enabled boolean) returns void
+  language plpgsql security definer set search_path = ''
+  as $$
+  begin
+    if p_enabled is null then
+      raise exception 'enabled must be true or false' using errcode = '22023';
+    end if;
+    update shopsync.store_sync_config c set enabled = p_enabled where c.store_id = p_store_id;
+  end
+  $$;
+
+create or replace function shopsync.set_sync_frequency(p_store_id uuid, p_frequency text) returns timestamptz
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_store shopsync.stores := shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']);
+    v_next timestamptz;
+  begin
+    perform shopsync_private.apply_sync_frequency(v_store.id, p_frequency);
+    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'sync.frequency',
+                                          jsonb_build_object('frequency', p_frequency));
+    select c.next_sync_at into v_next from shopsync.store_sync_config c where c.store_id = v_store.id;
+    return v_next;
+  end
+  $$;
+
+create or replace function shopsync.set_sync_enabled(p_store_id uuid, p_enabled boolean) returns void
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_store shopsync.stores := shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']);
+  begin
+    if v_store.status = 'disconnected' and p_enabled then
+      raise exception 'store % is disconnected: connect it again first', p_store_id using errcode = '55000';
+    end if;
+    perform shopsync_private.apply_sync_enabled(v_store.id, p_enabled);
+    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'sync.enabled',
+                                          jsonb_build_object('enabled', p_enabled));
+  end
+  $$;
+
+-- Switching a resource away from 'sync' removes what was stored of it: api_only and not_allowed
+-- data must not sit in the database.
+create or replace function shopsync_private.purge_store_resource(p_store_id uuid, p_resource text) returns integer
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_count integer := 0;
+    v_n integer;
+    v_table text;
+    v_tables text[] := case p_resource
+      when 'products' then array['products', 'product_variants', 'inventory_levels', 'inventory_locations']
+      when 'customers' then array['customers']
+      when 'orders' then array['orders', 'order_line_items', 'order_fulfillments']
+    end;
+  begin
+    foreach v_table in array v_tables loop
+      execute format('delete from shopsync.%I where store_id = $1', v_table) using p_store_id;
+      get diagnostics v_n = row_count;
+      v_count := v_count + v_n;
+    end loop;
+    delete from shopsync.sync_state st where st.store_id = p_store_id and st.resource = p_resource;
+    return v_count;
+  end
+  $$;
+
+create or replace function shopsync.set_access_policy(p_store_id uuid, p_resource text, p_policy text)
+  returns integer
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_store shopsync.stores := shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']);
+    v_purged integer := 0;
+  begin
+    perform shopsync_private.assert_resource(p_resource);
+    if p_policy is null or p_policy not in ('sync', 'api_only', 'not_allowed') then
+      raise exception 'invalid access policy %: expected sync, api_only or not_allowed', coalesce(p_policy, 'null')
+        using errcode = '22023';
+    end if;
+    execute format('update shopsync.store_sync_config set %I = $1 where store_id = $2', p_resource || '_policy')
+      using p_policy, v_store.id;
+    if p_policy <> 'sync' then
+      v_purged := shopsync_private.purge_store_resource(v_store.id, p_resource);
+      -- running syncs too: one finishing after the purge would write the data back
+      with stopped as (
+        update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'access policy changed',
+                                   lease_owner = null, lease_expires_at = null
+         where j.store_id = v_store.id and j.resource = p_resource and j.state in ('queued', 'running')
+        returning j.id)
+      delete from shopsync_private.job_concurrency_locks l using stopped s where l.job_id = s.id;
+    end if;
+    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'access_policy.changed',
+      jsonb_build_object('resource', p_resource, 'policy', p_policy, 'rows_removed', v_purged));
+    return v_purged;
+  end
+  $$;
+
+-- Disconnect: syncing stops, credentials are deleted, queued work is cancelled. Synced data stays
+-- until the organization deletes it (or a platform redact request arrives).
+create or replace function shopsync.disconnect_store(p_store_id uuid) returns void
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_store shopsync.stores := shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']);
+  begin
+    if v_store.status = 'disconnected' then
+      raise exception 'store % is already disconnected', p_store_id using errcode = '55000';
+    end if;
+    update shopsync.stores s set status = 'disconnected', status_reason = 'disconnected by a user',
+                                 sync_status = case when s.sync_status = 'syncing' then 'idle' else s.sync_status end
+     where s.id = v_store.id;
+    update shopsync.store_sync_config c set enabled = false where c.store_id = v_store.id;
+    delete from shopsync_private.store_credentials c where c.store_id = v_store.id;
+    update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'store disconnected',
+                               lease_owner = null, lease_expires_at = null
+     where j.store_id = v_store.id and j.state in ('queued', 'running');
+    delete from shopsync_private.job_concurrency_locks l where l.concurrency_key = 'store:' || v_store.id;
+    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'store.disconnected', '{}'::jsonb);
+  end
+  $$;
+
+-- Claim an install that started on the platform's side, for one of the caller's organizations.
+create or replace function shopsync.claim_pending_install(
+  p_install_id uuid, p_claim_token text, p_organization_id uuid
+) returns uuid
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_install shopsync_private.pending_installs;
+    v_store uuid;
+  begin
+    perform shopsync_private.require_user();
+    if not shopsync.has_org_role(p_organization_id, array['owner', 'admin']) then
+      raise exception 'only owners and admins of organization % can connect stores', p_organization_id
+        using errcode = '42501';
+    end if;
+    select * into v_install from shopsync_private.pending_installs p
+     where p.id = p_install_id
+       and p.claim_token_hash = encode(sha256(convert_to(coalesce(p_claim_token, ''), 'UTF8')), 'hex')
+       for update;
+    if not found or v_install.claimed_at is not null or v_install.expires_at < now() then
+      raise exception 'unknown, expired or already claimed install' using errcode = 'P0002';
+    end if;
+    v_store := shopsync.upsert_store(p_organization_id, v_install.platform, v_install.shop_key, null, 'connecting');
+    update shopsync_private.pending_installs p set claimed_at = now(), claimed_by_organization = p_organization_id,
+                                                   store_id = v_store
+     where p.id = p_install_id;
+    perform shopsync.enqueue_job(v_install.platform || '.install_claimed',
+                                 jsonb_build_object('install_id', p_install_id),
+                                 p_store_id => v_store, p_dedupe_key => 'install:' || p_install_id, p_priority => 10);
+    return v_store;
+  end
+  $$;

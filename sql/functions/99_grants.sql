@@ -1,0 +1,22 @@
+-- Who may call what. Functions default to EXECUTE for PUBLIC; take that away and grant precisely:
+-- the frontend RPCs to `authenticated`, everything to `service_role` (the worker on the supabase
+-- path). `anon` gets nothing.
+revoke execute on all functions in schema shopsync from public, anon, authenticated;
+revoke execute on all functions in schema shopsync_private from public, anon, authenticated;
+
+grant execute on function
+  shopsync.is_member(uuid),
+  shopsync.has_org_role(uuid, text[]),
+  shopsync.my_organizations(),
+  shopsync.create_organization(text),
+  shopsync.my_stores(uuid),
+  shopsync.trigger_sync(uuid, text[], text),
+  shopsync.set_sync_frequency(uuid, text),
+  shopsync.set_sync_enabled(uuid, boolean),
+  shopsync.set_access_policy(uuid, text, text),
+  shopsync.disconnect_store(uuid),
+  shopsync.claim_pending_install(uuid, text, uuid)
+to authenticated;
+
+grant execute on all functions in schema shopsync, shopsync_private to service_role;
+grant select on shopsync.store_sync_statistics to authenticated, service_role;
