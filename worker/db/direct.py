@@ -1,0 +1,151 @@
+"""The direct database path: psycopg 3 async pool for calls, one LISTEN connection for wake-ups.
+
+``rpc`` calls ``shopsync.<function>`` with named arguments cast to the function's declared types,
+so it behaves like PostgREST's RPC (which the supabase path uses) and both paths share one set of
+semantics: set-returning functions give a list of row dicts, others a scalar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from worker.db.port import JOBS_CHANNEL
+from worker.errors import DatabaseError
+from worker.paths import query
+
+__all__ = ["DirectDatabase"]
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class _Signature:
+    arg_types: dict[str, str]     # argument name → SQL type, as format_type() spells it
+    returns_set: bool
+
+
+def _adapt(value: Any, sql_type: str) -> Any:
+    if sql_type in ("json", "jsonb") and value is not None:
+        return Jsonb(value)
+    if sql_type in ("json[]", "jsonb[]") and value is not None:
+        return [None if v is None else Jsonb(v) for v in value]
+    return value
+
+
+class DirectDatabase:
+    """``Database`` over a psycopg pool (calls) and a dedicated LISTEN connection (wake-ups)."""
+
+    def __init__(self, dsn: str, pool: AsyncConnectionPool) -> None:
+        self._dsn = dsn
+        self._pool = pool
+        self._signatures: dict[str, _Signature] = {}
+        self._wakeup = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @classmethod
+    async def connect(cls, dsn: str, pool_size: int = 8, *, listen: bool = True) -> DirectDatabase:
+        pool = AsyncConnectionPool(dsn, min_size=1, max_size=pool_size, open=False,
+                                   kwargs={"autocommit": True, "row_factory": dict_row})
+        await pool.open(wait=True, timeout=30)
+        db = cls(dsn, pool)
+        if listen:
+            db._listener = asyncio.create_task(db._listen(), name="shopsync-listen")
+        return db
+
+    # --- calls ----------------------------------------------------------------------------------
+    async def _signature(self, function: str) -> _Signature:
+        sig = self._signatures.get(function)
+        if sig is None:
+            if not _NAME.match(function):
+                raise DatabaseError(f"invalid function name {function!r}", "42602")
+            async with self._pool.connection() as conn:
+                rows = await (await conn.execute(query("function_signature"), {"name": function})).fetchall()
+            if not rows:
+                raise DatabaseError(f"function shopsync.{function} does not exist", "42883")
+            if len(rows) > 1:
+                raise DatabaseError(f"function shopsync.{function} is overloaded; rpc needs one signature", "42725")
+            row = rows[0]
+            sig = _Signature(dict(zip(row["arg_names"] or [], row["arg_types"] or [], strict=False)),
+                             bool(row["returns_set"]))
+            self._signatures[function] = sig
+        return sig
+
+    async def rpc(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
+        args = dict(args or {})
+        sig = await self._signature(function)
+        unknown = set(args) - set(sig.arg_types)
+        if unknown:
+            raise DatabaseError(f"shopsync.{function} has no argument(s) {', '.join(sorted(unknown))}", "42883")
+        call_args = sql.SQL(", ").join(
+            sql.SQL("{} => {}::{}").format(sql.Identifier(name), sql.Placeholder(name), sql.SQL(sig.arg_types[name]))
+            for name in args)
+        fn = sql.Identifier("shopsync", function)
+        if sig.returns_set:
+            stmt = sql.SQL("select * from {}({})").format(fn, call_args)
+        else:
+            stmt = sql.SQL("select {}({}) as value").format(fn, call_args)
+        params = {k: _adapt(v, sig.arg_types[k]) for k, v in args.items()}
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(stmt, params)
+                rows: Sequence[dict[str, Any]] = await cur.fetchall()
+        except psycopg.Error as exc:
+            diag = exc.diag
+            raise DatabaseError(diag.message_primary or str(exc).strip(), diag.sqlstate) from None
+        if sig.returns_set:
+            return list(rows)
+        return rows[0]["value"] if rows else None
+
+    # --- wake-ups -------------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection open; reconnect with backoff if it drops."""
+        delay = 0.5
+        while not self._closing:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                    await conn.execute(sql.SQL("listen {}").format(sql.Identifier(JOBS_CHANNEL)))
+                    delay = 0.5
+                    self._wakeup.set()   # anything enqueued while we were away: look now
+                    async for _ in conn.notifies():
+                        self._wakeup.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: log, back off, reconnect
+                if self._closing:   # psycopg may turn our cancellation into an error
+                    return
+                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def wait_for_wakeup(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):   # not wait_for: on 3.11 it can swallow a cancel
+                await self._wakeup.wait()
+        except TimeoutError:
+            return False
+        self._wakeup.clear()
+        return True
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._listener
+        await self._pool.close()
