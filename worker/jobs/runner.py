@@ -1,0 +1,233 @@
+"""The worker: claims jobs in batches, runs their handlers concurrently, keeps leases alive,
+completes in batches, and shuts down gracefully.
+
+Every queue transition is a SQL function called through the ``Database`` port. Wake-ups (NOTIFY or
+Realtime) only shorten the wait; a timed poll always runs. Delivery is at-least-once: a job whose
+worker dies is reaped when its lease expires and runs again, so handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from worker.config import Settings
+from worker.db.port import Database
+from worker.errors import DatabaseError, NeedsReauthError, PermanentError, RetryableError
+from worker.jobs.registry import Job, JobContext, JobRegistry
+from worker.logs import redact_text
+
+__all__ = ["Worker", "new_worker_id"]
+
+log = logging.getLogger("shopsync.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(self, db: Database, registry: JobRegistry, settings: Settings,
+                 worker_id: str | None = None) -> None:
+        self.db = db
+        self.registry = registry
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self.kinds = [k for k in registry.kinds() if not settings.worker_kinds or k in settings.worker_kinds]
+        self._concurrency = settings.worker_concurrency
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._jobs: dict[int, Job] = {}
+        self._kick = asyncio.Event()          # something changed: claim again
+        self._completions: list[tuple[int, Mapping[str, Any] | None]] = []
+        self._have_completions = asyncio.Event()
+        self._closing = False
+        self.stats = {"claimed": 0, "succeeded": 0, "failed": 0, "lost": 0}
+
+    # --- public ---------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then drain within the grace period and release the rest."""
+        if not self.kinds:
+            log.warning("no job handlers registered for this worker; it will only idle")
+        log.info("worker %s started: %d kinds, concurrency %d, batch %d", self.worker_id, len(self.kinds),
+                 self._concurrency, self.settings.worker_batch_size)
+        helpers = [asyncio.create_task(self._forward_wakeups(), name="wakeups"),
+                   asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+                   asyncio.create_task(self._stop_watch(stop), name="stop-watch")]
+        flusher = asyncio.create_task(self._flush_loop(), name="complete-flush")
+        try:
+            await self._claim_loop(stop)
+            await self._drain()
+        finally:
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            # let the flusher finish what it holds: cancelling it mid-call would strand completions
+            self._closing = True
+            self._have_completions.set()
+            await flusher
+            log.info("worker %s stopped: %s", self.worker_id, self.stats)
+
+    # --- claiming -------------------------------------------------------------------------------
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        batch = self.settings.worker_batch_size
+        while not stop.is_set():
+            free = self._concurrency - len(self._running)
+            self._kick.clear()   # before claiming (or idling): a kick from now on means "look again"
+            if free <= 0 or not self.kinds:
+                await self._wait(self.settings.poll_interval)
+                continue
+            want = min(free, batch)
+            try:
+                rows = await self.db.rpc("claim_jobs", {"p_worker": self.worker_id, "p_limit": want,
+                                                        "p_kinds": self.kinds,
+                                                        "p_lease_seconds": self.settings.lease_seconds})
+            except DatabaseError as exc:
+                log.error("claim failed (%s): %s; retrying after the poll interval", exc.sqlstate, exc)
+                await self._wait(self.settings.poll_interval)
+                continue
+            for row in rows:
+                self._start(Job.from_row(row))
+            if len(rows) < want:
+                await self._wait(self.settings.poll_interval)
+
+    async def _wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):   # not wait_for: on 3.11 it can swallow a cancel
+                await self._kick.wait()
+
+    async def _forward_wakeups(self) -> None:
+        while True:
+            if await self.db.wait_for_wakeup(3600):
+                self._kick.set()
+
+    async def _stop_watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._kick.set()
+
+    # --- running --------------------------------------------------------------------------------
+    def _start(self, job: Job) -> None:
+        self.stats["claimed"] += 1
+        self._jobs[job.id] = job
+        task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+        self._running[job.id] = task
+        task.add_done_callback(lambda _t, job_id=job.id: self._finished(job_id))
+
+    def _finished(self, job_id: int) -> None:
+        self._running.pop(job_id, None)
+        self._jobs.pop(job_id, None)
+        # claim again once half the slots are free: batches stay large, the pipeline stays full
+        if self._concurrency - len(self._running) >= max(1, min(self._concurrency, self.settings.worker_batch_size) // 2):
+            self._kick.set()
+
+    async def _execute(self, job: Job) -> None:
+        handler = self.registry.handler(job.kind)
+        ctx = JobContext(db=self.db, settings=self.settings, worker_id=self.worker_id)
+        started = time.perf_counter()
+        outcome = "succeeded"
+        try:
+            result = await handler(job, ctx)
+        except asyncio.CancelledError:
+            outcome = "interrupted"
+            raise
+        except NeedsReauthError as exc:
+            outcome = await self._fail(job, exc, retryable=False)
+            if job.store_id is not None:
+                await self._safe_rpc("mark_store_needs_reauth", {"p_store_id": job.store_id,
+                                                                 "p_reason": redact_text(str(exc))})
+        except PermanentError as exc:
+            outcome = await self._fail(job, exc, retryable=False)
+        except RetryableError as exc:
+            outcome = await self._fail(job, exc, retryable=True, retry_in=exc.retry_in)
+        except Exception as exc:  # noqa: BLE001 - an unexpected error is retried until max_attempts
+            outcome = await self._fail(job, exc, retryable=True)
+        else:
+            self._completions.append((job.id, dict(result) if result is not None else None))
+            self._have_completions.set()
+            self.stats["succeeded"] += 1
+        finally:
+            log.info("job %s", outcome, extra={
+                "job_id": job.id, "kind": job.kind, "store_id": str(job.store_id) if job.store_id else None,
+                "resource": job.resource, "attempt": job.attempts, "outcome": outcome,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    async def _fail(self, job: Job, exc: BaseException, *, retryable: bool, retry_in: float | None = None) -> str:
+        self.stats["failed"] += 1
+        message = redact_text(f"{type(exc).__name__}: {exc}")
+        state = await self._safe_rpc("fail_job", {"p_worker": self.worker_id, "p_id": job.id, "p_error": message,
+                                                  "p_retryable": retryable, "p_retry_in_seconds": retry_in})
+        return "retry" if state == "queued" else ("dead" if state == "dead" else "lost")
+
+    async def _safe_rpc(self, function: str, args: Mapping[str, Any]) -> Any:
+        try:
+            return await self.db.rpc(function, args)
+        except DatabaseError as exc:
+            # the lease will expire and the job will be reaped: nothing is lost
+            log.error("%s failed (%s): %s", function, exc.sqlstate, exc)
+            return None
+
+    # --- completing -----------------------------------------------------------------------------
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._have_completions.wait()
+            await self._flush_completions()
+            if self._closing and not self._completions:
+                return
+
+    async def _flush_completions(self) -> None:
+        self._have_completions.clear()
+        if not self._completions:
+            return
+        batch, self._completions = self._completions, []
+        ids = [job_id for job_id, _ in batch]
+        results = [result for _, result in batch]
+        done = await self._safe_rpc("complete_jobs", {"p_worker": self.worker_id, "p_ids": ids,
+                                                      "p_results": results})
+        if done is not None and done < len(ids):
+            # those jobs were reaped or cancelled meanwhile; whoever holds them now decides
+            self.stats["lost"] += len(ids) - int(done)
+            log.warning("%d of %d completed jobs were no longer held by this worker", len(ids) - int(done), len(ids))
+
+    # --- leases ---------------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        interval = max(self.settings.lease_seconds / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._running)
+            if not ids:
+                continue
+            held = await self._safe_rpc("heartbeat_jobs", {"p_worker": self.worker_id, "p_ids": ids,
+                                                           "p_lease_seconds": self.settings.lease_seconds})
+            if held is None:
+                continue
+            held_ids = {int(row["heartbeat_jobs"]) if isinstance(row, Mapping) else int(row) for row in held}
+            for job_id in ids:
+                task = self._running.get(job_id)
+                if job_id not in held_ids and task is not None and not task.done():
+                    # cancelled by an admin, or reaped after a stall: someone else owns it now
+                    log.warning("lost the lease of job %s; stopping its handler", job_id)
+                    task.cancel()
+
+    # --- shutdown -------------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        grace = self.settings.shutdown_grace
+        log.info("stopping: waiting up to %.0fs for %d running jobs", grace, len(self._running))
+        _, pending = await asyncio.wait(set(self._running.values()), timeout=grace)
+        if not pending:
+            return
+        leftover = [job_id for job_id, task in self._running.items() if task in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        released = await self._safe_rpc("release_jobs", {"p_worker": self.worker_id, "p_ids": leftover})
+        log.info("released %s unfinished jobs for other workers", released)

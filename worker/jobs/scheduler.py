@@ -1,0 +1,66 @@
+"""Runs the periodic SQL tasks in the worker when pg_cron is not installed.
+
+The same functions pg_cron would call, on the same cadence, through ``shopsync.run_maintenance``,
+which lets exactly one caller run a task per interval however many workers there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import schedule
+
+from worker.config import Settings
+from worker.db.port import Database
+from worker.errors import DatabaseError
+
+__all__ = ["MaintenanceScheduler"]
+
+log = logging.getLogger("shopsync.scheduler")
+
+
+class MaintenanceScheduler:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._due: list[tuple[str, float]] = []
+        self._schedule = schedule.Scheduler()
+        reap = self.settings.reap_interval
+        for task, every in (("enqueue_due_syncs", 60.0), ("reap_expired_leases", reap), ("prune_history", 3600.0)):
+            # schedule calls plain functions: note the task, the event loop awaits it below
+            self._schedule.every(every).seconds.do(self._due.append, (task, every))
+
+    async def pg_cron_runs_schedules(self) -> bool:
+        features = await self.db.rpc("runtime_features")
+        return bool(features and features.get("pg_cron_schedules"))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.settings.run_schedules:
+            log.info("in-worker schedules disabled by configuration")
+            return
+        if await self.pg_cron_runs_schedules():
+            log.info("pg_cron runs the schedules in this database; the worker will not")
+            return
+        log.info("pg_cron not available: this worker takes part in running schedules")
+        self._schedule.run_all()   # reap and catch up once at start
+        while not stop.is_set():
+            while self._due:
+                task, every = self._due.pop(0)
+                await self.run_task(task, every)
+            self._schedule.run_pending()
+            if not self._due:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(1.0, max(self._schedule.idle_seconds or 1.0, 0.05))):
+                        await stop.wait()
+
+    async def run_task(self, task: str, every: float) -> None:
+        # half the cadence as the minimum gap: a slightly early tick still runs, a duplicate does not
+        try:
+            result = await self.db.rpc("run_maintenance", {"p_task": task, "p_every_seconds": every / 2})
+        except DatabaseError as exc:
+            log.error("maintenance task %s failed (%s): %s", task, exc.sqlstate, exc)
+            return
+        if result and "result" in result:
+            log.info("maintenance %s: %s", task, result["result"])

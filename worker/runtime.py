@@ -1,0 +1,43 @@
+"""Wires a worker process together: database port, job registry, worker loop, schedules, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from worker.config import Settings
+from worker.connectors.registry import register_jobs
+from worker.db import open_database
+from worker.jobs.registry import JobRegistry
+from worker.jobs.runner import Worker
+from worker.jobs.scheduler import MaintenanceScheduler
+
+__all__ = ["build_registry", "run_worker"]
+
+log = logging.getLogger("shopsync.worker")
+
+
+def build_registry() -> JobRegistry:
+    registry = JobRegistry()
+    register_jobs(registry)
+    return registry
+
+
+async def run_worker(settings: Settings, registry: JobRegistry | None = None,
+                     stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop``): claim and run jobs, and run schedules without pg_cron."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests) — stop comes from caller
+            pass
+    db = await open_database(settings)
+    try:
+        worker = Worker(db, registry or build_registry(), settings)
+        scheduler = MaintenanceScheduler(db, settings)
+        await asyncio.gather(worker.run(stop), scheduler.run(stop))
+    finally:
+        await db.close()
