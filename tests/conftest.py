@@ -21,6 +21,7 @@ import pytest
 from psycopg.rows import dict_row
 from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
 
 from worker.localpg import LocalPostgres
 from worker.migrate import migrate
@@ -40,18 +41,22 @@ def local_pg() -> Iterator[LocalPostgres]:
         root.rmdir() if root.exists() and not any(root.iterdir()) else None
 
 
-@pytest.fixture(scope="session")
-def pg_server(local_pg: LocalPostgres) -> NoopExecutor:
-    return NoopExecutor(host="127.0.0.1", port=local_pg.port, user="postgres", password=None,
-                        dbname="shopsync_test", options="")
-
-
 def _load_schema(host: str, port: int, user: str, dbname: str, password: str | None = None, **_: Any) -> None:
     migrate(f"postgresql://{user}@{host}:{port}/{dbname}", log=lambda _msg: None)
 
 
-shopsync_template = factories.postgresql_noproc(depends_on="pg_server", dbname="shopsync_test",
-                                                load=[_load_schema])
+@pytest.fixture(scope="session")
+def shopsync_template(local_pg: LocalPostgres) -> Iterator[NoopExecutor]:
+    """The migrated template database every test database is cloned from."""
+    executor = NoopExecutor(host="127.0.0.1", port=local_pg.port, user="postgres", password=None,
+                            dbname="shopsync_test", options="")
+    janitor = DatabaseJanitor(user="postgres", host="127.0.0.1", port=local_pg.port,
+                              dbname=executor.template_dbname, as_template=True)
+    with janitor:
+        janitor.load(_load_schema)
+        yield executor
+
+
 postgresql = factories.postgresql("shopsync_template")
 
 
@@ -81,7 +86,8 @@ def new_user(conn: psycopg.Connection[Any], email: str | None = None) -> uuid.UU
 def personal_org(conn: psycopg.Connection[Any], user_id: uuid.UUID) -> uuid.UUID:
     row = conn.execute("select organization_id from shopsync.organization_members m "
                        "join shopsync.organizations o on o.id = m.organization_id "
-                       "where m.user_id = %s and o.personal", (user_id,)).fetchone()
+                       "where m.user_id = %s and o.personal and o.created_by = %s and m.role = 'owner'",
+                       (user_id, user_id)).fetchone()
     assert row is not None
     return row["organization_id"] if isinstance(row, dict) else row[0]
 

@@ -31,7 +31,8 @@ class LogFormat(StrEnum):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SHOPSYNC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="SHOPSYNC_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        populate_by_name=True,
     )
 
     # --- database paths -------------------------------------------------------------------------

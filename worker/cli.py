@@ -1,0 +1,224 @@
+"""The ``shopsync`` command: migrate, worker, web, dev, status, jobs, check-config, keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from worker.config import Settings, load_settings
+from worker.errors import ShopsyncError
+
+__all__ = ["main"]
+
+
+def _print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    def fmt(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        if isinstance(value, str) and len(value) > 19 and value[4] == "-" and "T" in value:
+            return value[:19].replace("T", " ")
+        text = str(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    cells = [[fmt(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    if not rows:
+        print("(none)")
+
+
+def _direct_dsn(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise ShopsyncError("this command needs DATABASE_URL (a direct PostgreSQL connection)")
+    return settings.database_url.get_secret_value()
+
+
+async def _with_db(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    from worker.db import open_database
+
+    db = await open_database(settings, listen=False)
+    try:
+        return await fn(db)
+    finally:
+        await db.close()
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from worker.migrate import migrate
+
+    applied = migrate(_direct_dsn(settings))
+    print(f"database is up to date ({len(applied)} migration(s) applied now)")
+    return 0
+
+
+def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from worker.logs import configure_logging
+    from worker.runtime import run_worker
+
+    configure_logging(settings)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
+    from worker.logs import configure_logging
+    from worker.web.app import serve
+
+    configure_logging(settings)
+    serve(settings)
+    return 0
+
+
+def cmd_dev(_settings: Settings | None, args: argparse.Namespace) -> int:
+    from worker.devstack import run_dev
+
+    return run_dev(exit_when_ready=args.exit_when_ready)
+
+
+def cmd_check_config(_settings: Settings | None, args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except ShopsyncError as exc:
+        print(exc)
+        return 1
+    problems = settings.problems()
+    print(f"database path: {settings.db_mode.value if settings.db_mode else 'none'}")
+    for name in ("database_url", "supabase_url", "supabase_service_role_key", "supabase_jwt_secret", "sealing_keys"):
+        print(f"  {name}: {'set' if getattr(settings, name) is not None else 'missing'}")
+    if settings.sealing_keys is not None:
+        from worker.sealing import Sealer
+
+        try:
+            sealer = Sealer.from_settings(settings)
+            print(f"  sealing: active key id {sealer.active_key_id}")
+        except ShopsyncError as exc:
+            problems.append(str(exc))
+    for p in problems:
+        print(f"problem: {p}")
+    print("configuration OK" if not problems else f"{len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
+def cmd_generate_key(_settings: Settings | None, args: argparse.Namespace) -> int:
+    from worker.sealing import generate_key_spec
+
+    print(generate_key_spec(args.key_id))
+    return 0
+
+
+def cmd_rotate_key(settings: Settings, _args: argparse.Namespace) -> int:
+    from worker.keys import rotate_credentials
+
+    async def go(db: Any) -> int:
+        count = await rotate_credentials(db, settings, progress=lambda n: print(f"  resealed {n}", flush=True))
+        print(f"re-sealed {count} credential(s) with the active key")
+        return 0
+
+    return asyncio.run(_with_db(settings, go))
+
+
+def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
+    async def go(db: Any) -> int:
+        stats = await db.rpc("sync_statistics")
+        metrics = await db.rpc("queue_metrics", {"p_window_seconds": 900})
+        features = await db.rpc("runtime_features")
+        print("STORES")
+        _print_table(stats, ["store_id", "platform", "shop_key", "status", "sync_status", "last_successful_sync_at",
+                             "products", "customers", "orders", "jobs_queued", "jobs_dead"])
+        print("\nQUEUE")
+        by_state: dict[str, int] = {}
+        for row in metrics["jobs"]:
+            by_state[row["state"]] = by_state.get(row["state"], 0) + int(row["count"])
+        _print_table([{"state": s, "jobs": n} for s, n in sorted(by_state.items())], ["state", "jobs"])
+        print(f"\noldest due job waiting: {float(metrics['oldest_queued_seconds']):.1f}s")
+        print("schedules run by: " + ("pg_cron" if features.get("pg_cron_schedules") else "the worker"))
+        return 0
+
+    return asyncio.run(_with_db(settings, go))
+
+
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    async def go(db: Any) -> int:
+        if args.action == "list":
+            rows = await db.rpc("list_jobs", {"p_state": args.state, "p_kind": args.kind,
+                                              "p_store_id": args.store, "p_limit": args.limit})
+            _print_table(rows, ["id", "kind", "state", "store_id", "resource", "attempts", "run_at", "last_error"])
+        elif args.action == "show":
+            rows = await db.rpc("get_job", {"p_job_id": args.id})
+            print(json.dumps(rows[0], indent=2, default=str))
+        elif args.action == "retry":
+            await db.rpc("retry_job", {"p_job_id": args.id})
+            print(f"job {args.id} queued again")
+        elif args.action == "cancel":
+            await db.rpc("cancel_job", {"p_job_id": args.id})
+            print(f"job {args.id} cancelled")
+        elif args.action == "requeue-store":
+            n = await db.rpc("requeue_store_dead_jobs", {"p_store_id": args.store})
+            print(f"{n} dead job(s) of store {args.store} queued again")
+        return 0
+
+    return asyncio.run(_with_db(settings, go))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shopsync", description="Supabase-native sync engine for commerce.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply SQL migrations and functions (Procfile: release)")
+    sub.add_parser("worker", help="run the jobs worker (Procfile: worker)")
+    sub.add_parser("web", help="run the web process (Procfile: web)")
+    dev = sub.add_parser("dev", help="run everything locally: PostgreSQL, migrations, web, worker")
+    dev.add_argument("--exit-when-ready", action="store_true", help="start, check, print status and stop")
+    sub.add_parser("status", help="stores, last syncs and queue depth")
+    sub.add_parser("check-config", help="report missing or invalid configuration (no secrets printed)")
+    gk = sub.add_parser("generate-key", help="print a new sealing key pair for SHOPSYNC_SEALING_KEYS")
+    gk.add_argument("--key-id", default=None)
+    sub.add_parser("rotate-key", help="re-seal all credentials with the first (active) sealing key")
+    jobs = sub.add_parser("jobs", help="list, inspect, retry or cancel jobs")
+    jsub = jobs.add_subparsers(dest="action", required=True)
+    jl = jsub.add_parser("list")
+    jl.add_argument("--state", choices=["queued", "running", "succeeded", "dead", "cancelled"])
+    jl.add_argument("--kind")
+    jl.add_argument("--store")
+    jl.add_argument("--limit", type=int, default=50)
+    for name in ("show", "retry", "cancel"):
+        jsub.add_parser(name).add_argument("id", type=int)
+    jsub.add_parser("requeue-store").add_argument("store")
+    return p
+
+
+_NEEDS_SETTINGS = {"migrate", "worker", "web", "status", "rotate-key", "jobs"}
+_COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
+    "migrate": cmd_migrate, "worker": cmd_worker, "web": cmd_web, "dev": cmd_dev, "status": cmd_status,
+    "check-config": cmd_check_config, "generate-key": cmd_generate_key, "rotate-key": cmd_rotate_key,
+    "jobs": cmd_jobs,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings() if args.command in _NEEDS_SETTINGS else None
+        if settings is not None and args.command != "migrate" and settings.db_mode is None:
+            raise ShopsyncError("no database configured: set DATABASE_URL or SUPABASE_URL + "
+                                "SUPABASE_SERVICE_ROLE_KEY (see `shopsync check-config`)")
+        return _COMMANDS[args.command](settings, args)
+    except ShopsyncError as exc:
+        print(f"shopsync {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
