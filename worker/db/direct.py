@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -49,7 +49,7 @@ def _adapt(value: Any, sql_type: str) -> Any:
 class DirectDatabase:
     """``Database`` over a psycopg pool (calls) and a dedicated LISTEN connection (wake-ups)."""
 
-    def __init__(self, dsn: str, pool: AsyncConnectionPool) -> None:
+    def __init__(self, dsn: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]) -> None:
         self._dsn = dsn
         self._pool = pool
         self._signatures: dict[str, _Signature] = {}
@@ -60,6 +60,7 @@ class DirectDatabase:
     @classmethod
     async def connect(cls, dsn: str, pool_size: int = 8, *, listen: bool = True) -> DirectDatabase:
         pool = AsyncConnectionPool(dsn, min_size=1, max_size=pool_size, open=False,
+                                   connection_class=psycopg.AsyncConnection[DictRow],
                                    kwargs={"autocommit": True, "row_factory": dict_row})
         await pool.open(wait=True, timeout=30)
         db = cls(dsn, pool)

@@ -26,8 +26,8 @@ from uuid import UUID
 import httpx
 from postgrest.exceptions import APIError
 from realtime import AsyncRealtimeChannel, BroadcastPayload, RealtimeSubscribeStates
-
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
 from worker.config import Settings
 from worker.db.port import JOBS_CHANNEL
 from worker.errors import ConfigError, DatabaseError

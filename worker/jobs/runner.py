@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -119,13 +120,14 @@ class Worker:
         self._jobs[job.id] = job
         task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
         self._running[job.id] = task
-        task.add_done_callback(lambda _t, job_id=job.id: self._finished(job_id))
+        task.add_done_callback(functools.partial(self._finished, job.id))
 
-    def _finished(self, job_id: int) -> None:
+    def _finished(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
         self._jobs.pop(job_id, None)
         # claim again once half the slots are free: batches stay large, the pipeline stays full
-        if self._concurrency - len(self._running) >= max(1, min(self._concurrency, self.settings.worker_batch_size) // 2):
+        refill_at = max(1, min(self._concurrency, self.settings.worker_batch_size) // 2)
+        if self._concurrency - len(self._running) >= refill_at:
             self._kick.set()
 
     async def _execute(self, job: Job) -> None:

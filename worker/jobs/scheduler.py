@@ -30,7 +30,7 @@ class MaintenanceScheduler:
         reap = self.settings.reap_interval
         for task, every in (("enqueue_due_syncs", 60.0), ("reap_expired_leases", reap), ("prune_history", 3600.0)):
             # schedule calls plain functions: note the task, the event loop awaits it below
-            self._schedule.every(every).seconds.do(self._due.append, (task, every))
+            self._schedule.every(max(1, round(every))).seconds.do(self._due.append, (task, every))
 
     async def pg_cron_runs_schedules(self) -> bool:
         features = await self.db.rpc("runtime_features")
