@@ -17,7 +17,7 @@ import psycopg
 from worker.errors import ShopsyncError
 from worker.paths import SQL_DIR
 
-__all__ = ["MigrationError", "MigrationStatus", "migrate", "status"]
+__all__ = ["MigrationError", "MigrationStatus", "checksum", "migrate", "migration_files", "status"]
 
 _LOCK_KEY = 0x5_0505_1ABC  # any constant; identifies "shopsync migrate" among advisory locks
 
@@ -47,11 +47,12 @@ class MigrationStatus:
         return not self.pending and not self.changed
 
 
-def _files(kind: str, sql_dir: Path) -> list[Path]:
+def migration_files(kind: str = "migrations", sql_dir: Path = SQL_DIR) -> list[Path]:
+    """The .sql files of ``sql/<kind>`` in the order they are applied."""
     return sorted((sql_dir / kind).glob("*.sql"))
 
 
-def _checksum(path: Path) -> str:
+def checksum(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -65,11 +66,11 @@ def _applied(conn: psycopg.Connection) -> dict[str, str]:
 def status(dsn: str, sql_dir: Path = SQL_DIR) -> MigrationStatus:
     with psycopg.connect(dsn, autocommit=True) as conn:
         applied = _applied(conn)
-    files = _files("migrations", sql_dir)
+    files = migration_files("migrations", sql_dir)
     return MigrationStatus(
         applied=[f.name for f in files if f.name in applied],
         pending=[f.name for f in files if f.name not in applied],
-        changed=[f.name for f in files if f.name in applied and applied[f.name] != _checksum(f)],
+        changed=[f.name for f in files if f.name in applied and applied[f.name] != checksum(f)],
     )
 
 
@@ -83,8 +84,8 @@ def migrate(dsn: str, sql_dir: Path = SQL_DIR, log: Callable[[str], None] = prin
             with conn.transaction():
                 conn.execute(_BOOTSTRAP)
             applied = _applied(conn)
-            files = _files("migrations", sql_dir)
-            changed = [f.name for f in files if f.name in applied and applied[f.name] != _checksum(f)]
+            files = migration_files("migrations", sql_dir)
+            changed = [f.name for f in files if f.name in applied and applied[f.name] != checksum(f)]
             if changed:
                 raise MigrationError(
                     "applied migrations were edited since they ran: " + ", ".join(changed)
@@ -95,9 +96,9 @@ def migrate(dsn: str, sql_dir: Path = SQL_DIR, log: Callable[[str], None] = prin
                 with conn.transaction():
                     conn.execute(path.read_text())
                     conn.execute("insert into shopsync_private.schema_migrations (name, checksum) values (%s, %s)",
-                                 (path.name, _checksum(path)))
+                                 (path.name, checksum(path)))
                 done.append(path.name)
-            functions = _files("functions", sql_dir)
+            functions = migration_files("functions", sql_dir)
             log(f"-> applying {len(functions)} function files")
             with conn.transaction():
                 for path in functions:

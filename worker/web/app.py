@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from worker.config import Settings
 from worker.connectors import registry
 from worker.db import Database, open_database
-from worker.migrate import _checksum, _files
+from worker.migrate import checksum, migration_files
 from worker.paths import SQL_DIR
 from worker.web.metrics import CONTENT_TYPE, WebMetrics
 
@@ -196,10 +196,10 @@ async def _readiness_problems(request: Request) -> list[str]:
         return [f"database unreachable: {type(exc).__name__}"]
     applied = {str(r["name"]): str(r["checksum"]) for r in rows}
     problems = []
-    for name, checksum in expected.items():
+    for name, expected_sum in expected.items():
         if name not in applied:
             problems.append(f"migration pending: {name}")
-        elif applied[name] != checksum:
+        elif applied[name] != expected_sum:
             problems.append(f"migration changed since applied: {name}")
     # Migrations the database has but this code lacks are fine: a newer release migrated first.
     return problems
@@ -271,7 +271,7 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
     app.state.db = db
     app.state.ready_timeout = ready_timeout
     # Files cannot change under a running process; hash them once instead of on every probe.
-    app.state.expected_migrations = {f.name: _checksum(f) for f in _files("migrations", SQL_DIR)}
+    app.state.expected_migrations = {f.name: checksum(f) for f in migration_files("migrations", SQL_DIR)}
     return app
 
 
