@@ -9,7 +9,7 @@ table), then:
 * `anon` reads nothing; no client role touches shopsync_private;
 * EXECUTE on shopsync functions is exactly the documented frontend set for `authenticated`, none
   for `anon`;
-* the store_sync_statistics view and gdpr_requests (owners/admins only) respect RLS.
+* the store_sync_statistics view and gdpr_requests and webhook_inbox (owners/admins only) respect RLS.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ TENANT_TABLES: dict[str, str] = {
     "gdpr_requests": "organization_id",
 }
 # Tenant tables only owners and admins may read.
-ADMIN_ONLY_TABLES = {"gdpr_requests"}
+ADMIN_ONLY_TABLES = {"gdpr_requests", "webhook_inbox"}
 PRIVATE_TABLES = {
     "store_credentials",
     "oauth_states",

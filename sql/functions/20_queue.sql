@@ -185,7 +185,7 @@ create or replace function shopsync.release_jobs(p_worker text, p_ids bigint[]) 
     )
     select count(*) into v_count from released;
     if v_count > 0 then
-      perform pg_notify('shopsync_jobs', '');
+      perform shopsync_private.wake_workers();
     end if;
     return v_count;
   end
@@ -219,7 +219,7 @@ create or replace function shopsync.reap_expired_leases() returns integer
     )
     select count(*) into v_count from reaped;
     if v_count > 0 then
-      perform pg_notify('shopsync_jobs', '');
+      perform shopsync_private.wake_workers();
     end if;
     return v_count;
   end
@@ -270,7 +270,7 @@ create or replace function shopsync.retry_job(p_job_id bigint) returns bigint
       raise exception 'job % duplicates a job that is already queued or running', p_job_id
         using errcode = '23505';
     end;
-    perform pg_notify('shopsync_jobs', '');
+    perform shopsync_private.wake_workers();
     return p_job_id;
   end
   $$;

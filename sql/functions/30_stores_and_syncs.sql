@@ -346,6 +346,10 @@ create or replace function shopsync.start_sync_run(
     v_id bigint;
   begin
     perform shopsync_private.assert_resource(p_resource);
+    if p_mode is null or p_mode not in ('full', 'incremental', 'reconcile') then
+      raise exception 'invalid sync mode %: expected full, incremental or reconcile', coalesce(p_mode, 'null')
+        using errcode = '22023';
+    end if;
     insert into shopsync.sync_runs (store_id, organization_id, resource, mode, job_id)
       select s.id, s.organization_id, p_resource, p_mode, p_job_id from shopsync.stores s where s.id = p_store_id
       returning id into v_id;

@@ -46,6 +46,7 @@ create or replace function shopsync.prune_history() returns jsonb
     v_runs integer;
     v_activity integer;
     v_states integer;
+    v_installs integer;
   begin
     select s.value into v_cfg from shopsync_private.settings s where s.key = 'retention';
     delete from shopsync.jobs j where j.state in ('succeeded', 'cancelled')
@@ -65,8 +66,10 @@ create or replace function shopsync.prune_history() returns jsonb
     delete from shopsync_private.oauth_states o where o.expires_at < now() - interval '1 day';
     get diagnostics v_states = row_count;
     delete from shopsync_private.pending_installs p where p.claimed_at is null and p.expires_at < now() - interval '1 day';
+    get diagnostics v_installs = row_count;
     return jsonb_build_object('jobs', v_jobs, 'dead_jobs', v_dead, 'webhook_inbox', v_inbox,
-                              'sync_runs', v_runs, 'activity_log', v_activity, 'oauth_states', v_states);
+                              'sync_runs', v_runs, 'activity_log', v_activity, 'oauth_states', v_states,
+                              'pending_installs', v_installs);
   end
   $$;
 
@@ -104,15 +107,29 @@ create or replace function shopsync.applied_migrations() returns table (name tex
   as $$ select m.name, m.checksum from shopsync_private.schema_migrations m order by m.name $$;
 
 -- Which optional pieces this database has: decides whether the worker runs schedules itself.
+-- pg_cron_schedules is true only when shopsync's three jobs are scheduled for this database
+-- (security definer: pg_cron's RLS on cron.job hides other users' jobs from service_role).
 create or replace function shopsync.runtime_features() returns jsonb
-  language sql stable set search_path = ''
+  language plpgsql stable security definer set search_path = ''
   as $$
-    select jsonb_build_object(
-      'pg_cron', exists (select 1 from pg_extension where extname = 'pg_cron'),
-      'pg_cron_schedules', to_regclass('cron.job') is not null
-        and exists (select 1 from pg_extension where extname = 'pg_cron'),
+  declare
+    v_cron boolean := exists (select 1 from pg_extension where extname = 'pg_cron');
+    v_schedules boolean := false;
+  begin
+    if v_cron and to_regclass('cron.job') is not null then
+      -- dynamic SQL: cron.job only exists where pg_cron is installed
+      execute $q$select count(*) = 3 from cron.job j
+                  where j.jobname in ('shopsync-enqueue-due-syncs', 'shopsync-reap-expired-leases',
+                                      'shopsync-prune-history')
+                    and j.active and j.database = current_database()$q$
+         into v_schedules;
+    end if;
+    return jsonb_build_object(
+      'pg_cron', v_cron,
+      'pg_cron_schedules', v_schedules,
       'pg_net', exists (select 1 from pg_extension where extname = 'pg_net'),
-      'realtime_broadcast', to_regprocedure('realtime.send(jsonb,text,text,boolean)') is not null)
+      'realtime_broadcast', to_regprocedure('realtime.send(jsonb,text,text,boolean)') is not null);
+  end
   $$;
 
 -- Everything /metrics reports, in one round trip.

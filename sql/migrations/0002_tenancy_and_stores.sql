@@ -6,6 +6,7 @@
 -- tables out of `public` avoids colliding with the app's own `products` or `orders`.
 
 create schema if not exists shopsync;
+create schema if not exists shopsync_private;
 revoke all on schema shopsync_private from public;
 grant usage on schema shopsync to anon, authenticated, service_role;
 grant usage on schema shopsync_private to service_role;

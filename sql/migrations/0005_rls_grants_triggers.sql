@@ -92,7 +92,7 @@ create trigger shopsync_sync_config_schedule before insert or update on shopsync
 
 -- One wake-up per enqueue statement: NOTIFY for LISTENing workers, and a Realtime broadcast on
 -- Supabase (realtime.send exists there) for workers on the supabase path.
-create or replace function shopsync_private.notify_jobs_enqueued() returns trigger
+create or replace function shopsync_private.wake_workers() returns void
   language plpgsql security definer set search_path = ''
   as $$
   begin
@@ -100,6 +100,14 @@ create or replace function shopsync_private.notify_jobs_enqueued() returns trigg
     if to_regprocedure('realtime.send(jsonb,text,text,boolean)') is not null then
       perform realtime.send('{}'::jsonb, 'enqueued', 'shopsync_jobs', false);
     end if;
+  end
+  $$;
+
+create or replace function shopsync_private.notify_jobs_enqueued() returns trigger
+  language plpgsql security definer set search_path = ''
+  as $$
+  begin
+    perform shopsync_private.wake_workers();
     return null;
   end
   $$;
@@ -127,7 +135,7 @@ do $$
 declare
   t text;
 begin
-  foreach t in array array['stores', 'store_sync_config', 'jobs', 'webhook_inbox', 'sync_runs', 'sync_state',
+  foreach t in array array['stores', 'store_sync_config', 'jobs', 'sync_runs', 'sync_state',
                            'activity_log', 'products', 'product_variants', 'inventory_locations',
                            'inventory_levels', 'customers', 'orders', 'order_line_items',
                            'order_fulfillments'] loop
@@ -136,7 +144,10 @@ begin
   end loop;
 end
 $$;
--- GDPR requests name data subjects: owners and admins only.
+-- GDPR requests and raw webhook deliveries (which carry redact payloads) name data subjects:
+-- owners and admins only.
+create policy webhook_inbox_admin_select on shopsync.webhook_inbox for select to authenticated
+  using (shopsync.has_org_role(organization_id, array['owner', 'admin']));
 create policy gdpr_requests_admin_select on shopsync.gdpr_requests for select to authenticated
   using (shopsync.has_org_role(organization_id, array['owner', 'admin']));
 
