@@ -118,54 +118,52 @@ create or replace function shopsync.trigger_sync(
   end
   $$;
 
-create or replace function shopsync_private.apply_sync_frequency(p_store_id uuid, p_frequency text) returns void
+-- Shared by the frontend RPCs and the SQL admin helpers: validate, apply, log.
+create or replace function shopsync_private.apply_sync_frequency(p_store shopsync.stores, p_frequency text,
+                                                                 p_by text) returns timestamptz
   language plpgsql security definer set search_path = ''
   as $$
+  declare
+    v_next timestamptz;
   begin
     perform shopsync_private.assert_frequency(p_frequency);
-    update shopsync.store_sync_config c set frequency = p_frequency where c.store_id = p_store_id;
+    update shopsync.store_sync_config c set frequency = p_frequency where c.store_id = p_store.id
+      returning c.next_sync_at into v_next;
+    perform shopsync_private.log_activity(p_store.organization_id, p_store.id, 'sync.frequency',
+                                          jsonb_build_object('frequency', p_frequency, 'by', p_by));
+    return v_next;
   end
   $$;
 
-create or replace function shopsync_private.apply_sync_enabled(p_store_id uuid, p_enabled boolean) returns void
+create or replace function shopsync_private.apply_sync_enabled(p_store shopsync.stores, p_enabled boolean,
+                                                               p_by text) returns void
   language plpgsql security definer set search_path = ''
   as $$
   begin
     if p_enabled is null then
       raise exception 'enabled must be true or false' using errcode = '22023';
     end if;
-    update shopsync.store_sync_config c set enabled = p_enabled where c.store_id = p_store_id;
+    if p_store.status = 'disconnected' and p_enabled then
+      raise exception 'store % is disconnected: connect it again first', p_store.id using errcode = '55000';
+    end if;
+    update shopsync.store_sync_config c set enabled = p_enabled where c.store_id = p_store.id;
+    perform shopsync_private.log_activity(p_store.organization_id, p_store.id, 'sync.enabled',
+                                          jsonb_build_object('enabled', p_enabled, 'by', p_by));
   end
   $$;
 
 create or replace function shopsync.set_sync_frequency(p_store_id uuid, p_frequency text) returns timestamptz
-  language plpgsql security definer set search_path = ''
+  language sql security definer set search_path = ''
   as $$
-  declare
-    v_store shopsync.stores := shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']);
-    v_next timestamptz;
-  begin
-    perform shopsync_private.apply_sync_frequency(v_store.id, p_frequency);
-    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'sync.frequency',
-                                          jsonb_build_object('frequency', p_frequency));
-    select c.next_sync_at into v_next from shopsync.store_sync_config c where c.store_id = v_store.id;
-    return v_next;
-  end
+    select shopsync_private.apply_sync_frequency(
+      shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']), p_frequency, 'user')
   $$;
 
 create or replace function shopsync.set_sync_enabled(p_store_id uuid, p_enabled boolean) returns void
-  language plpgsql security definer set search_path = ''
+  language sql security definer set search_path = ''
   as $$
-  declare
-    v_store shopsync.stores := shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']);
-  begin
-    if v_store.status = 'disconnected' and p_enabled then
-      raise exception 'store % is disconnected: connect it again first', p_store_id using errcode = '55000';
-    end if;
-    perform shopsync_private.apply_sync_enabled(v_store.id, p_enabled);
-    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'sync.enabled',
-                                          jsonb_build_object('enabled', p_enabled));
-  end
+    select shopsync_private.apply_sync_enabled(
+      shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']), p_enabled, 'user')
   $$;
 
 -- Switching a resource away from 'sync' removes what was stored of it: api_only and not_allowed

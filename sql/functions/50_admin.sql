@@ -17,33 +17,13 @@ create or replace function shopsync_private.admin_store(p_store_id uuid) returns
   $$;
 
 create or replace function shopsync.set_store_sync_enabled(p_store_id uuid, p_enabled boolean) returns void
-  language plpgsql set search_path = ''
-  as $$
-  declare
-    v_store shopsync.stores := shopsync_private.admin_store(p_store_id);
-  begin
-    if v_store.status = 'disconnected' and p_enabled then
-      raise exception 'store % is disconnected: connect it again first', p_store_id using errcode = '55000';
-    end if;
-    perform shopsync_private.apply_sync_enabled(v_store.id, p_enabled);
-    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'sync.enabled',
-                                          jsonb_build_object('enabled', p_enabled, 'by', 'admin'));
-  end
-  $$;
+  language sql set search_path = ''
+  as $$ select shopsync_private.apply_sync_enabled(shopsync_private.admin_store(p_store_id), p_enabled, 'admin') $$;
 
 create or replace function shopsync.set_store_sync_frequency(p_store_id uuid, p_frequency text) returns timestamptz
-  language plpgsql set search_path = ''
+  language sql set search_path = ''
   as $$
-  declare
-    v_store shopsync.stores := shopsync_private.admin_store(p_store_id);
-    v_next timestamptz;
-  begin
-    perform shopsync_private.apply_sync_frequency(v_store.id, p_frequency);
-    perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'sync.frequency',
-                                          jsonb_build_object('frequency', p_frequency, 'by', 'admin'));
-    select c.next_sync_at into v_next from shopsync.store_sync_config c where c.store_id = v_store.id;
-    return v_next;
-  end
+    select shopsync_private.apply_sync_frequency(shopsync_private.admin_store(p_store_id), p_frequency, 'admin')
   $$;
 
 create or replace function shopsync.sync_statistics(p_store_id uuid default null)

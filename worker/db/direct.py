@@ -21,7 +21,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from worker.db.port import JOBS_CHANNEL
+from worker.db.port import JOBS_CHANNEL, WakeupSignal
 from worker.errors import DatabaseError
 from worker.paths import query
 
@@ -53,7 +53,7 @@ class DirectDatabase:
         self._dsn = dsn
         self._pool = pool
         self._signatures: dict[str, _Signature] = {}
-        self._wakeup = asyncio.Event()
+        self._wakeup = WakeupSignal()
         self._listener: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -134,13 +134,7 @@ class DirectDatabase:
                 delay = min(delay * 2, 10.0)
 
     async def wait_for_wakeup(self, timeout: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout):   # not wait_for: on 3.11 it can swallow a cancel
-                await self._wakeup.wait()
-        except TimeoutError:
-            return False
-        self._wakeup.clear()
-        return True
+        return await self._wakeup.wait(timeout)
 
     async def close(self) -> None:
         self._closing = True

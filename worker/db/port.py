@@ -8,10 +8,11 @@ service role, Realtime broadcast wake-ups). All queue and admin logic lives in S
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-__all__ = ["Database", "JOBS_CHANNEL"]
+__all__ = ["Database", "JOBS_CHANNEL", "WakeupSignal"]
 
 # NOTIFY channel (direct path) and Realtime broadcast topic (supabase path) for job wake-ups.
 JOBS_CHANNEL = "shopsync_jobs"
@@ -37,3 +38,24 @@ class Database(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class WakeupSignal:
+    """A latch both database paths use: set by NOTIFY/broadcast, consumed by ``wait``."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """True if a wake-up arrived (now or within ``timeout`` seconds); consumes it."""
+        if not self._event.is_set():
+            try:
+                async with asyncio.timeout(timeout):   # not wait_for: on 3.11 it can swallow a cancel
+                    await self._event.wait()
+            except TimeoutError:
+                return False
+        self._event.clear()
+        return True

@@ -29,7 +29,7 @@ from realtime import AsyncRealtimeChannel, BroadcastPayload, RealtimeSubscribeSt
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from worker.config import Settings
-from worker.db.port import JOBS_CHANNEL
+from worker.db.port import JOBS_CHANNEL, WakeupSignal
 from worker.errors import ConfigError, DatabaseError
 
 __all__ = ["SCHEMA", "WAKEUP_EVENT", "SupabaseDatabase"]
@@ -93,7 +93,7 @@ class SupabaseDatabase:
         self._http = http
         self._key = key
         self._rest = client.schema(SCHEMA)   # shares ``http``; built once, not per call
-        self._wakeup = asyncio.Event()
+        self._wakeup = WakeupSignal()
         self._channel: AsyncRealtimeChannel | None = None
         self._subscribed_before = False
         self._realtime_timeout = realtime_timeout
@@ -199,14 +199,7 @@ class SupabaseDatabase:
             down_before = down
 
     async def wait_for_wakeup(self, timeout: float) -> bool:
-        if not self._wakeup.is_set():
-            try:
-                async with asyncio.timeout(timeout):   # not wait_for: on 3.11 it can swallow a cancel
-                    await self._wakeup.wait()
-            except TimeoutError:
-                return False
-        self._wakeup.clear()
-        return True
+        return await self._wakeup.wait(timeout)
 
     async def close(self) -> None:
         if self._closed:
