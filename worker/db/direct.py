@@ -53,6 +53,7 @@ class DirectDatabase:
         self._dsn = dsn
         self._pool = pool
         self._signatures: dict[str, _Signature] = {}
+        self._table_types: dict[str, dict[str, str]] = {}
         self._wakeup = WakeupSignal()
         self._listener: asyncio.Task[None] | None = None
         self._closing = False
@@ -111,6 +112,44 @@ class DirectDatabase:
         if sig.returns_set:
             return list(rows)
         return rows[0]["value"] if rows else None
+
+    async def _column_types(self, table: str) -> dict[str, str]:
+        types = self._table_types.get(table)
+        if types is None:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(query("table_columns"), {"table": table})
+                types = {r["name"]: r["type"] for r in await cur.fetchall()}
+            if not types:
+                raise DatabaseError(f"not a synced table: {table}", "22023")
+            self._table_types[table] = types
+        return types
+
+    async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, int]:
+        """COPY into a temp stage, then the same merge the supabase path uses (merge_staged)."""
+        if not rows:
+            return {"inserted": 0, "updated": 0, "skipped": 0}
+        columns = list(rows[0])
+        types = await self._column_types(table)
+        json_columns = {c for c in columns if types.get(c) in ("json", "jsonb")}
+        stage = sql.Identifier("pg_temp", "shopsync_stage")
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(sql.SQL("create temp table shopsync_stage on commit drop as "
+                                           "select * from {} with no data").format(sql.Identifier("shopsync", table)))
+                copy_sql = sql.SQL("copy {} ({}) from stdin").format(
+                    stage, sql.SQL(", ").join(map(sql.Identifier, columns)))
+                async with conn.cursor().copy(copy_sql) as copy:
+                    for row in rows:
+                        await copy.write_row([Jsonb(row[c]) if c in json_columns and row[c] is not None else row[c]
+                                              for c in columns])
+                cur = await conn.execute("select shopsync_private.merge_staged(%s, 'shopsync_stage') as r", (table,))
+                result = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None
+        except KeyError as exc:
+            raise DatabaseError(f"every row needs the same columns; one lacks {exc}", "22023") from None
+        assert result is not None
+        return {k: int(v) for k, v in result["r"].items()}
 
     # --- wake-ups -------------------------------------------------------------------------------
     async def _listen(self) -> None:

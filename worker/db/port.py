@@ -9,7 +9,7 @@ service role, Realtime broadcast wake-ups). All queue and admin logic lives in S
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 __all__ = ["Database", "JOBS_CHANNEL", "WakeupSignal"]
@@ -27,6 +27,14 @@ class Database(Protocol):
         Returns what PostgREST would: a list of row dicts for set-returning functions, otherwise the
         scalar (JSON-decoded for json/jsonb). Raises ``worker.errors.DatabaseError`` carrying the
         SQLSTATE and message of a failed call.
+        """
+        ...
+
+    async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, int]:
+        """Upsert rows into ``shopsync.<table>`` (a canonical synced table) with the staleness guard.
+
+        Every row has the same keys: the table's columns except ``synced_at``. Returns the counts
+        ``inserted``, ``updated`` and ``skipped`` (older than what is stored). Raises DatabaseError.
         """
         ...
 

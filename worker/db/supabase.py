@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -197,6 +197,12 @@ class SupabaseDatabase:
                 await self._subscribe()
                 down = self._channel is None or not self._channel.is_joined
             down_before = down
+
+    async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, int]:
+        if not rows:
+            return {"inserted": 0, "updated": 0, "skipped": 0}
+        result = await self.rpc("upsert_synced", {"p_table": table, "p_rows": list(rows)})
+        return {k: int(v) for k, v in result.items()}
 
     async def wait_for_wakeup(self, timeout: float) -> bool:
         return await self._wakeup.wait(timeout)

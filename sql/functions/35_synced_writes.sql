@@ -1,0 +1,111 @@
+-- Writes into the canonical synced tables. Every path (COPY on the direct path, JSON through RPC on
+-- the supabase path) stages rows in a temp table shaped like the target, then merge_staged() applies
+-- them in one statement with the staleness guard: a stored row is only overwritten by data at least
+-- as new by the platform's own updated_at. A tie overwrites, so of two deliveries of the same
+-- version the later one wins instead of being dropped.
+
+create or replace function shopsync_private.synced_table_key(p_table text) returns text[]
+  language sql immutable
+  as $$
+    select case p_table
+      when 'inventory_levels' then array['store_id', 'inventory_item_id', 'location_id']
+      when 'products' then array['store_id', 'id']
+      when 'product_variants' then array['store_id', 'id']
+      when 'inventory_locations' then array['store_id', 'id']
+      when 'customers' then array['store_id', 'id']
+      when 'orders' then array['store_id', 'id']
+      when 'order_line_items' then array['store_id', 'id']
+      when 'order_fulfillments' then array['store_id', 'id']
+    end
+  $$;
+
+-- Merge pg_temp.<p_stage> into shopsync.<p_table>. Returns {"inserted", "updated", "skipped"}.
+create or replace function shopsync_private.merge_staged(p_table text, p_stage text) returns jsonb
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_key text[] := shopsync_private.synced_table_key(p_table);
+    v_cols text[];
+    v_has_updated boolean;
+    v_staged bigint;
+    v_sql text;
+    v_result jsonb;
+  begin
+    if v_key is null then
+      raise exception 'not a synced table: %', coalesce(p_table, 'null') using errcode = '22023';
+    end if;
+    select array_agg(a.attname::text order by a.attnum) into v_cols
+      from pg_attribute a
+     where a.attrelid = format('shopsync.%I', p_table)::regclass and a.attnum > 0 and not a.attisdropped
+       and a.attname <> 'synced_at';
+    v_has_updated := 'source_updated_at' = any (v_cols);
+    execute format('select count(*) from pg_temp.%I', p_stage) into v_staged;
+    v_sql := format(
+      'with merged as (
+         insert into shopsync.%1$I as t (%2$s, synced_at)
+         select %2$s, now() from pg_temp.%3$I
+         on conflict (%4$s) do update set %5$s, synced_at = now() %6$s
+         returning (xmax = 0) as inserted)
+       select jsonb_build_object(''inserted'', count(*) filter (where inserted),
+                                 ''updated'', count(*) filter (where not inserted)) from merged',
+      p_table,
+      (select string_agg(format('%I', c), ', ') from unnest(v_cols) c),
+      p_stage,
+      (select string_agg(format('%I', c), ', ') from unnest(v_key) c),
+      (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(v_cols) c where c <> all (v_key)),
+      case when v_has_updated then
+        'where t.source_updated_at is null or excluded.source_updated_at is null
+               or t.source_updated_at <= excluded.source_updated_at' else '' end);
+    execute v_sql into v_result;
+    return v_result || jsonb_build_object(
+      'skipped', v_staged - (v_result ->> 'inserted')::bigint - (v_result ->> 'updated')::bigint);
+  end
+  $$;
+
+-- The supabase path: rows as a JSON array of objects with the table's columns.
+create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb) returns jsonb
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_result jsonb;
+  begin
+    if shopsync_private.synced_table_key(p_table) is null then
+      raise exception 'not a synced table: %', coalesce(p_table, 'null') using errcode = '22023';
+    end if;
+    if jsonb_typeof(p_rows) is distinct from 'array' then
+      raise exception 'rows must be a JSON array of objects' using errcode = '22023';
+    end if;
+    -- CTAS copies the column types but not NOT NULL: missing columns fail in the merge, with the
+    -- real table's error, instead of in staging
+    execute format('create temp table shopsync_stage on commit drop as select * from shopsync.%I with no data',
+                   p_table);
+    execute format('insert into pg_temp.shopsync_stage select * from jsonb_populate_recordset(null::shopsync.%I, $1)',
+                   p_table) using p_rows;
+    v_result := shopsync_private.merge_staged(p_table, 'shopsync_stage');
+    drop table pg_temp.shopsync_stage;
+    return v_result;
+  end
+  $$;
+
+-- Deletes the platform reported (delete webhooks, reconciliation): soft, and guarded like writes,
+-- so a delete older than the stored version does not hide a newer re-creation.
+create or replace function shopsync.mark_synced_deleted(
+  p_table text, p_store_id uuid, p_ids text[], p_deleted_at timestamptz default now()
+) returns integer
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_count integer;
+  begin
+    if p_table is null or p_table not in ('products', 'product_variants', 'inventory_locations', 'customers',
+                                          'orders') then
+      raise exception 'not a soft-deletable synced table: %', coalesce(p_table, 'null') using errcode = '22023';
+    end if;
+    execute format('update shopsync.%I t set deleted_at = $3
+                     where t.store_id = $1 and t.id = any ($2) and t.deleted_at is null
+                       and (t.source_updated_at is null or t.source_updated_at <= $3)', p_table)
+      using p_store_id, p_ids, p_deleted_at;
+    get diagnostics v_count = row_count;
+    return v_count;
+  end
+  $$;

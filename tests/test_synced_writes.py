@@ -1,0 +1,124 @@
+"""The canonical write path, on both database paths: batched upserts with the staleness guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import new_user, personal_org
+from tests.standins.server import make_jwt, serve_supabase
+from worker.config import load_settings
+from worker.db import Database, open_database
+from worker.errors import DatabaseError
+
+JWT_SECRET = "synced-writes-test-secret-0123456789abcdef"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["direct", "supabase"])
+def settings_env(request: pytest.FixtureRequest, dsn: str) -> Iterator[dict[str, Any]]:
+    if request.param == "direct":
+        yield {"database_url": dsn}
+        return
+    with serve_supabase(dsn, JWT_SECRET) as url:
+        yield {"db_mode": "supabase", "supabase_url": url,
+               "supabase_service_role_key": make_jwt(JWT_SECRET, "service_role")}
+
+
+@pytest.fixture
+async def db(settings_env: dict[str, Any]) -> AsyncIterator[Database]:
+    database = await open_database(load_settings(**settings_env), listen=False)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def store(conn: psycopg.Connection[Any]) -> tuple[str, str]:
+    org = personal_org(conn, new_user(conn))
+    sid = conn.execute("select shopsync.upsert_store(%s, 'shopify', 'w.myshopify.com') as id", (org,)).fetchone()["id"]
+    return str(sid), str(org)
+
+
+def product(store: tuple[str, str], pid: str, title: str, updated: datetime) -> dict[str, Any]:
+    return {"store_id": store[0], "id": pid, "organization_id": store[1], "title": title, "handle": title.lower(),
+            "status": "ACTIVE", "vendor": "Acme", "product_type": "Shoe", "tags": ["a", "b"],
+            "source_created_at": T0, "source_updated_at": updated, "deleted_at": None,
+            "raw": {"id": pid, "title": title, "nested": {"x": [1, 2]}}}
+
+
+def titles(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    return {r["id"]: r["title"] for r in conn.execute("select id, title from shopsync.products")}
+
+
+async def test_inserts_then_updates_with_counts(db: Database, conn: psycopg.Connection[Any],
+                                                store: tuple[str, str]) -> None:
+    rows = [product(store, str(i), f"P{i}", T0) for i in range(50)]
+    assert await db.write_synced("products", rows) == {"inserted": 50, "updated": 0, "skipped": 0}
+    newer = [product(store, str(i), f"New{i}", T0 + timedelta(minutes=1)) for i in range(10)]
+    assert await db.write_synced("products", newer) == {"inserted": 0, "updated": 10, "skipped": 0}
+    got = titles(conn)
+    assert got["3"] == "New3" and got["30"] == "P30" and len(got) == 50
+    row = conn.execute("select tags, raw from shopsync.products where id = '3'").fetchone()
+    assert row["tags"] == ["a", "b"] and row["raw"]["nested"] == {"x": [1, 2]}
+
+
+async def test_older_data_never_overwrites_newer(db: Database, conn: psycopg.Connection[Any],
+                                                 store: tuple[str, str]) -> None:
+    await db.write_synced("products", [product(store, "1", "Current", T0 + timedelta(hours=1))])
+    result = await db.write_synced("products", [product(store, "1", "Stale", T0)])
+    assert result == {"inserted": 0, "updated": 0, "skipped": 1}
+    assert titles(conn)["1"] == "Current"
+
+
+async def test_a_tie_applies_the_later_delivery(db: Database, conn: psycopg.Connection[Any],
+                                                store: tuple[str, str]) -> None:
+    await db.write_synced("products", [product(store, "1", "First", T0)])
+    assert (await db.write_synced("products", [product(store, "1", "Second", T0)]))["updated"] == 1
+    assert titles(conn)["1"] == "Second"
+
+
+async def test_numeric_and_composite_keys(db: Database, conn: psycopg.Connection[Any],
+                                          store: tuple[str, str]) -> None:
+    level = {"store_id": store[0], "inventory_item_id": "ii1", "location_id": "loc1", "organization_id": store[1],
+             "available": 5, "on_hand": 7, "source_updated_at": T0, "deleted_at": None, "raw": {}}
+    await db.write_synced("inventory_levels", [level])
+    await db.write_synced("inventory_levels", [level | {"available": 3, "source_updated_at": T0 + timedelta(1)}])
+    assert conn.execute("select available from shopsync.inventory_levels").fetchone()["available"] == 3
+    variant = {"store_id": store[0], "id": "v1", "product_id": "1", "organization_id": store[1], "title": "Red",
+               "sku": "R-1", "barcode": None, "price": Decimal("19.99"), "compare_at_price": None, "currency": "EUR",
+               "position": 1, "inventory_item_id": "ii1", "inventory_quantity": 3, "source_updated_at": T0,
+               "deleted_at": None, "raw": {"id": "v1"}}
+    await db.write_synced("product_variants", [variant])
+    assert conn.execute("select price from shopsync.product_variants").fetchone()["price"] == Decimal("19.99")
+
+
+async def test_bad_input_is_refused_and_writes_nothing(db: Database, conn: psycopg.Connection[Any],
+                                                       store: tuple[str, str]) -> None:
+    with pytest.raises(DatabaseError) as bad_table:
+        await db.write_synced("jobs", [{"id": 1}])
+    assert bad_table.value.sqlstate in ("22023", "42P01")
+    missing_raw = product(store, "9", "NoRaw", T0) | {"raw": None}
+    with pytest.raises(DatabaseError) as not_null:
+        await db.write_synced("products", [product(store, "8", "Fine", T0), missing_raw])
+    assert not_null.value.sqlstate == "23502"
+    assert titles(conn) == {}            # the whole batch is one statement: all or nothing
+
+
+async def test_soft_delete_is_guarded_by_version(conn: psycopg.Connection[Any], store: tuple[str, str],
+                                                 db: Database) -> None:
+    await db.write_synced("products", [product(store, "1", "Old", T0), product(store, "2", "Recreated",
+                                                                             T0 + timedelta(days=2))])
+    n = conn.execute("select shopsync.mark_synced_deleted('products', %s, array['1','2'], %s) as n",
+                     (store[0], T0 + timedelta(days=1))).fetchone()["n"]
+    assert n == 1
+    rows = {r["id"]: r["deleted_at"] for r in conn.execute("select id, deleted_at from shopsync.products")}
+    assert rows["1"] is not None and rows["2"] is None
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        conn.execute("select shopsync.mark_synced_deleted('order_line_items', %s, array['1'])", (store[0],))
