@@ -416,3 +416,26 @@ create or replace function shopsync.save_sync_state(
           last_reconciled_at = coalesce(excluded.last_reconciled_at, st.last_reconciled_at),
           updated_at = now()
   $$;
+
+-- Everything a sync job needs to know about its store and resource, in one call.
+create or replace function shopsync.get_sync_context(p_store_id uuid, p_resource text)
+  returns table (store_id uuid, organization_id uuid, platform text, shop_key text, status text, policy text,
+                 high_watermark timestamptz, checkpoint jsonb, last_full_sync_at timestamptz)
+  language plpgsql stable set search_path = ''
+  as $$
+  begin
+    perform shopsync_private.assert_resource(p_resource);
+    return query
+      select s.id, s.organization_id, s.platform, s.shop_key, s.status,
+             case p_resource when 'products' then c.products_policy when 'customers' then c.customers_policy
+                             else c.orders_policy end,
+             st.high_watermark, st.checkpoint, st.last_full_sync_at
+        from shopsync.stores s
+        join shopsync.store_sync_config c on c.store_id = s.id
+        left join shopsync.sync_state st on st.store_id = s.id and st.resource = p_resource
+       where s.id = p_store_id;
+    if not found then
+      raise exception 'unknown store %', p_store_id using errcode = 'P0002';
+    end if;
+  end
+  $$;

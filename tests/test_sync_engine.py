@@ -1,0 +1,122 @@
+"""The shared sync driver with a small in-test source standing in for a connector's fetcher."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import new_user, personal_org
+from worker.config import load_settings
+from worker.db.direct import DirectDatabase
+from worker.errors import PermanentError, RetryableError
+from worker.jobs.registry import Job, JobContext
+from worker.sync.engine import Batch, SyncContext, sync_handler
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def product(ctx: SyncContext, i: int) -> dict[str, Any]:
+    return {"store_id": str(ctx.store_id), "id": str(i), "organization_id": str(ctx.organization_id),
+            "title": f"P{i}", "handle": f"p{i}", "status": "ACTIVE", "vendor": None, "product_type": None,
+            "tags": [], "source_created_at": T0, "source_updated_at": T0 + timedelta(minutes=i), "deleted_at": None,
+            "raw": {"id": i}}
+
+
+class PagedSource:
+    """Three pages of products; can fail once after a given page; records what it was asked."""
+
+    def __init__(self, fail_after_page: int | None = None) -> None:
+        self.fail_after_page = fail_after_page
+        self.seen: list[SyncContext] = []
+
+    async def __call__(self, ctx: SyncContext) -> AsyncIterator[Batch]:
+        self.seen.append(ctx)
+        start = int((ctx.checkpoint or {}).get("next_page", 0))
+        for page in range(start, 3):
+            rows = [product(ctx, page * 10 + i) for i in range(10)]
+            yield Batch(writes={"products": rows}, checkpoint={"next_page": page + 1},
+                        high_watermark=max(r["source_updated_at"] for r in rows),
+                        deletes={"products": ["gone"]} if page == 2 else {})
+            if self.fail_after_page == page:
+                self.fail_after_page = None
+                raise RetryableError("platform answered 502")
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[DirectDatabase]:
+    database = await DirectDatabase.connect(dsn, listen=False)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def store_id(conn: psycopg.Connection[Any]) -> str:
+    org = personal_org(conn, new_user(conn))
+    return str(conn.execute("select shopsync.upsert_store(%s, 'testplat', 'e.example') as id", (org,)).fetchone()["id"])
+
+
+async def claim_sync(db: DirectDatabase, store_id: str, mode: str = "incremental") -> Job:
+    await db.rpc("request_sync", {"p_store_id": store_id, "p_resources": ["products"], "p_mode": mode})
+    rows = await db.rpc("claim_jobs", {"p_worker": "t", "p_limit": 1, "p_kinds": ["testplat.sync"]})
+    return Job.from_row(rows[0])
+
+
+def context(db: DirectDatabase, dsn: str) -> JobContext:
+    return JobContext(db=db, settings=load_settings(database_url=dsn), worker_id="t")
+
+
+async def test_full_then_incremental(db: DirectDatabase, dsn: str, conn: psycopg.Connection[Any], store_id: str) -> None:
+    source = PagedSource()
+    handler = sync_handler(source)
+    conn.execute("insert into shopsync.products (store_id, id, organization_id, source_updated_at) "
+                 "select id, 'gone', organization_id, %s from shopsync.stores", (T0,))
+    first = await claim_sync(db, store_id)
+    result = await handler(first, context(db, dsn))
+    assert result["mode"] == "full"                  # no watermark yet: incremental becomes full
+    assert result["inserted"] == 30 and result["deleted"] == 1
+    run = conn.execute("select * from shopsync.sync_runs").fetchone()
+    assert run["status"] == "succeeded" and run["created_count"] == 30 and run["deleted_count"] == 1
+    store = conn.execute("select sync_status, sync_completed_at from shopsync.stores").fetchone()
+    assert store["sync_status"] == "completed" and store["sync_completed_at"] is not None
+    state = conn.execute("select * from shopsync.sync_state").fetchone()
+    assert state["high_watermark"] == T0 + timedelta(minutes=29) and state["checkpoint"] is None
+    assert state["last_full_sync_at"] is not None
+    assert await db.rpc("complete_jobs", {"p_worker": "t", "p_ids": [first.id], "p_results": [result]}) == 1
+
+    second = await handler(await claim_sync(db, store_id), context(db, dsn))
+    assert second["mode"] == "incremental" and source.seen[-1].high_watermark == T0 + timedelta(minutes=29)
+    assert second["updated"] == 30                    # same versions again: ties apply, nothing lost
+
+
+async def test_a_failed_run_resumes_from_its_checkpoint(db: DirectDatabase, dsn: str, conn: psycopg.Connection[Any],
+                                                        store_id: str) -> None:
+    source = PagedSource(fail_after_page=1)
+    handler = sync_handler(source)
+    job = await claim_sync(db, store_id, "full")
+    with pytest.raises(RetryableError):
+        await handler(job, context(db, dsn))
+    run = conn.execute("select status, error from shopsync.sync_runs").fetchone()
+    assert run["status"] == "failed" and "502" in run["error"]
+    assert conn.execute("select sync_status from shopsync.stores").fetchone()["sync_status"] == "error"
+    state = conn.execute("select high_watermark, checkpoint from shopsync.sync_state").fetchone()
+    assert state["checkpoint"] == {"next_page": 2} and state["high_watermark"] is None
+    again = await handler(job, context(db, dsn))      # the retried attempt
+    assert source.seen[-1].checkpoint == {"next_page": 2}
+    assert again["inserted"] == 10                     # only the last page was left
+    assert conn.execute("select count(*) as n from shopsync.products").fetchone()["n"] == 30
+
+
+async def test_policy_and_status_are_rechecked_at_run_time(db: DirectDatabase, dsn: str,
+                                                           conn: psycopg.Connection[Any], store_id: str) -> None:
+    handler = sync_handler(PagedSource())
+    job = await claim_sync(db, store_id)
+    conn.execute("update shopsync.store_sync_config set products_policy = 'api_only'")
+    assert "api_only" in (await handler(job, context(db, dsn)))["skipped"]
+    assert conn.execute("select count(*) as n from shopsync.products").fetchone()["n"] == 0
+    conn.execute("update shopsync.stores set status = 'needs_reauth'")
+    with pytest.raises(PermanentError, match="needs_reauth"):
+        await handler(job, context(db, dsn))

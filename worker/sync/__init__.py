@@ -1,0 +1,1 @@
+"""Platform-independent sync machinery: connectors supply batches, the engine stores them."""

@@ -1,0 +1,124 @@
+"""Runs one ``<platform>.sync`` job: the part every connector shares.
+
+A connector turns a store + resource into an async stream of ``Batch``es (canonical rows per synced
+table, rows to soft-delete, and a checkpoint to resume from). The engine records the run, writes each
+batch through the port's guarded upsert, saves the checkpoint after every batch so a killed sync
+resumes where it stopped, moves the incremental high-water mark forward only when the run finishes,
+and keeps the store's sync status current for the frontend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from worker.db.port import Database
+from worker.errors import PermanentError
+from worker.jobs.registry import Job, JobContext
+from worker.logs import redact_text
+
+__all__ = ["Batch", "SyncContext", "SyncSource", "sync_handler"]
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    store_id: UUID
+    organization_id: UUID
+    platform: str
+    shop_key: str
+    resource: str
+    mode: str                      # full | incremental | reconcile (as requested)
+    checkpoint: Mapping[str, Any] | None
+    high_watermark: datetime | None
+    job: Job
+    job_context: JobContext
+
+    @property
+    def db(self) -> Database:
+        return self.job_context.db
+
+
+@dataclass
+class Batch:
+    """One page of work. ``writes`` maps synced table → canonical rows (all columns but synced_at)."""
+
+    writes: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    deletes: Mapping[str, Sequence[str]] = field(default_factory=dict)   # table → ids gone at the source
+    checkpoint: Mapping[str, Any] | None = None                          # where to resume after this batch
+    high_watermark: datetime | None = None                               # newest source updated_at seen
+
+
+class SyncSource(Protocol):
+    def __call__(self, ctx: SyncContext) -> AsyncIterator[Batch]: ...
+
+
+def _as_uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
+    """A job handler for ``<platform>.sync`` that drives ``source`` (the connector's fetcher)."""
+
+    async def handle(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        if job.store_id is None or job.resource is None:
+            raise PermanentError("a sync job needs a store and a resource")
+        db = jctx.db
+        rows = await db.rpc("get_sync_context", {"p_store_id": job.store_id, "p_resource": job.resource})
+        info = rows[0]
+        if info["status"] != "active":
+            raise PermanentError(f"store is {info['status']}; nothing synced")
+        if info["policy"] != "sync":
+            # api_only / not_allowed data is never stored (the policy may have changed after enqueue)
+            return {"skipped": f"access policy is {info['policy']}"}
+        mode = str(job.payload.get("mode") or "incremental")
+        if mode == "incremental" and info["high_watermark"] is None:
+            mode = "full"                               # nothing synced yet: an incremental has no base
+        ctx = SyncContext(store_id=_as_uuid(info["store_id"]), organization_id=_as_uuid(info["organization_id"]),
+                          platform=info["platform"], shop_key=info["shop_key"], resource=job.resource, mode=mode,
+                          checkpoint=info["checkpoint"], high_watermark=_as_datetime(info["high_watermark"]),
+                          job=job, job_context=jctx)
+        run_id = await db.rpc("start_sync_run", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
+                                                 "p_mode": mode, "p_job_id": job.id})
+        counts = {"inserted": 0, "updated": 0, "skipped": 0, "deleted": 0}
+        newest = ctx.high_watermark
+        try:
+            async for batch in source(ctx):
+                for table, table_rows in batch.writes.items():
+                    result = await db.write_synced(table, table_rows)
+                    for key in ("inserted", "updated", "skipped"):
+                        counts[key] += int(result.get(key, 0))
+                for table, ids in batch.deletes.items():
+                    if ids:
+                        counts["deleted"] += int(await db.rpc("mark_synced_deleted", {
+                            "p_table": table, "p_store_id": ctx.store_id, "p_ids": list(ids)}))
+                if batch.high_watermark is not None and (newest is None or batch.high_watermark > newest):
+                    newest = batch.high_watermark
+                if batch.checkpoint is not None:
+                    # the watermark only moves when the run completes: a resumed run must not skip data
+                    await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
+                                                     "p_high_watermark": ctx.high_watermark,
+                                                     "p_checkpoint": dict(batch.checkpoint)})
+        except BaseException as exc:
+            await db.rpc("finish_sync_run", {
+                "p_run_id": run_id, "p_status": "failed", "p_created": counts["inserted"],
+                "p_updated": counts["updated"], "p_deleted": counts["deleted"], "p_failed": 0,
+                "p_error": redact_text(f"{type(exc).__name__}: {exc}")})
+            raise
+        await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
+                                         "p_high_watermark": newest, "p_checkpoint": None,
+                                         "p_full_sync_done": mode == "full", "p_reconciled": mode == "reconcile"})
+        await db.rpc("finish_sync_run", {"p_run_id": run_id, "p_status": "succeeded", "p_created": counts["inserted"],
+                                         "p_updated": counts["updated"], "p_deleted": counts["deleted"],
+                                         "p_failed": 0})
+        return {"run_id": run_id, "mode": mode, **counts}
+
+    return handle
