@@ -43,13 +43,16 @@ create or replace function shopsync.enqueue_job(
 -- Claim up to p_limit due jobs. Rows are picked in (priority, run_at, id) order and locked with
 -- SKIP LOCKED so concurrent workers never block each other; a job with a concurrency key only
 -- starts if its key can be inserted into job_concurrency_locks (the primary key closes the race).
+-- The update targets `id = any(array(...))` so the plan is an index lookup per claimed id: inside a
+-- SQL function the planner cannot see p_limit and would otherwise hash-join the whole table (and
+-- JIT-compile that plan on every call once the table is large).
 create or replace function shopsync.claim_jobs(
   p_worker text,
   p_limit integer,
   p_kinds text[] default null,
   p_lease_seconds double precision default 60
 ) returns setof shopsync.jobs
-  language sql set search_path = ''
+  language sql set search_path = '' set jit = off
   as $$
     with candidates as (
       select j.id, j.concurrency_key
@@ -71,18 +74,19 @@ create or replace function shopsync.claim_jobs(
        order by c.concurrency_key, c.id
       on conflict do nothing
       returning job_id
+    ), claimed as (
+      update shopsync.jobs j
+         set state = 'running',
+             attempts = j.attempts + 1,
+             lease_owner = p_worker,
+             lease_expires_at = now() + make_interval(secs => p_lease_seconds),
+             started_at = now(),
+             finished_at = null
+       where j.id = any (array(select c.id from candidates c
+                                where c.concurrency_key is null or c.id in (select k.job_id from keyed k)))
+      returning j.*
     )
-    update shopsync.jobs j
-       set state = 'running',
-           attempts = j.attempts + 1,
-           lease_owner = p_worker,
-           lease_expires_at = now() + make_interval(secs => p_lease_seconds),
-           started_at = now(),
-           finished_at = null
-      from candidates c
-     where j.id = c.id
-       and (c.concurrency_key is null or c.id in (select k.job_id from keyed k))
-    returning j.*
+    select * from claimed c order by c.priority, c.run_at, c.id
   $$;
 
 -- Extend the leases this worker still holds; returns the ids it still holds (a missing id was

@@ -314,7 +314,7 @@ def serve_app(app: ASGIApp, *, port: int = 0, startup_timeout: float = 15.0) -> 
     """Run ``app`` with uvicorn on 127.0.0.1 in a background thread; yields the base URL.
 
     ``port=0`` picks a free port; pass a previous server's port to restart "the same" server."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY needs proto
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = int(sock.getsockname()[1])

@@ -1,0 +1,1 @@
+"""Benchmarks for shopsync: ``python -m bench`` (see docs/benchmarks.md)."""
