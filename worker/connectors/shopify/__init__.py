@@ -1,0 +1,1 @@
+"""Shopify connector (in progress: auth and signature primitives; not yet registered)."""
