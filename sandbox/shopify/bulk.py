@@ -1,0 +1,394 @@
+"""Bulk query operations: ``bulkOperationRunQuery`` → CREATED → RUNNING → COMPLETED, JSONL result file.
+
+A writer thread per operation streams the result to a temp file (never the whole export in memory) and
+updates ``objectCount`` as it goes; the status turns COMPLETED once the file is written *and* the
+configured minimum run time has passed, then a ``bulk_operations/finish`` webhook goes to the app.
+The download URL is served by the sandbox (``/_sandbox/bulk/{key}.jsonl``) and streamed in chunks.
+
+JSONL follows Shopify: one object per line, nested connections flattened into their own lines with
+``__parentId``; children always come *after* their parent but — unless ``groupObjects: true`` — not
+necessarily right after it (``interleave`` is the chance that a parent's children are held back and
+released later; seeded, so runs repeat). Slashes are escaped (``gid:\\/\\/shopify\\/…``) as Shopify does.
+
+Limits modelled: ≤ 5 connections, nested connections ≤ 2 levels below the root (lenient reading of
+"maximum nesting depth of two levels" — unverified), ``node``/``nodes`` roots rejected; concurrent query
+operations per app+shop: 1 before API 2026-01, 5 from 2026-01 (``concurrency`` overrides).
+
+Faults: ``fail_next()`` makes the next operation end FAILED (with ``partialDataUrl``) or
+``EXPIRED``/``CANCELED``; ``fail()``, ``expire()``, ``cancel()`` act on an existing one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sandbox.shopify.clock import format_gql, format_rest, now_us, version_at_least
+from sandbox.shopify.gql import Field, GraphQLSyntaxError, LazyConnection, LazyValue, collect_fields, parse
+from sandbox.shopify.nodes import gid
+from sandbox.shopify.project import CONNECTION_FIELDS, Projector, node_fields
+from sandbox.shopify.search import parse_search
+
+if TYPE_CHECKING:
+    from sandbox.shopify.state import Shop, ShopifySandbox
+
+__all__ = ["BulkManager", "BulkOperation", "bulk_lines"]
+
+ROOTS = {"products": "read_products", "customers": "read_customers", "orders": "read_orders",
+         "locations": "read_locations"}
+ACTIVE = ("CREATED", "RUNNING", "CANCELING")
+MAX_CONNECTIONS = 5
+MAX_NESTED_DEPTH = 2
+
+
+@dataclass
+class BulkOperation:
+    id: int
+    shop: str
+    client_id: str
+    query: str
+    group_objects: bool
+    version: str
+    created_us: int
+    started: float
+    key: str
+    path: Path
+    type: str = "QUERY"
+    status_override: str | None = None
+    error_code: str | None = None
+    completed_us: int | None = None
+    object_count: int = 0
+    root_object_count: int = 0
+    file_size: int | None = None
+    partial_size: int | None = None
+    written: bool = False
+    cancel_requested: bool = False
+    forced: tuple[str, str | None] | None = None
+    notified: bool = False
+    lines_written: int = 0
+    line_ends: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def gid(self) -> str:
+        return gid("BulkOperation", self.id)
+
+
+def bulk_lines(proj: Projector, node: dict[str, Any], fields: list[Field],
+               parent_id: str | None) -> list[dict[str, Any]]:
+    """A node's own line followed by its descendants' lines (each after its own parent)."""
+    children: list[dict[str, Any]] = []
+    line = _bulk_object(proj, node, fields, str(node.get("id")), children)
+    if parent_id is not None:
+        line["__parentId"] = parent_id
+    return [line, *children]
+
+
+def _bulk_object(proj: Projector, obj: dict[str, Any], fields: list[Field], owner: str,
+                 children: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    typename = obj.get("__typename")
+    for f in fields:
+        if f.name == "__typename":
+            out[f.key] = typename
+            continue
+        if f.name not in obj:
+            proj.unknown_fields.append(f"{typename or 'Object'}.{f.name}")
+            out[f.key] = None
+            continue
+        raw = obj[f.name]
+        if isinstance(raw, LazyConnection):
+            sub_fields = node_fields(proj, f)
+            for child in raw.iterate():
+                children.extend(bulk_lines(proj, child, sub_fields, owner))
+            continue
+        if isinstance(raw, LazyValue):
+            out[f.key] = proj.value(raw.fn(proj.args(f)), f)
+        elif isinstance(raw, dict) and f.selections:
+            out[f.key] = _bulk_object(proj, raw, proj.fields(f, raw.get("__typename")), owner, children)
+        elif isinstance(raw, list) and f.selections:
+            out[f.key] = [_bulk_object(proj, r, proj.fields(f, r.get("__typename")), owner, children)
+                          if isinstance(r, dict) else r for r in raw]
+        else:
+            out[f.key] = raw
+    return out
+
+
+def _connections(proj: Projector, fld: Field, depth: int) -> tuple[int, int]:
+    """(number of connections, deepest nesting) under ``fld`` (itself a connection at ``depth``)."""
+    count, deepest = 0, depth
+    stack: list[tuple[Field, int]] = [(f, depth) for f in proj.fields(fld)]
+    while stack:
+        f, d = stack.pop()
+        if f.name in CONNECTION_FIELDS:
+            count += 1
+            deepest = max(deepest, d + 1)
+            stack.extend((g, d + 1) for g in proj.fields(f))
+        else:
+            stack.extend((g, d) for g in proj.fields(f))
+    return count, deepest
+
+
+class BulkManager:
+    def __init__(self, sandbox: ShopifySandbox, *, created_delay: float, run_seconds: float,
+                 concurrency: int | None, interleave: float) -> None:
+        self.sandbox = sandbox
+        self.created_delay = created_delay
+        self.run_seconds = run_seconds
+        self.concurrency = concurrency
+        self.interleave = interleave
+        self.ops: dict[int, BulkOperation] = {}
+        self.next_outcomes: list[tuple[str, str | None]] = []
+        self._next_id = 4_200_000_000
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- faults ----------------------------------------------------------------------------------------
+
+    def fail_next(self, status: str = "FAILED", error_code: str | None = "INTERNAL_SERVER_ERROR") -> None:
+        """The next created operation ends ``status`` (FAILED / EXPIRED / CANCELED) instead of COMPLETED."""
+        with self.sandbox.lock:
+            self.next_outcomes.append((status, error_code if status == "FAILED" else None))
+
+    def fail(self, op_id: int | str, error_code: str = "INTERNAL_SERVER_ERROR") -> None:
+        with self.sandbox.lock:
+            op = self._op(op_id)
+            op.forced = ("FAILED", error_code)
+            if op.written:
+                self._settle(op)
+
+    def expire(self, op_id: int | str) -> None:
+        """The result URL expired (Shopify: 7 days after completion)."""
+        with self.sandbox.lock:
+            op = self._op(op_id)
+            self.status(op)
+            op.status_override = "EXPIRED"
+
+    def _op(self, op_id: int | str) -> BulkOperation:
+        if isinstance(op_id, str):
+            op_id = int(op_id.rsplit("/", 1)[-1])
+        return self.ops[op_id]
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    def create(self, shop: Shop, client_id: str, scopes: tuple[str, ...], query: str, group_objects: bool,
+               version: str) -> tuple[BulkOperation | None, list[dict[str, Any]]]:
+        def user_error(message: str, code: str = "INVALID") -> tuple[None, list[dict[str, Any]]]:
+            return None, [{"__typename": "BulkOperationUserError", "field": ["query"], "message": message,
+                           "code": code}]
+
+        try:
+            doc = parse(query)
+            op_def = doc.operation(None)
+        except GraphQLSyntaxError as exc:
+            return user_error(f"Invalid bulk query: {exc.message}")
+        if op_def.kind != "query":
+            return user_error("Bulk operations only support queries.")
+        proj = Projector(doc, {})
+        top = collect_fields(op_def.selections, doc, {}, None)
+        roots = [f for f in top if f.name != "__typename"]
+        if len(roots) != 1:
+            return user_error("Bulk queries must contain exactly one top-level field.")
+        root = roots[0]
+        if root.name in ("node", "nodes"):
+            return user_error("The top-level `node` and `nodes` fields are not supported in bulk queries.")
+        if root.name not in ROOTS:
+            return user_error("Bulk queries must contain at least one connection.")
+        count, depth = _connections(proj, root, 1)
+        if count + 1 > MAX_CONNECTIONS:
+            return user_error(f"Bulk queries cannot contain more than {MAX_CONNECTIONS} connections.")
+        if depth - 1 > MAX_NESTED_DEPTH:
+            return user_error(f"Bulk queries cannot contain connections nested more than {MAX_NESTED_DEPTH} "
+                              "levels deep.")
+        with self.sandbox.lock:
+            limit = self.concurrency or (5 if version_at_least(version, "2026-01") else 1)
+            running = [op for op in self.ops.values() if op.shop == shop.domain and op.client_id == client_id
+                       and op.type == "QUERY" and self.status(op) in ACTIVE]
+            if len(running) >= limit:
+                if limit == 1:
+                    return user_error("A bulk query operation for this app and shop is already in progress: "
+                                      f"{running[0].gid}.", "OPERATION_IN_PROGRESS")
+                return user_error("Bulk operations limit reached. Please try again later.", "LIMIT_REACHED")
+            self._next_id += 1
+            op = BulkOperation(self._next_id, shop.domain, client_id, query, group_objects, version, now_us(),
+                               time.monotonic(), secrets.token_urlsafe(24),
+                               self.sandbox.tmp_dir / f"bulk-{self._next_id}.jsonl")
+            if self.next_outcomes:
+                op.forced = self.next_outcomes.pop(0)
+            self.ops[op.id] = op
+            self.sandbox.count("bulk_operations")
+        if ROOTS[root.name] not in scopes and ROOTS[root.name].replace("read_", "write_") not in scopes:
+            op.forced = ("FAILED", "ACCESS_DENIED")
+            root_kind = None
+        else:
+            root_kind = root.name
+        thread = threading.Thread(target=self._write, args=(op, shop, proj, root, root_kind, scopes),
+                                  name=f"bulk-{op.id}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return op, []
+
+    def _indexes(self, shop: Shop, root: str, args: dict[str, Any], version: str,
+                 scopes: tuple[str, ...]) -> list[int]:
+        catalog = shop.catalog
+        if root == "locations":
+            return list(range(len(catalog.locations)))
+        table = catalog.tables[{"products": "product", "customers": "customer", "orders": "order"}[root]]
+        flt = parse_search(args.get("query"), version, equality_fields=frozenset({"status"}))
+        visible = self.sandbox.order_visible(shop, scopes) if root == "orders" else None
+        return list(catalog.iterate(table, flt, visible))
+
+    def _node(self, shop: Shop, root: str, i: int) -> dict[str, Any]:
+        builder = shop.nodes
+        if root == "products":
+            return builder.product(i)
+        if root == "customers":
+            return builder.customer(i)
+        if root == "orders":
+            return builder.order(i)
+        return builder.location(i)
+
+    def _write(self, op: BulkOperation, shop: Shop, proj: Projector, root: Field, root_kind: str | None,
+               scopes: tuple[str, ...]) -> None:
+        rng = random.Random((self.sandbox.seed << 24) ^ op.id)
+        fields = node_fields(proj, root)
+        pending: deque[str] = deque()
+        try:
+            with self.sandbox.lock:
+                indexes = self._indexes(shop, root_kind, proj.args(root), op.version, scopes) if root_kind else []
+            with open(op.path, "w", encoding="utf-8") as fh:
+                for i in indexes:
+                    if self._stop.is_set() or op.cancel_requested or op.forced == ("FAILED", "ACCESS_DENIED"):
+                        break
+                    with self.sandbox.lock:
+                        lines = bulk_lines(proj, self._node(shop, str(root_kind), i), fields, None)
+                    encoded = [json.dumps(line, ensure_ascii=False, separators=(",", ":")).replace("/", "\\/")
+                               for line in lines]
+                    self._put(fh, op, encoded[0])
+                    op.root_object_count += 1
+                    if op.group_objects:
+                        for text in encoded[1:]:
+                            self._put(fh, op, text)
+                        continue
+                    pending.extend(encoded[1:])
+                    release = len(pending) if rng.random() >= self.interleave else rng.randint(0, len(pending))
+                    for _ in range(release):
+                        self._put(fh, op, pending.popleft())
+                while pending:
+                    self._put(fh, op, pending.popleft())
+        except OSError as exc:  # disk trouble: surface as Shopify would, a failed operation
+            op.forced = ("FAILED", "INTERNAL_SERVER_ERROR")
+            self.sandbox.count("bulk_write_errors")
+            _ = exc
+        op.file_size = op.path.stat().st_size if op.path.exists() else 0
+        op.written = True
+        remaining = op.started + self.created_delay + self.run_seconds - time.monotonic()
+        if remaining > 0 and not op.cancel_requested:
+            self._stop.wait(remaining)
+        with self.sandbox.lock:
+            self._settle(op)
+
+    @staticmethod
+    def _put(fh: Any, op: BulkOperation, text: str) -> None:
+        fh.write(text)
+        fh.write("\n")
+        op.object_count += 1
+        op.lines_written += 1
+        op.line_ends.append(fh.tell())
+
+    def _settle(self, op: BulkOperation) -> None:
+        """Decide the terminal status once the file is written (idempotent; caller holds the lock)."""
+        if op.status_override in ("COMPLETED", "FAILED", "CANCELED", "EXPIRED"):
+            return
+        if op.cancel_requested:
+            op.status_override = "CANCELED"
+        elif op.forced is not None:
+            status, code = op.forced
+            op.status_override = status
+            op.error_code = code if status == "FAILED" else None
+            if status == "FAILED" and op.line_ends:
+                op.partial_size = op.line_ends[len(op.line_ends) // 2 - 1] if len(op.line_ends) > 1 else 0
+            if status in ("EXPIRED",):
+                op.completed_us = now_us()
+        else:
+            op.status_override = "COMPLETED"
+            op.completed_us = now_us()
+        self._notify(op)
+
+    def _notify(self, op: BulkOperation) -> None:
+        if op.notified:
+            return
+        op.notified = True
+        shop = self.sandbox.shops.get(op.shop)
+        if shop is None:
+            return
+        payload = {"admin_graphql_api_id": op.gid, "completed_at": format_rest(op.completed_us),
+                   "created_at": format_rest(op.created_us),
+                   "error_code": op.error_code.lower() if op.error_code else None,
+                   "status": str(op.status_override).lower(), "type": op.type.lower()}
+        deliveries = self.sandbox._deliveries(shop, "bulk_operations/finish", payload, only_app=op.client_id)
+        self.sandbox.webhooks.enqueue(deliveries)
+
+    def status(self, op: BulkOperation) -> str:
+        if op.status_override is not None:
+            return op.status_override
+        elapsed = time.monotonic() - op.started
+        if op.cancel_requested:
+            return "CANCELING"
+        if elapsed < self.created_delay:
+            return "CREATED"
+        if op.written and elapsed >= self.created_delay + self.run_seconds:
+            self._settle(op)
+            return str(op.status_override)
+        return "RUNNING"
+
+    def cancel(self, op: BulkOperation) -> list[dict[str, Any]]:
+        status = self.status(op)
+        if status not in ("CREATED", "RUNNING"):
+            return [{"__typename": "UserError", "field": ["id"],
+                     "message": f"A bulk operation cannot be canceled when it is {status.lower()}"}]
+        op.cancel_requested = True
+        if op.written:
+            self._settle(op)
+        return []
+
+    def current(self, shop: str, client_id: str, op_type: str = "QUERY") -> BulkOperation | None:
+        mine = [op for op in self.ops.values() if op.shop == shop and op.client_id == client_id and op.type == op_type]
+        return max(mine, key=lambda op: op.id) if mine else None
+
+    def by_key(self, key: str) -> BulkOperation | None:
+        return next((op for op in self.ops.values() if op.key == key), None)
+
+    def node(self, op: BulkOperation, base_url: str) -> dict[str, Any]:
+        status = self.status(op)
+        url = f"{base_url}/_sandbox/bulk/{op.key}.jsonl"
+        has_file = status in ("COMPLETED", "EXPIRED") and op.written
+        return {
+            "__typename": "BulkOperation",
+            "id": op.gid,
+            "status": status,
+            "type": op.type,
+            "query": op.query,
+            "errorCode": op.error_code,
+            "createdAt": format_gql(op.created_us),
+            "completedAt": format_gql(op.completed_us) if status == "COMPLETED" else None,
+            # UnsignedInt64 is serialised as a string by the Admin API.
+            "objectCount": str(op.object_count),
+            "rootObjectCount": str(op.root_object_count),
+            "fileSize": str(op.file_size) if has_file and op.file_size is not None else None,
+            "url": url if has_file and op.object_count else None,
+            "partialDataUrl": f"{url}?partial=1" if status == "FAILED" and op.partial_size else None,
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+        self._stop.clear()  # the sandbox can be served again
