@@ -7,9 +7,13 @@ cd "$(dirname "$0")/.."
 
 PG_BIN=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)
 PG_LIB=/usr/lib/postgresql/15/lib
+PY=${PYTHON:-python3}
 need_pkgs=()
 [ -x "${PG_BIN:-/nonexistent}/postgres" ] || need_pkgs+=(postgresql-15)
 [ -f "$PG_LIB/pg_cron.so" ] || need_pkgs+=(postgresql-15-cron)
+command -v "$PY" >/dev/null 2>&1 || need_pkgs+=(python3)
+# Debian's own python3 has no venv/ensurepip without this package
+[ -x .venv/bin/python ] || "$PY" -c 'import ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "==> installing system packages: ${need_pkgs[*]}"
@@ -22,13 +26,15 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
   if [ ${#need_pkgs[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
+    # shopsync runs its own cluster: keep the Debian package from creating and starting one on 5432
+    $SUDO mkdir -p /etc/postgresql-common
+    grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf ||
+      echo 'create_main_cluster = false' | $SUDO tee -a /etc/postgresql-common/createcluster.conf >/dev/null
     $SUDO apt-get update -qq
-    # the Debian package would create and start a system cluster; shopsync runs its own
     $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" </dev/null >/dev/null
   fi
 fi
 
-PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$PY" -m venv .venv

@@ -457,6 +457,11 @@ def test_disconnect_store(conn: Conn, team: Team) -> None:
     jobs = jobs_of(conn, team.store)
     assert len(jobs) == 3 and {j["state"] for j in jobs} == {"cancelled"}
     assert {j["last_error"] for j in jobs} == {"store disconnected"}
+    # the running job's handler may still be writing until its next heartbeat: the store lock stays
+    # until its lease has expired, then the reaper frees it
+    assert scalar(conn, "select count(*) from shopsync_private.job_concurrency_locks") == 1
+    conn.execute("update shopsync.jobs set lease_expires_at = now() - interval '1 second' where lease_owner is not null")
+    conn.execute("select shopsync.reap_expired_leases()")
     assert scalar(conn, "select count(*) from shopsync_private.job_concurrency_locks") == 0
     cfg = sync_config(conn, team.store)
     assert cfg["enabled"] is False and cfg["next_sync_at"] is None

@@ -236,10 +236,18 @@ def test_cancel_and_retry(conn: psycopg.Connection[Any]) -> None:
 
 def test_cancel_running_job_makes_heartbeat_drop_it(conn: psycopg.Connection[Any]) -> None:
     j = enqueue(conn, p_concurrency_key="store:c")
+    waiting = enqueue(conn, p_concurrency_key="store:c")
     claim(conn)
     conn.execute("select shopsync.cancel_job(%s)", (j,))
     assert conn.execute("select * from shopsync.heartbeat_jobs('w1', array[%s]::bigint[], 60)", (j,)).fetchall() == []
+    # its handler may still be running until it heartbeats: the store stays locked, no retry yet
+    assert claim(conn, worker="w2") == []
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="lease has expired"):
+        conn.execute("select shopsync.retry_job(%s)", (j,))
+    conn.execute("update shopsync.jobs set lease_expires_at = now() - interval '1 second' where id = %s", (j,))
+    conn.execute("select shopsync.reap_expired_leases()")
     assert conn.execute("select count(*) as n from shopsync_private.job_concurrency_locks").fetchone()["n"] == 0
+    assert [r["id"] for r in claim(conn, worker="w2")] == [waiting]
 
 
 def test_retry_refuses_to_duplicate_queued_work(conn: psycopg.Connection[Any]) -> None:

@@ -216,10 +216,8 @@ async def test_bad_service_key_never_leaks(supabase_url: str, caplog: pytest.Log
 
 async def test_wakeup_after_enqueue_by_another_connection(db: SupabaseDatabase, conn: Conn) -> None:
     assert await db.wait_for_wakeup(0.3) is False
-    started = asyncio.get_running_loop().time()
     conn.execute("select shopsync.enqueue_job('sync.orders')")
     assert await db.wait_for_wakeup(2) is True
-    assert asyncio.get_running_loop().time() - started < 2
     assert await db.wait_for_wakeup(0.2) is False      # consumed
 
 

@@ -103,9 +103,9 @@ async def test_a_failed_run_resumes_from_its_checkpoint(db: DirectDatabase, dsn:
     assert run["status"] == "failed" and "502" in run["error"]
     assert conn.execute("select sync_status from shopsync.stores").fetchone()["sync_status"] == "error"
     state = conn.execute("select high_watermark, checkpoint from shopsync.sync_state").fetchone()
-    assert state["checkpoint"] == {"next_page": 2} and state["high_watermark"] is None
+    assert state["checkpoint"] == {"next_page": 2, "mode": "full"} and state["high_watermark"] is None
     again = await handler(job, context(db, dsn))      # the retried attempt
-    assert source.seen[-1].checkpoint == {"next_page": 2}
+    assert source.seen[-1].checkpoint == {"next_page": 2, "mode": "full"}
     assert again["inserted"] == 10                     # only the last page was left
     assert conn.execute("select count(*) as n from shopsync.products").fetchone()["n"] == 30
 
@@ -120,3 +120,22 @@ async def test_policy_and_status_are_rechecked_at_run_time(db: DirectDatabase, d
     conn.execute("update shopsync.stores set status = 'needs_reauth'")
     with pytest.raises(PermanentError, match="needs_reauth"):
         await handler(job, context(db, dsn))
+
+
+async def test_a_checkpoint_of_another_mode_is_ignored(db: DirectDatabase, dsn: str, conn: psycopg.Connection[Any],
+                                                       store_id: str) -> None:
+    await db.rpc("save_sync_state", {"p_store_id": store_id, "p_resource": "products",
+                                     "p_high_watermark": T0, "p_checkpoint": {"next_page": 2, "mode": "full"}})
+    source = PagedSource()
+    result = await sync_handler(source)(await claim_sync(db, store_id), context(db, dsn))
+    assert result["mode"] == "incremental" and source.seen[-1].checkpoint is None
+    assert result["inserted"] == 30
+
+
+async def test_a_run_left_running_by_a_dead_worker_is_superseded(db: DirectDatabase, dsn: str,
+                                                                 conn: psycopg.Connection[Any], store_id: str) -> None:
+    orphan = await db.rpc("start_sync_run", {"p_store_id": store_id, "p_resource": "products", "p_mode": "full"})
+    await sync_handler(PagedSource())(await claim_sync(db, store_id), context(db, dsn))
+    runs = {r["id"]: r for r in conn.execute("select id, status, error from shopsync.sync_runs")}
+    assert runs[orphan]["status"] == "failed" and "superseded" in runs[orphan]["error"]
+    assert conn.execute("select sync_status from shopsync.stores").fetchone()["sync_status"] == "completed"

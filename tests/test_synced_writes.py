@@ -122,3 +122,27 @@ async def test_soft_delete_is_guarded_by_version(conn: psycopg.Connection[Any], 
     assert rows["1"] is not None and rows["2"] is None
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         conn.execute("select shopsync.mark_synced_deleted('order_line_items', %s, array['1'])", (store[0],))
+
+
+async def test_a_batch_may_repeat_an_object_and_the_newest_wins(db: Database, conn: psycopg.Connection[Any],
+                                                                 store: tuple[str, str]) -> None:
+    rows = [product(store, "1", "Newer", T0 + timedelta(hours=1)), product(store, "1", "Older", T0),
+            product(store, "2", "Two", T0)]
+    assert await db.write_synced("products", rows) == {"inserted": 2, "updated": 0, "skipped": 1}
+    assert titles(conn) == {"1": "Newer", "2": "Two"}
+
+
+async def test_organization_always_comes_from_the_store(db: Database, conn: psycopg.Connection[Any],
+                                                        store: tuple[str, str]) -> None:
+    other_org = personal_org(conn, new_user(conn))
+    await db.write_synced("products", [product(store, "1", "P", T0) | {"organization_id": str(other_org)}])
+    org = conn.execute("select organization_id from shopsync.products").fetchone()["organization_id"]
+    assert str(org) == store[1]
+
+
+async def test_an_older_page_does_not_revive_a_deleted_row(db: Database, conn: psycopg.Connection[Any],
+                                                           store: tuple[str, str]) -> None:
+    await db.write_synced("products", [product(store, "1", "P", T0)])
+    conn.execute("select shopsync.mark_synced_deleted('products', %s, array['1'], %s)", (store[0], T0 + timedelta(1)))
+    assert (await db.write_synced("products", [product(store, "1", "P", T0)]))["skipped"] == 1
+    assert conn.execute("select deleted_at from shopsync.products").fetchone()["deleted_at"] is not None

@@ -123,6 +123,17 @@ async def test_runs_every_job_once(prepared: dict[str, str], conn: psycopg.Conne
     assert row["result"] == {"key": "k7"}
 
 
+async def test_results_that_json_cannot_hold_still_complete(prepared: dict[str, str],
+                                                            conn: psycopg.Connection[Any]) -> None:
+    conn.execute("""select shopsync.enqueue_job('test.noop', '{"rich_result": true}')""")
+    await run_until(
+        settings_for(prepared),
+        lambda: count(conn, "select count(*) as n from shopsync.jobs where state = 'succeeded'") == 1,
+    )
+    result = conn.execute("select result from shopsync.jobs").fetchone()["result"]
+    assert result["at"].startswith("2026-01-01") and result["amount"] == "1.50"
+
+
 async def test_retryable_failure_is_retried_then_succeeds(
     prepared: dict[str, str], conn: psycopg.Connection[Any]
 ) -> None:
@@ -198,12 +209,10 @@ async def test_wakeup_beats_a_long_poll(prepared: dict[str, str], conn: psycopg.
         await asyncio.sleep(1.0)
         await asyncio.to_thread(enqueue_effects, conn, 1)
 
-    started = time.monotonic()
     await asyncio.gather(
         run_until(settings, lambda: count(conn, "select count(*) as n from test_effects") == 1, timeout=20),
         enqueue_later(),
     )
-    assert time.monotonic() - started < 20
 
 
 async def test_cancelled_running_job_stops_its_handler(prepared: dict[str, str], conn: psycopg.Connection[Any]) -> None:

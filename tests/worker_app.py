@@ -75,7 +75,14 @@ async def flaky(job: Job, ctx: JobContext) -> Mapping[str, Any]:
     return {"ok": True}
 
 
-async def noop(job: Job, ctx: JobContext) -> None:
+async def noop(job: Job, ctx: JobContext) -> Mapping[str, Any] | None:
+    if job.payload.get("rich_result"):
+        # values JSON cannot hold as such: the worker must still complete the job
+        from datetime import UTC, datetime
+        from decimal import Decimal
+        from uuid import uuid4
+
+        return {"at": datetime(2026, 1, 1, tzinfo=UTC), "id": uuid4(), "amount": Decimal("1.50")}
     return None
 
 

@@ -222,6 +222,9 @@ create or replace function shopsync.reap_expired_leases() returns integer
        where l.concurrency_key = r.concurrency_key and l.job_id = r.id
     )
     select count(*) into v_count from reaped;
+    -- store locks of jobs cancelled while running, once their lease has run out
+    delete from shopsync_private.job_concurrency_locks l using shopsync.jobs j
+     where j.id = l.job_id and j.state <> 'running' and (j.lease_expires_at is null or j.lease_expires_at < now());
     if v_count > 0 then
       perform shopsync_private.wake_workers();
     end if;
@@ -243,10 +246,14 @@ create or replace function shopsync.cancel_job(p_job_id bigint) returns text
     if v_state not in ('queued', 'running') then
       raise exception 'job % is % and cannot be cancelled', p_job_id, v_state using errcode = '55000';
     end if;
-    update shopsync.jobs j set state = 'cancelled', finished_at = now(), lease_owner = null,
-                               lease_expires_at = null
+    -- a running job keeps its lease expiry and store lock: its handler only notices the cancel at
+    -- its next heartbeat, and until then no other job of that store may start (the reaper frees
+    -- the lock once the lease has run out)
+    update shopsync.jobs j set state = 'cancelled', finished_at = now()
      where j.id = p_job_id;
-    delete from shopsync_private.job_concurrency_locks l where l.job_id = p_job_id;
+    if v_state = 'queued' then
+      delete from shopsync_private.job_concurrency_locks l where l.job_id = p_job_id;
+    end if;
     return 'cancelled';
   end
   $$;
@@ -266,9 +273,14 @@ create or replace function shopsync.retry_job(p_job_id bigint) returns bigint
       raise exception 'job % is % — only dead or cancelled jobs can be retried', p_job_id, v_state
         using errcode = '55000';
     end if;
+    if exists (select 1 from shopsync.jobs j where j.id = p_job_id and j.lease_expires_at > now()) then
+      raise exception 'job % was cancelled while running; retry it once its lease has expired', p_job_id
+        using errcode = '55000';
+    end if;
     begin
       update shopsync.jobs j
-         set state = 'queued', attempts = 0, run_at = now(), finished_at = null, result = null
+         set state = 'queued', attempts = 0, run_at = now(), finished_at = null, result = null,
+             lease_owner = null, lease_expires_at = null
        where j.id = p_job_id;
     exception when unique_violation then
       raise exception 'job % duplicates a job that is already queued or running', p_job_id

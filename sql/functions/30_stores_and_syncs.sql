@@ -91,7 +91,8 @@ create or replace function shopsync.set_store_status(p_store_id uuid, p_status t
       -- its queued syncs cannot succeed now; they come back with the next schedule after reconnecting
       update shopsync.jobs j set state = 'cancelled', finished_at = now(),
                                  last_error = 'store is ' || p_status
-        where j.store_id = p_store_id and j.state = 'queued' and j.kind like '%sync%';
+        where j.store_id = p_store_id and j.state = 'queued'
+          and j.kind = (select s.platform from shopsync.stores s where s.id = p_store_id) || '.sync';
     end if;
     perform shopsync_private.log_activity(v_org, p_store_id, 'store.status',
                                           jsonb_build_object('status', p_status, 'reason', p_reason));
@@ -356,6 +357,10 @@ create or replace function shopsync.start_sync_run(
     if v_id is null then
       raise exception 'unknown store %', p_store_id using errcode = 'P0002';
     end if;
+    -- a run left 'running' by a worker that died is over: this one supersedes it
+    update shopsync.sync_runs r set status = 'failed', finished_at = now(),
+                                    error = 'superseded: its worker stopped before finishing'
+     where r.store_id = p_store_id and r.resource = p_resource and r.status = 'running' and r.id <> v_id;
     update shopsync.stores s set sync_status = 'syncing', sync_started_at = now() where s.id = p_store_id;
     return v_id;
   end

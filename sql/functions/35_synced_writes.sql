@@ -40,10 +40,14 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
        and a.attname <> 'synced_at';
     v_has_updated := 'source_updated_at' = any (v_cols);
     execute format('select count(*) from pg_temp.%I', p_stage) into v_staged;
+    -- one row per key (the newest when a page repeats an object), in key order (fewer deadlocks
+    -- against concurrent writers); organization_id always comes from the store, never the caller
     v_sql := format(
       'with merged as (
          insert into shopsync.%1$I as t (%2$s, synced_at)
-         select %2$s, now() from pg_temp.%3$I
+         select distinct on (%9$s) %7$s, now()
+           from pg_temp.%3$I st join shopsync.stores s on s.id = st.store_id
+          order by %9$s %8$s
          on conflict (%4$s) do update set %5$s, synced_at = now() %6$s
          returning (xmax = 0) as inserted)
        select jsonb_build_object(''inserted'', count(*) filter (where inserted),
@@ -55,7 +59,11 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
       (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(v_cols) c where c <> all (v_key)),
       case when v_has_updated then
         'where t.source_updated_at is null or excluded.source_updated_at is null
-               or t.source_updated_at <= excluded.source_updated_at' else '' end);
+               or t.source_updated_at <= excluded.source_updated_at' else '' end,
+      (select string_agg(case c when 'organization_id' then 's.organization_id' else format('st.%I', c) end, ', ')
+         from unnest(v_cols) c),
+      case when v_has_updated then ', st.source_updated_at desc nulls last' else '' end,
+      (select string_agg(format('st.%I', c), ', ') from unnest(v_key) c));
     execute v_sql into v_result;
     return v_result || jsonb_build_object(
       'skipped', v_staged - (v_result ->> 'inserted')::bigint - (v_result ->> 'updated')::bigint);
@@ -101,7 +109,9 @@ create or replace function shopsync.mark_synced_deleted(
                                           'orders') then
       raise exception 'not a soft-deletable synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
-    execute format('update shopsync.%I t set deleted_at = $3
+    -- the delete moves the version forward, so an older page fetched before it cannot revive the row
+    execute format('update shopsync.%I t set deleted_at = $3,
+                           source_updated_at = greatest(t.source_updated_at, $3)
                      where t.store_id = $1 and t.id = any ($2) and t.deleted_at is null
                        and (t.source_updated_at is null or t.source_updated_at <= $3)', p_table)
       using p_store_id, p_ids, p_deleted_at;

@@ -209,12 +209,9 @@ create or replace function shopsync.set_access_policy(p_store_id uuid, p_resourc
     if p_policy <> 'sync' then
       v_purged := shopsync_private.purge_store_resource(v_store.id, p_resource);
       -- running syncs too: one finishing after the purge would write the data back
-      with stopped as (
-        update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'access policy changed',
-                                   lease_owner = null, lease_expires_at = null
-         where j.store_id = v_store.id and j.resource = p_resource and j.state in ('queued', 'running')
-        returning j.id)
-      delete from shopsync_private.job_concurrency_locks l using stopped s where l.job_id = s.id;
+      -- (a running one keeps its store lock until its lease runs out, see cancel_job)
+      update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'access policy changed'
+       where j.store_id = v_store.id and j.resource = p_resource and j.state in ('queued', 'running');
     end if;
     perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'access_policy.changed',
       jsonb_build_object('resource', p_resource, 'policy', p_policy, 'rows_removed', v_purged));
@@ -238,10 +235,9 @@ create or replace function shopsync.disconnect_store(p_store_id uuid) returns vo
      where s.id = v_store.id;
     update shopsync.store_sync_config c set enabled = false where c.store_id = v_store.id;
     delete from shopsync_private.store_credentials c where c.store_id = v_store.id;
-    update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'store disconnected',
-                               lease_owner = null, lease_expires_at = null
+    -- running jobs keep their store lock until their lease runs out (see cancel_job)
+    update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'store disconnected'
      where j.store_id = v_store.id and j.state in ('queued', 'running');
-    delete from shopsync_private.job_concurrency_locks l where l.concurrency_key = 'store:' || v_store.id;
     perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'store.disconnected', '{}'::jsonb);
   end
   $$;

@@ -34,7 +34,7 @@ create index jobs_finished_idx on shopsync.jobs (finished_at) where state in ('s
 -- two workers claiming two jobs of the same store at the same moment.
 create table shopsync_private.job_concurrency_locks (
   concurrency_key text primary key,
-  job_id bigint not null,
+  job_id bigint not null references shopsync.jobs (id) on delete cascade,
   locked_at timestamptz not null default now()
 );
 create index job_concurrency_locks_job_idx on shopsync_private.job_concurrency_locks (job_id);

@@ -29,15 +29,37 @@ create or replace function shopsync_private.on_auth_user_created() returns trigg
     v_org uuid;
   begin
     insert into shopsync.organizations (name, personal, created_by)
-      values (coalesce(nullif(btrim(new.raw_user_meta_data ->> 'full_name'), ''), new.email, 'Personal'),
+      values (left(coalesce(nullif(btrim(new.raw_user_meta_data ->> 'full_name'), ''), nullif(btrim(new.email), ''),
+                            'Personal'), 200),
               true, new.id)
       returning id into v_org;
     insert into shopsync.organization_members (organization_id, user_id, role) values (v_org, new.id, 'owner');
+    return new;
+  exception when others then
+    -- never block a sign-up on our account: the user can create an organization later
+    raise warning 'shopsync: no personal organization for user %: %', new.id, sqlerrm;
     return new;
   end
   $$;
 create trigger shopsync_on_auth_user_created after insert on auth.users
   for each row execute function shopsync_private.on_auth_user_created();
+
+-- Users who signed up before shopsync was installed get their personal organization now.
+do $$
+declare
+  v_user record;
+  v_org uuid;
+begin
+  for v_user in select u.id, u.email, u.raw_user_meta_data from auth.users u
+                 where not exists (select 1 from shopsync.organization_members m where m.user_id = u.id) loop
+    insert into shopsync.organizations (name, personal, created_by)
+      values (left(coalesce(nullif(btrim(v_user.raw_user_meta_data ->> 'full_name'), ''),
+                            nullif(btrim(v_user.email), ''), 'Personal'), 200), true, v_user.id)
+      returning id into v_org;
+    insert into shopsync.organization_members (organization_id, user_id, role) values (v_org, v_user.id, 'owner');
+  end loop;
+end
+$$;
 
 create or replace function shopsync_private.frequency_interval(p_frequency text) returns interval
   language sql immutable

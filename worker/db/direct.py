@@ -89,7 +89,10 @@ class DirectDatabase:
 
     async def rpc(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
         args = dict(args or {})
-        sig = await self._signature(function)
+        try:
+            sig = await self._signature(function)
+        except psycopg.Error as exc:
+            raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None
         unknown = set(args) - set(sig.arg_types)
         if unknown:
             raise DatabaseError(f"shopsync.{function} has no argument(s) {', '.join(sorted(unknown))}", "42883")
@@ -129,7 +132,10 @@ class DirectDatabase:
         if not rows:
             return {"inserted": 0, "updated": 0, "skipped": 0}
         columns = list(rows[0])
-        types = await self._column_types(table)
+        try:
+            types = await self._column_types(table)
+        except psycopg.Error as exc:
+            raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None
         json_columns = {c for c in columns if types.get(c) in ("json", "jsonb")}
         stage = sql.Identifier("pg_temp", "shopsync_stage")
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import secrets
@@ -28,6 +29,11 @@ from worker.logs import redact_text
 __all__ = ["Worker", "new_worker_id"]
 
 log = logging.getLogger("shopsync.worker")
+
+
+def _plain_json(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # a handler may return datetimes, UUIDs, Decimals: store them as text rather than fail the batch
+    return None if result is None else dict(json.loads(json.dumps(dict(result), default=str)))
 
 
 def new_worker_id() -> str:
@@ -49,6 +55,7 @@ class Worker:
         self._completions: list[tuple[int, Mapping[str, Any] | None]] = []
         self._have_completions = asyncio.Event()
         self._closing = False
+        self._flushing: list[int] = []
         self.stats = {"claimed": 0, "succeeded": 0, "failed": 0, "lost": 0}
 
     # --- public ---------------------------------------------------------------------------------
@@ -152,7 +159,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - an unexpected error is retried until max_attempts
             outcome = await self._fail(job, exc, retryable=True)
         else:
-            self._completions.append((job.id, dict(result) if result is not None else None))
+            self._completions.append((job.id, _plain_json(result)))
             self._have_completions.set()
             self.stats["succeeded"] += 1
         finally:
@@ -172,43 +179,64 @@ class Worker:
         try:
             return await self.db.rpc(function, args)
         except DatabaseError as exc:
-            # the lease will expire and the job will be reaped: nothing is lost
+            # the job stays leased until its lease expires, then it is reaped and runs again
             log.error("%s failed (%s): %s", function, exc.sqlstate, exc)
             return None
 
     # --- completing -----------------------------------------------------------------------------
     async def _flush_loop(self) -> None:
+        delay = 0.1
         while True:
             await self._have_completions.wait()
-            await self._flush_completions()
-            if self._closing and not self._completions:
+            if await self._flush_completions():
+                delay = 0.1
+            else:
+                # the database refused or was unreachable: keep the batch and try again shortly
+                # (the jobs stay leased: _pending_ids() keeps heartbeating them)
+                self._have_completions.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            if self._closing and (not self._completions or delay >= 5.0):
                 return
 
-    async def _flush_completions(self) -> None:
+    async def _flush_completions(self) -> bool:
+        """Complete the pending batch; False (batch kept) if the call failed."""
         self._have_completions.clear()
         if not self._completions:
-            return
+            return True
         batch, self._completions = self._completions, []
-        ids = [job_id for job_id, _ in batch]
+        self._flushing = [job_id for job_id, _ in batch]
+        ids = self._flushing
         results = [result for _, result in batch]
-        done = await self._safe_rpc("complete_jobs", {"p_worker": self.worker_id, "p_ids": ids,
-                                                      "p_results": results})
+        try:
+            done = await self.db.rpc("complete_jobs", {"p_worker": self.worker_id, "p_ids": ids,
+                                                       "p_results": results})
+        except Exception as exc:  # noqa: BLE001 - keep the batch whatever went wrong
+            log.error("completing %d jobs failed (%s); will retry", len(ids), type(exc).__name__)
+            self._completions[:0] = batch
+            return False
+        finally:
+            self._flushing = []
         if done is not None and done < len(ids):
             # those jobs were reaped or cancelled meanwhile; whoever holds them now decides
             self.stats["lost"] += len(ids) - int(done)
             log.warning("%d of %d completed jobs were no longer held by this worker", len(ids) - int(done), len(ids))
+        return True
 
     # --- leases ---------------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
         interval = max(self.settings.lease_seconds / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._running)
+            # finished jobs waiting for their completion to be written are still ours to keep alive
+            ids = list(self._running) + [job_id for job_id, _ in self._completions] + self._flushing
             if not ids:
                 continue
-            held = await self._safe_rpc("heartbeat_jobs", {"p_worker": self.worker_id, "p_ids": ids,
-                                                           "p_lease_seconds": self.settings.lease_seconds})
-            if held is None:
+            try:
+                held = await self.db.rpc("heartbeat_jobs", {"p_worker": self.worker_id, "p_ids": ids,
+                                                         "p_lease_seconds": self.settings.lease_seconds})
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the lease has slack
+                log.error("heartbeat failed (%s); retrying", type(exc).__name__)
                 continue
             held_ids = {int(row["heartbeat_jobs"]) if isinstance(row, Mapping) else int(row) for row in held}
             for job_id in ids:

@@ -32,15 +32,26 @@ class MaintenanceScheduler:
             # schedule calls plain functions: note the task, the event loop awaits it below
             self._schedule.every(max(1, round(every))).seconds.do(self._due.append, (task, every))
 
-    async def pg_cron_runs_schedules(self) -> bool:
-        features = await self.db.rpc("runtime_features")
-        return bool(features and features.get("pg_cron_schedules"))
+    async def pg_cron_runs_schedules(self, stop: asyncio.Event) -> bool:
+        """Ask the database, retrying while it is unreachable (never tear the worker down over it)."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                features = await self.db.rpc("runtime_features")
+                return bool(features and features.get("pg_cron_schedules"))
+            except DatabaseError as exc:
+                log.error("cannot read runtime features (%s); retrying in %.0fs", exc.sqlstate, delay)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await stop.wait()
+                delay = min(delay * 2, 60.0)
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         if not self.settings.run_schedules:
             log.info("in-worker schedules disabled by configuration")
             return
-        if await self.pg_cron_runs_schedules():
+        if await self.pg_cron_runs_schedules(stop):
             log.info("pg_cron runs the schedules in this database; the worker will not")
             return
         log.info("pg_cron not available: this worker takes part in running schedules")

@@ -9,9 +9,11 @@ and keeps the store's sync status current for the frontend.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -21,6 +23,8 @@ from worker.jobs.registry import Job, JobContext
 from worker.logs import redact_text
 
 __all__ = ["Batch", "SyncContext", "SyncSource", "sync_handler"]
+
+log = logging.getLogger("shopsync.sync")
 
 
 @dataclass(frozen=True)
@@ -82,10 +86,16 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
         mode = str(job.payload.get("mode") or "incremental")
         if mode == "incremental" and info["high_watermark"] is None:
             mode = "full"                               # nothing synced yet: an incremental has no base
+        checkpoint = info["checkpoint"]
+        if checkpoint is not None and checkpoint.get("mode") != mode:
+            checkpoint = None                           # left by a run of another kind: start over
         ctx = SyncContext(store_id=_as_uuid(info["store_id"]), organization_id=_as_uuid(info["organization_id"]),
                           platform=info["platform"], shop_key=info["shop_key"], resource=job.resource, mode=mode,
-                          checkpoint=info["checkpoint"], high_watermark=_as_datetime(info["high_watermark"]),
+                          checkpoint=checkpoint, high_watermark=_as_datetime(info["high_watermark"]),
                           job=job, job_context=jctx)
+        # anything changed at the source after this moment is caught by the next incremental run, even
+        # if it sits on a page this run already passed (the connector's overlap window covers skew)
+        run_started = datetime.now(UTC)
         run_id = await db.rpc("start_sync_run", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
                                                  "p_mode": mode, "p_job_id": job.id})
         counts = {"inserted": 0, "updated": 0, "skipped": 0, "deleted": 0}
@@ -106,13 +116,21 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
                     # the watermark only moves when the run completes: a resumed run must not skip data
                     await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
                                                      "p_high_watermark": ctx.high_watermark,
-                                                     "p_checkpoint": dict(batch.checkpoint)})
+                                                     "p_checkpoint": {**batch.checkpoint, "mode": mode}})
         except BaseException as exc:
-            await db.rpc("finish_sync_run", {
-                "p_run_id": run_id, "p_status": "failed", "p_created": counts["inserted"],
-                "p_updated": counts["updated"], "p_deleted": counts["deleted"], "p_failed": 0,
-                "p_error": redact_text(f"{type(exc).__name__}: {exc}")})
+            # a shutdown or lost lease is not the store's error: the run resumes from its checkpoint
+            status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+            try:
+                await asyncio.shield(db.rpc("finish_sync_run", {
+                    "p_run_id": run_id, "p_status": status, "p_created": counts["inserted"],
+                    "p_updated": counts["updated"], "p_deleted": counts["deleted"], "p_failed": 0,
+                    "p_error": redact_text(f"{type(exc).__name__}: {exc}")}))
+            except Exception as finish_exc:  # noqa: BLE001 - the original error matters more
+                log.warning("could not record the end of sync run %s (%s); the next run supersedes it",
+                            run_id, type(finish_exc).__name__)
             raise
+        if mode == "full" and newest is not None:
+            newest = min(newest, run_started)
         await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
                                          "p_high_watermark": newest, "p_checkpoint": None,
                                          "p_full_sync_done": mode == "full", "p_reconciled": mode == "reconcile"})
