@@ -21,6 +21,17 @@ create or replace function shopsync_private.assert_resource(p_resource text) ret
   end
   $$;
 
+create or replace function shopsync_private.assert_sync_mode(p_mode text) returns void
+  language plpgsql immutable
+  as $$
+  begin
+    if p_mode is null or p_mode not in ('full', 'incremental', 'reconcile') then
+      raise exception 'invalid sync mode %: expected full, incremental or reconcile', coalesce(p_mode, 'null')
+        using errcode = '22023';
+    end if;
+  end
+  $$;
+
 create or replace function shopsync_private.assert_frequency(p_frequency text) returns void
   language plpgsql immutable
   as $$
@@ -271,10 +282,7 @@ create or replace function shopsync.request_sync(
     v_policy text;
     v_ids bigint[] := '{}';
   begin
-    if p_mode is null or p_mode not in ('full', 'incremental', 'reconcile') then
-      raise exception 'invalid sync mode %: expected full, incremental or reconcile', coalesce(p_mode, 'null')
-        using errcode = '22023';
-    end if;
+    perform shopsync_private.assert_sync_mode(p_mode);
     select * into v_store from shopsync.stores s where s.id = p_store_id;
     if not found then
       raise exception 'unknown store %', p_store_id using errcode = 'P0002';
@@ -347,10 +355,7 @@ create or replace function shopsync.start_sync_run(
     v_id bigint;
   begin
     perform shopsync_private.assert_resource(p_resource);
-    if p_mode is null or p_mode not in ('full', 'incremental', 'reconcile') then
-      raise exception 'invalid sync mode %: expected full, incremental or reconcile', coalesce(p_mode, 'null')
-        using errcode = '22023';
-    end if;
+    perform shopsync_private.assert_sync_mode(p_mode);
     insert into shopsync.sync_runs (store_id, organization_id, resource, mode, job_id)
       select s.id, s.organization_id, p_resource, p_mode, p_job_id from shopsync.stores s where s.id = p_store_id
       returning id into v_id;
