@@ -146,3 +146,20 @@ async def test_an_older_page_does_not_revive_a_deleted_row(db: Database, conn: p
     conn.execute("select shopsync.mark_synced_deleted('products', %s, array['1'], %s)", (store[0], T0 + timedelta(1)))
     assert (await db.write_synced("products", [product(store, "1", "P", T0)]))["skipped"] == 1
     assert conn.execute("select deleted_at from shopsync.products").fetchone()["deleted_at"] is not None
+
+
+async def test_a_write_for_a_job_no_longer_held_is_refused(db: Database, conn: psycopg.Connection[Any],
+                                                           store: tuple[str, str]) -> None:
+    job = conn.execute("select shopsync.enqueue_job('shopify.sync', p_store_id => %s, p_resource => 'products') as id",
+                       (store[0],)).fetchone()["id"]
+    conn.execute("select * from shopsync.claim_jobs('w1', 1)")
+    ok = await db.write_synced("products", [product(store, "1", "Held", T0)], job_id=job, worker_id="w1")
+    assert ok["inserted"] == 1
+    with pytest.raises(DatabaseError) as intruder:
+        await db.write_synced("products", [product(store, "2", "Other", T0)], job_id=job, worker_id="w2")
+    assert intruder.value.sqlstate == "55000"
+    conn.execute("select shopsync.cancel_job(%s)", (job,))
+    with pytest.raises(DatabaseError) as cancelled:
+        await db.write_synced("products", [product(store, "1", "Late", T0 + timedelta(1))], job_id=job, worker_id="w1")
+    assert cancelled.value.sqlstate == "55000"
+    assert titles(conn) == {"1": "Held"}

@@ -312,3 +312,24 @@ create or replace function shopsync.requeue_store_dead_jobs(p_store_id uuid) ret
     return v_count;
   end
   $$;
+
+-- A write made for a job must come from the worker that still holds it. FOR SHARE makes a
+-- concurrent cancel (or policy change, or disconnect) wait for this write to commit, and any write
+-- after the cancel fails here: purged data cannot be written back by a handler that has not yet
+-- noticed its job was cancelled.
+create or replace function shopsync_private.assert_job_held(p_job_id bigint, p_worker text) returns void
+  language plpgsql set search_path = ''
+  as $$
+  begin
+    if p_job_id is null then
+      return;   -- writes outside a job (admin tools, tests)
+    end if;
+    perform 1 from shopsync.jobs j
+      where j.id = p_job_id and j.state = 'running' and j.lease_owner = p_worker
+      for share;
+    if not found then
+      raise exception 'job % is no longer held by worker %; write refused', p_job_id, coalesce(p_worker, '?')
+        using errcode = '55000';
+    end if;
+  end
+  $$;

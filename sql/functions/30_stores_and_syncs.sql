@@ -410,10 +410,12 @@ create or replace function shopsync.finish_sync_run(
 
 create or replace function shopsync.save_sync_state(
   p_store_id uuid, p_resource text, p_high_watermark timestamptz default null, p_checkpoint jsonb default null,
-  p_full_sync_done boolean default false, p_reconciled boolean default false
+  p_full_sync_done boolean default false, p_reconciled boolean default false, p_job_id bigint default null,
+  p_worker text default null
 ) returns void
   language sql set search_path = ''
   as $$
+    select shopsync_private.assert_job_held(p_job_id, p_worker);
     insert into shopsync.sync_state as st (store_id, resource, organization_id, high_watermark, checkpoint,
                                            last_full_sync_at, last_reconciled_at)
     select s.id, p_resource, s.organization_id, p_high_watermark, p_checkpoint,

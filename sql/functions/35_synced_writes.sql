@@ -20,7 +20,8 @@ create or replace function shopsync_private.synced_table_key(p_table text) retur
   $$;
 
 -- Merge pg_temp.<p_stage> into shopsync.<p_table>. Returns {"inserted", "updated", "skipped"}.
-create or replace function shopsync_private.merge_staged(p_table text, p_stage text) returns jsonb
+create or replace function shopsync_private.merge_staged(p_table text, p_stage text, p_job_id bigint default null,
+                                                         p_worker text default null) returns jsonb
   language plpgsql set search_path = ''
   as $$
   declare
@@ -34,6 +35,7 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
     if v_key is null then
       raise exception 'not a synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
+    perform shopsync_private.assert_job_held(p_job_id, p_worker);
     select array_agg(a.attname::text order by a.attnum) into v_cols
       from pg_attribute a
      where a.attrelid = format('shopsync.%I', p_table)::regclass and a.attnum > 0 and not a.attisdropped
@@ -71,7 +73,8 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
   $$;
 
 -- The supabase path: rows as a JSON array of objects with the table's columns.
-create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb) returns jsonb
+create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb, p_job_id bigint default null,
+                                                  p_worker text default null) returns jsonb
   language plpgsql set search_path = ''
   as $$
   declare
@@ -89,7 +92,7 @@ create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb) re
                    p_table);
     execute format('insert into pg_temp.shopsync_stage select * from jsonb_populate_recordset(null::shopsync.%I, $1)',
                    p_table) using p_rows;
-    v_result := shopsync_private.merge_staged(p_table, 'shopsync_stage');
+    v_result := shopsync_private.merge_staged(p_table, 'shopsync_stage', p_job_id, p_worker);
     drop table pg_temp.shopsync_stage;
     return v_result;
   end
@@ -98,7 +101,8 @@ create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb) re
 -- Deletes the platform reported (delete webhooks, reconciliation): soft, and guarded like writes,
 -- so a delete older than the stored version does not hide a newer re-creation.
 create or replace function shopsync.mark_synced_deleted(
-  p_table text, p_store_id uuid, p_ids text[], p_deleted_at timestamptz default now()
+  p_table text, p_store_id uuid, p_ids text[], p_deleted_at timestamptz default now(), p_job_id bigint default null,
+  p_worker text default null
 ) returns integer
   language plpgsql set search_path = ''
   as $$
@@ -109,6 +113,7 @@ create or replace function shopsync.mark_synced_deleted(
                                           'orders') then
       raise exception 'not a soft-deletable synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
+    perform shopsync_private.assert_job_held(p_job_id, p_worker);
     -- the delete moves the version forward, so an older page fetched before it cannot revive the row
     execute format('update shopsync.%I t set deleted_at = $3,
                            source_updated_at = greatest(t.source_updated_at, $3)

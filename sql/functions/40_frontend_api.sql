@@ -207,11 +207,12 @@ create or replace function shopsync.set_access_policy(p_store_id uuid, p_resourc
     execute format('update shopsync.store_sync_config set %I = $1 where store_id = $2', p_resource || '_policy')
       using p_policy, v_store.id;
     if p_policy <> 'sync' then
-      v_purged := shopsync_private.purge_store_resource(v_store.id, p_resource);
-      -- running syncs too: one finishing after the purge would write the data back
-      -- (a running one keeps its store lock until its lease runs out, see cancel_job)
+      -- cancel first: this waits for an in-flight write of a running sync to commit, and every write
+      -- after it is refused (assert_job_held), so nothing lands after the purge. A running job keeps
+      -- its store lock until its lease runs out (see cancel_job).
       update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'access policy changed'
        where j.store_id = v_store.id and j.resource = p_resource and j.state in ('queued', 'running');
+      v_purged := shopsync_private.purge_store_resource(v_store.id, p_resource);
     end if;
     perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'access_policy.changed',
       jsonb_build_object('resource', p_resource, 'policy', p_policy, 'rows_removed', v_purged));

@@ -198,10 +198,12 @@ class SupabaseDatabase:
                 down = self._channel is None or not self._channel.is_joined
             down_before = down
 
-    async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, int]:
+    async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]], *, job_id: int | None = None,
+                           worker_id: str | None = None) -> Mapping[str, int]:
         if not rows:
             return {"inserted": 0, "updated": 0, "skipped": 0}
-        result = await self.rpc("upsert_synced", {"p_table": table, "p_rows": list(rows)})
+        result = await self.rpc("upsert_synced", {"p_table": table, "p_rows": list(rows), "p_job_id": job_id,
+                                                  "p_worker": worker_id})
         return {k: int(v) for k, v in result.items()}
 
     async def wait_for_wakeup(self, timeout: float) -> bool:

@@ -99,24 +99,25 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
         run_id = await db.rpc("start_sync_run", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
                                                  "p_mode": mode, "p_job_id": job.id})
         counts = {"inserted": 0, "updated": 0, "skipped": 0, "deleted": 0}
+        held = {"p_job_id": job.id, "p_worker": jctx.worker_id}   # every write re-checks the lease
         newest = ctx.high_watermark
         try:
             async for batch in source(ctx):
                 for table, table_rows in batch.writes.items():
-                    result = await db.write_synced(table, table_rows)
+                    result = await db.write_synced(table, table_rows, job_id=job.id, worker_id=jctx.worker_id)
                     for key in ("inserted", "updated", "skipped"):
                         counts[key] += int(result.get(key, 0))
                 for table, ids in batch.deletes.items():
                     if ids:
                         counts["deleted"] += int(await db.rpc("mark_synced_deleted", {
-                            "p_table": table, "p_store_id": ctx.store_id, "p_ids": list(ids)}))
+                            "p_table": table, "p_store_id": ctx.store_id, "p_ids": list(ids), **held}))
                 if batch.high_watermark is not None and (newest is None or batch.high_watermark > newest):
                     newest = batch.high_watermark
                 if batch.checkpoint is not None:
                     # the watermark only moves when the run completes: a resumed run must not skip data
                     await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
                                                      "p_high_watermark": ctx.high_watermark,
-                                                     "p_checkpoint": {**batch.checkpoint, "mode": mode}})
+                                                     "p_checkpoint": {**batch.checkpoint, "mode": mode}, **held})
         except BaseException as exc:
             # a shutdown or lost lease is not the store's error: the run resumes from its checkpoint
             status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
@@ -133,7 +134,8 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
             newest = min(newest, run_started)
         await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
                                          "p_high_watermark": newest, "p_checkpoint": None,
-                                         "p_full_sync_done": mode == "full", "p_reconciled": mode == "reconcile"})
+                                         "p_full_sync_done": mode == "full", "p_reconciled": mode == "reconcile",
+                                         **held})
         await db.rpc("finish_sync_run", {"p_run_id": run_id, "p_status": "succeeded", "p_created": counts["inserted"],
                                          "p_updated": counts["updated"], "p_deleted": counts["deleted"],
                                          "p_failed": 0})
