@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +22,6 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -33,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.serving import serve_app
 from sandbox.shopify.faults import classify_path, fault_body
 from sandbox.shopify.oauth import authorize, token_endpoint
 from sandbox.shopify.resolver import RequestContext, execute
@@ -240,28 +238,12 @@ def serve_shopify_sandbox(sandbox: ShopifySandbox, *, port: int = 0, host: str =
 
     Sets ``sandbox.base_url`` (so ``sandbox.shop_url(shop)`` works) and starts the webhook dispatcher. On exit
     the server stops and ``sandbox.close()`` ends webhook/bulk threads and removes bulk result files."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_app(sandbox), log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
-                            timeout_keep_alive=5)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"shopify-sandbox-{port}",
-                              daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("Shopify sandbox failed to start (see the log above)")
-            time.sleep(0.01)
-        sandbox.base_url = f"http://{host}:{port}"
+    with serve_app(create_app(sandbox), port=port, host=host, lifespan="off", startup_timeout=startup_timeout,
+                   name="shopify-sandbox") as base_url:
+        sandbox.base_url = base_url
         sandbox.webhooks.start()
-        yield sandbox.base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        sandbox.close()
-        sandbox.base_url = None
+        try:
+            yield base_url
+        finally:
+            sandbox.close()
+            sandbox.base_url = None

@@ -9,7 +9,7 @@ project, and a full engine would be the wrong tool: the sandbox must reproduce S
 Supported: queries and mutations (named or anonymous), variable definitions with defaults, aliases,
 arguments of every literal kind, named fragments, inline fragments (type conditions are honoured when
 projecting onto nodes that carry ``__typename``), directives are parsed and ignored except
-``@include``/``@skip``. Not supported: subscriptions, schema definitions.
+the include and skip directives. Not supported: subscriptions, schema definitions.
 """
 
 from __future__ import annotations

@@ -15,15 +15,13 @@ without a Supabase project:
   value for scalars, ``204 No Content`` for ``void``.
 * errors: ``{code, message, details, hint}`` with PostgREST's SQLSTATE → HTTP status table.
 
-The generic uvicorn runner (``serve_app``) and the JWT helpers live here too; ``realtime.py`` and
-``server.py`` reuse them.
+The JWT helpers live here too (``realtime.py`` and ``server.py`` reuse them); servers run through
+``sandbox.serving.serve_app``, the runner the platform sandboxes use.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -32,7 +30,6 @@ from typing import Any
 
 import jwt
 import psycopg
-import uvicorn
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -40,7 +37,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+
+from sandbox.serving import serve_app
 
 __all__ = [
     "API_ROLES",
@@ -308,33 +306,6 @@ def create_app(dsn: str, jwt_secret: str) -> Starlette:
 
 
 # --- running ---------------------------------------------------------------------------------------
-
-@contextmanager
-def serve_app(app: ASGIApp, *, port: int = 0, startup_timeout: float = 15.0) -> Iterator[str]:
-    """Run ``app`` with uvicorn on 127.0.0.1 in a background thread; yields the base URL.
-
-    ``port=0`` picks a free port; pass a previous server's port to restart "the same" server."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY needs proto
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"standin-{port}",
-                              daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("stand-in server failed to start (see the log above)")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
 
 @contextmanager
 def serve_postgrest(dsn: str, jwt_secret: str, *, port: int = 0) -> Iterator[str]:
