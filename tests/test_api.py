@@ -529,6 +529,40 @@ def test_claim_pending_install(conn: Conn, team: Team) -> None:
     assert scalar(conn, "select count(*) from shopsync.stores where shop_key = 'late.myshopify.com'") == 0
 
 
+def test_begin_install(conn: Conn, team: Team) -> None:
+    query = "select shopsync.begin_install(%s, 'shopify', %s, %s)"
+    not_configured = rpc_error(conn, team.owner, query, (team.org, "new.myshopify.com", None), "55000")
+    assert "not configured" in message(not_configured)
+    conn.execute("""select shopsync.set_platform_config('shopify', jsonb_build_object(
+        'shop_pattern', '^[a-z0-9][a-z0-9-]*\\.myshopify\\.com$', 'state_ttl_seconds', 300,
+        'authorize_url', 'https://{shop}/admin/oauth/authorize?client_id=abc&scope=read_products'))""")
+
+    rpc_error(conn, team.member, query, (team.org, "new.myshopify.com", None), "42501")
+    rpc_error(conn, team.owner, query, (team.other_org, "new.myshopify.com", None), "42501")
+    rpc_error(conn, None, query, (team.org, "new.myshopify.com", None), "42501")
+    for hostile in ("evil.com", "x.myshopify.com.evil.com", "https://x.myshopify.com/admin", "-x.myshopify.com",
+                    "x.myshopify.com\nHost: evil", "", "a" * 300 + ".myshopify.com"):
+        err = rpc_error(conn, team.owner, query, (team.org, hostile, None), "22023")
+        assert len(message(err)) < 200
+    assert scalar(conn, "select count(*) from shopsync_private.oauth_states") == 0
+
+    started = rpc_scalar(conn, team.admin, query, (team.org, "  New-Shop.MyShopify.com ", "http://localhost:3000/x"))
+    url = started["authorize_url"]
+    assert url.startswith("https://new-shop.myshopify.com/admin/oauth/authorize?client_id=abc&scope=read_products&state=")
+    nonce = url.rsplit("state=", 1)[1]
+    assert len(nonce) == 64
+    state = conn.execute("select * from shopsync_private.oauth_states").fetchone()
+    assert state is not None and state["state_hash"] != nonce          # only the hash is kept
+    assert (state["organization_id"], state["user_id"], state["shop_key"], state["return_to"]) == (
+        team.org, team.admin, "new-shop.myshopify.com", "http://localhost:3000/x")
+    assert 290 <= (state["expires_at"] - state["created_at"]).total_seconds() <= 300
+    consumed = conn.execute("select * from shopsync.consume_oauth_state('shopify', %s, 'new-shop.myshopify.com')",
+                            (nonce,)).fetchall()
+    assert [r["organization_id"] for r in consumed] == [team.org]
+    assert conn.execute("select * from shopsync.consume_oauth_state('shopify', %s, 'new-shop.myshopify.com')",
+                        (nonce,)).fetchall() == []                          # single use
+
+
 # ---- activity log -----------------------------------------------------------------------------------
 
 def test_activity_log_records_the_caller_of_every_action(conn: Conn, team: Team) -> None:
@@ -802,13 +836,15 @@ def test_enqueue_due_syncs(conn: Conn, team: Team) -> None:
 def test_run_maintenance_runs_once_per_period(conn: Conn, team: Team) -> None:
     conn.execute("update shopsync.store_sync_config set next_sync_at = now() - interval '1 minute'")
     first = scalar(conn, "select shopsync.run_maintenance('enqueue_due_syncs', 60)")
-    assert first == {"task": "enqueue_due_syncs", "result": 2}
+    # both stores' syncs, and a first webhook-subscription check for each (active, never checked)
+    assert first == {"task": "enqueue_due_syncs",
+                     "result": {"syncs": 2, "reconciliations": 0, "webhook_checks": 2}}
     conn.execute("update shopsync.store_sync_config set next_sync_at = now() - interval '1 minute'")
     with as_role(conn, "service_role"):
         second = scalar(conn, "select shopsync.run_maintenance('enqueue_due_syncs', 60)")
     assert second == {"task": "enqueue_due_syncs", "skipped": "ran recently"}
     last = conn.execute("select * from shopsync_private.maintenance_runs where task = 'enqueue_due_syncs'").fetchone()
-    assert last is not None and last["last_result"] == 2
+    assert last is not None and last["last_result"]["syncs"] == 2
 
     err = admin_error(conn, "postgres", "select shopsync.run_maintenance('vacuum_everything')", None, "22023")
     assert "vacuum_everything" in message(err)
@@ -835,3 +871,25 @@ def test_enqueue_notifies_once_per_statement(conn: Conn, dsn: str, team: Team) -
             conn.execute("select shopsync.enqueue_job('shopify.webhook', p_store_id => %s)", (team.store,))
             conn.execute("do $$ begin raise exception 'abort'; end $$")
         assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+
+
+def test_periodic_checks_reconcile_and_recheck_webhooks_once_per_interval(conn: Conn, team: Team) -> None:
+    conn.execute("insert into shopsync.sync_state (store_id, resource, organization_id, last_full_sync_at, "
+                 "last_reconciled_at) values (%s, 'products', %s, now() - interval '3 days', now() - interval '2 days'),"
+                 " (%s, 'orders', %s, now() - interval '3 days', now() - interval '1 hour'),"
+                 " (%s, 'customers', %s, now() - interval '3 days', null)",
+                 (team.store, team.org, team.store, team.org, team.store, team.org))
+    conn.execute("update shopsync.store_sync_config set customers_policy = 'api_only' where store_id = %s",
+                 (team.store,))
+    conn.execute("update shopsync.stores set status = 'needs_reauth' where id = %s", (team.other_store,))
+    result = scalar(conn, "select shopsync.enqueue_periodic_checks()")
+    assert result == {"reconciliations": 1, "webhook_checks": 1}
+    jobs = conn.execute("select kind, store_id, resource, payload->>'mode' as mode from shopsync.jobs "
+                        "order by id").fetchall()
+    assert [(j["kind"], j["store_id"], j["resource"], j["mode"]) for j in jobs] == [
+        ("shopify.sync", team.store, "products", "reconcile"), ("shopify.check_webhooks", team.store, None, None)]
+    # the check is not enqueued again within its interval, even after the first one finished
+    conn.execute("update shopsync.jobs set state = 'succeeded', finished_at = now()")
+    assert scalar(conn, "select shopsync.enqueue_periodic_checks()")["webhook_checks"] == 0
+    conn.execute("update shopsync.jobs set created_at = now() - interval '7 hours'")
+    assert scalar(conn, "select shopsync.enqueue_periodic_checks()")["webhook_checks"] == 1

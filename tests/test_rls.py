@@ -75,6 +75,7 @@ FRONTEND_FUNCTIONS = {
     "set_access_policy",
     "disconnect_store",
     "claim_pending_install",
+    "begin_install",
 }
 
 CLIENT_ROLES = ("anon", "authenticated")
@@ -533,6 +534,7 @@ def test_anon_cannot_call_frontend_rpcs(conn: psycopg.Connection[Any], world: Wo
         ("select shopsync.set_access_policy(%s, 'products', 'not_allowed')", (world.store_a,)),
         ("select shopsync.disconnect_store(%s)", (world.store_a,)),
         ("select shopsync.claim_pending_install(gen_random_uuid(), 'x', %s)", (world.org_a,)),
+        ("select shopsync.begin_install(%s, 'shopify', 'a.myshopify.com')", (world.org_a,)),
         ("select shopsync.is_member(%s)", (world.org_a,)),
     ]
     for query, params in calls:

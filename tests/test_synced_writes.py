@@ -163,3 +163,33 @@ async def test_a_write_for_a_job_no_longer_held_is_refused(db: Database, conn: p
         await db.write_synced("products", [product(store, "1", "Late", T0 + timedelta(1))], job_id=job, worker_id="w1")
     assert cancelled.value.sqlstate == "55000"
     assert titles(conn) == {"1": "Held"}
+
+
+async def test_a_redacted_row_stays_redacted(db: Database, conn: psycopg.Connection[Any],
+                                             store: tuple[str, str]) -> None:
+    def order(email: str | None, updated: datetime) -> dict[str, Any]:
+        return {"store_id": store[0], "id": "o1", "organization_id": store[1], "email": email,
+                "source_updated_at": updated, "redacted_at": None, "raw": {"email": email}, "total_refunded": 0,
+                "refunds_count": 0, "tags": []}
+
+    await db.write_synced("orders", [order("a@example.com", T0)])
+    conn.execute("update shopsync.orders set email = null, raw = '{}', redacted_at = now()")
+    result = await db.write_synced("orders", [order("a@example.com", T0 + timedelta(days=1))])
+    assert result == {"inserted": 0, "updated": 0, "skipped": 1}
+    row = conn.execute("select email, raw, redacted_at from shopsync.orders").fetchone()
+    assert row["email"] is None and row["raw"] == {} and row["redacted_at"] is not None
+
+
+async def test_kept_columns_survive_a_source_that_does_not_send_them(db: Database, conn: psycopg.Connection[Any],
+                                                                     store: tuple[str, str]) -> None:
+    level = {"store_id": store[0], "inventory_item_id": "ii1", "location_id": "loc1", "organization_id": store[1],
+             "available": 5, "on_hand": 7, "source_updated_at": T0, "deleted_at": None, "raw": {}}
+    await db.write_synced("inventory_levels", [level])
+    webhook = level | {"available": 4, "on_hand": None, "source_updated_at": T0 + timedelta(1)}
+    assert (await db.write_synced("inventory_levels", [webhook], keep=["on_hand"]))["updated"] == 1
+    row = conn.execute("select available, on_hand from shopsync.inventory_levels").fetchone()
+    assert (row["available"], row["on_hand"]) == (4, 7)
+    new = webhook | {"location_id": "loc2"}                     # a new row simply takes what was sent
+    await db.write_synced("inventory_levels", [new], keep=["on_hand"])
+    assert conn.execute("select on_hand from shopsync.inventory_levels where location_id = 'loc2'"
+                        ).fetchone()["on_hand"] is None

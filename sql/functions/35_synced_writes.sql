@@ -20,8 +20,12 @@ create or replace function shopsync_private.synced_table_key(p_table text) retur
   $$;
 
 -- Merge pg_temp.<p_stage> into shopsync.<p_table>. Returns {"inserted", "updated", "skipped"}.
+-- p_keep names columns the source did not send (e.g. totals a webhook payload lacks): an update keeps
+-- their stored values instead of overwriting them with null.
+drop function if exists shopsync_private.merge_staged(text, text, bigint, text);
 create or replace function shopsync_private.merge_staged(p_table text, p_stage text, p_job_id bigint default null,
-                                                         p_worker text default null) returns jsonb
+                                                         p_worker text default null, p_keep text[] default null)
+  returns jsonb
   language plpgsql set search_path = ''
   as $$
   declare
@@ -58,10 +62,13 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
       (select string_agg(format('%I', c), ', ') from unnest(v_cols) c),
       p_stage,
       (select string_agg(format('%I', c), ', ') from unnest(v_key) c),
-      (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(v_cols) c where c <> all (v_key)),
+      (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(v_cols) c
+        where c <> all (v_key) and c <> all (coalesce(p_keep, '{}'))),
       case when v_has_updated then
-        'where t.source_updated_at is null or excluded.source_updated_at is null
-               or t.source_updated_at <= excluded.source_updated_at' else '' end,
+        'where (t.source_updated_at is null or excluded.source_updated_at is null
+               or t.source_updated_at <= excluded.source_updated_at)' else 'where true' end
+      -- a row redacted for GDPR stays redacted: later syncs or deliveries must not bring the data back
+      || case when 'redacted_at' = any (v_cols) then ' and t.redacted_at is null' else '' end,
       (select string_agg(case c when 'organization_id' then 's.organization_id' else format('st.%I', c) end, ', ')
          from unnest(v_cols) c),
       case when v_has_updated then ', st.source_updated_at desc nulls last' else '' end,
@@ -73,8 +80,10 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
   $$;
 
 -- The supabase path: rows as a JSON array of objects with the table's columns.
+drop function if exists shopsync.upsert_synced(text, jsonb, bigint, text);
 create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb, p_job_id bigint default null,
-                                                  p_worker text default null) returns jsonb
+                                                  p_worker text default null, p_keep text[] default null)
+  returns jsonb
   language plpgsql set search_path = ''
   as $$
   declare
@@ -92,7 +101,7 @@ create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb, p_
                    p_table);
     execute format('insert into pg_temp.shopsync_stage select * from jsonb_populate_recordset(null::shopsync.%I, $1)',
                    p_table) using p_rows;
-    v_result := shopsync_private.merge_staged(p_table, 'shopsync_stage', p_job_id, p_worker);
+    v_result := shopsync_private.merge_staged(p_table, 'shopsync_stage', p_job_id, p_worker, p_keep);
     drop table pg_temp.shopsync_stage;
     return v_result;
   end
@@ -120,6 +129,31 @@ create or replace function shopsync.mark_synced_deleted(
                      where t.store_id = $1 and t.id = any ($2) and t.deleted_at is null
                        and (t.source_updated_at is null or t.source_updated_at <= $3)', p_table)
       using p_store_id, p_ids, p_deleted_at;
+    get diagnostics v_count = row_count;
+    return v_count;
+  end
+  $$;
+
+-- A parent deleted at the source takes its children with it (a products/delete webhook carries only
+-- the product id; its variants would otherwise stay live until the next reconciliation).
+create or replace function shopsync.mark_synced_children_deleted(
+  p_table text, p_store_id uuid, p_parent_ids text[], p_deleted_at timestamptz default now(),
+  p_job_id bigint default null, p_worker text default null
+) returns integer
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_parent text := case p_table when 'product_variants' then 'product_id' end;
+    v_count integer;
+  begin
+    if v_parent is null then
+      raise exception 'no parent to delete children of in %', coalesce(p_table, 'null') using errcode = '22023';
+    end if;
+    perform shopsync_private.assert_job_held(p_job_id, p_worker);
+    execute format('update shopsync.%I t set deleted_at = $3, source_updated_at = greatest(t.source_updated_at, $3)
+                     where t.store_id = $1 and t.%I = any ($2) and t.deleted_at is null
+                       and (t.source_updated_at is null or t.source_updated_at <= $3)', p_table, v_parent)
+      using p_store_id, p_parent_ids, p_deleted_at;
     get diagnostics v_count = row_count;
     return v_count;
   end

@@ -237,8 +237,9 @@ create or replace function shopsync.disconnect_store(p_store_id uuid) returns vo
     update shopsync.store_sync_config c set enabled = false where c.store_id = v_store.id;
     delete from shopsync_private.store_credentials c where c.store_id = v_store.id;
     -- running jobs keep their store lock until their lease runs out (see cancel_job)
+    -- GDPR requests still run: the synced data stays after a disconnect, and so does the obligation
     update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'store disconnected'
-     where j.store_id = v_store.id and j.state in ('queued', 'running');
+     where j.store_id = v_store.id and j.state in ('queued', 'running') and j.kind <> 'gdpr.process';
     perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'store.disconnected', '{}'::jsonb);
   end
   $$;
@@ -273,5 +274,46 @@ create or replace function shopsync.claim_pending_install(
                                  jsonb_build_object('install_id', p_install_id),
                                  p_store_id => v_store, p_dedupe_key => 'install:' || p_install_id, p_priority => 10);
     return v_store;
+  end
+  $$;
+
+-- Begin connecting a store through the platform's OAuth: validates the shop, creates a single-use
+-- expiring state bound to the caller and the organization, and returns the URL to send the browser
+-- to. The URL template, shop pattern and state lifetime come from the platform's published config.
+create or replace function shopsync.begin_install(
+  p_organization_id uuid, p_platform text, p_shop text, p_return_to text default null
+) returns jsonb
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_user uuid := shopsync_private.require_user();
+    v_config jsonb := shopsync_private.platform_config(p_platform);
+    v_shop text := lower(btrim(coalesce(p_shop, '')));
+    v_ttl integer;
+    v_nonce text;
+  begin
+    if not shopsync.has_org_role(p_organization_id, array['owner', 'admin']) then
+      raise exception 'only owners and admins of organization % can connect stores', p_organization_id
+        using errcode = '42501';
+    end if;
+    if v_config is null or v_config ->> 'authorize_url' is null then
+      raise exception '% installs are not configured: start shopsync with the platform''s app credentials',
+        coalesce(p_platform, 'null') using errcode = '55000';
+    end if;
+    if length(v_shop) > 255 or v_shop !~ (v_config ->> 'shop_pattern') then
+      raise exception 'not a valid % shop: %', p_platform, left(p_shop, 60)
+        using errcode = '22023', hint = coalesce(v_config ->> 'shop_hint', '');
+    end if;
+    if p_return_to is not null and length(p_return_to) > 2000 then
+      raise exception 'return_to is too long' using errcode = '22023';
+    end if;
+    v_ttl := coalesce((v_config ->> 'state_ttl_seconds')::integer, 600);
+    v_nonce := shopsync.create_oauth_state(p_platform, p_organization_id, v_user, v_shop, p_return_to, v_ttl);
+    perform shopsync_private.log_activity(p_organization_id, null, 'store.install_started',
+                                          jsonb_build_object('platform', p_platform, 'shop', v_shop));
+    return jsonb_build_object(
+      'platform', p_platform, 'shop', v_shop,
+      'authorize_url', replace(v_config ->> 'authorize_url', '{shop}', v_shop) || '&state=' || v_nonce,
+      'expires_at', now() + make_interval(secs => v_ttl));
   end
   $$;

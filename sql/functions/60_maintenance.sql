@@ -22,7 +22,8 @@ create or replace function shopsync.run_maintenance(p_task text, p_every_seconds
       return jsonb_build_object('task', p_task, 'skipped', 'ran recently');
     end if;
     v_result := case p_task
-      when 'enqueue_due_syncs' then to_jsonb(shopsync.enqueue_due_syncs())
+      when 'enqueue_due_syncs' then jsonb_build_object('syncs', shopsync.enqueue_due_syncs())
+                                    || shopsync.enqueue_periodic_checks()
       when 'reap_expired_leases' then to_jsonb(shopsync.reap_expired_leases())
       when 'prune_history' then shopsync.prune_history()
     end;

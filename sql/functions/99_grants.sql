@@ -15,7 +15,8 @@ grant execute on function
   shopsync.set_sync_enabled(uuid, boolean),
   shopsync.set_access_policy(uuid, text, text),
   shopsync.disconnect_store(uuid),
-  shopsync.claim_pending_install(uuid, text, uuid)
+  shopsync.claim_pending_install(uuid, text, uuid),
+  shopsync.begin_install(uuid, text, text, text)
 to authenticated;
 
 grant execute on all functions in schema shopsync, shopsync_private to service_role;

@@ -128,7 +128,7 @@ class DirectDatabase:
         return types
 
     async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]], *, job_id: int | None = None,
-                           worker_id: str | None = None) -> Mapping[str, int]:
+                           worker_id: str | None = None, keep: Sequence[str] = ()) -> Mapping[str, int]:
         """COPY into a temp stage, then the same merge the supabase path uses (merge_staged)."""
         if not rows:
             return {"inserted": 0, "updated": 0, "skipped": 0}
@@ -149,8 +149,9 @@ class DirectDatabase:
                     for row in rows:
                         await copy.write_row([Jsonb(row[c]) if c in json_columns and row[c] is not None else row[c]
                                               for c in columns])
-                cur = await conn.execute("select shopsync_private.merge_staged(%s, 'shopsync_stage', %s, %s) as r",
-                                         (table, job_id, worker_id))
+                cur = await conn.execute(
+                    "select shopsync_private.merge_staged(%s, 'shopsync_stage', %s, %s, %s) as r",
+                    (table, job_id, worker_id, list(keep) or None))
                 result = await cur.fetchone()
         except psycopg.Error as exc:
             raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None

@@ -31,12 +31,13 @@ class Database(Protocol):
         ...
 
     async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]], *, job_id: int | None = None,
-                           worker_id: str | None = None) -> Mapping[str, int]:
+                           worker_id: str | None = None, keep: Sequence[str] = ()) -> Mapping[str, int]:
         """Upsert rows into ``shopsync.<table>`` (a canonical synced table) with the staleness guard.
 
-        Every row has the same keys: the table's columns except ``synced_at``. With ``job_id`` the
+        Every row has the same keys: the table's columns except ``synced_at``. Columns in ``keep`` are
+        ones the source did not send: an update leaves their stored values alone. With ``job_id`` the
         write is refused (DatabaseError 55000) unless ``worker_id`` still holds that job. Returns the
-        counts ``inserted``, ``updated`` and ``skipped`` (older than what is stored).
+        counts ``inserted``, ``updated`` and ``skipped`` (older than what is stored or redacted).
         """
         ...
 

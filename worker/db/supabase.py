@@ -199,11 +199,11 @@ class SupabaseDatabase:
             down_before = down
 
     async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]], *, job_id: int | None = None,
-                           worker_id: str | None = None) -> Mapping[str, int]:
+                           worker_id: str | None = None, keep: Sequence[str] = ()) -> Mapping[str, int]:
         if not rows:
             return {"inserted": 0, "updated": 0, "skipped": 0}
         result = await self.rpc("upsert_synced", {"p_table": table, "p_rows": list(rows), "p_job_id": job_id,
-                                                  "p_worker": worker_id})
+                                                  "p_worker": worker_id, "p_keep": list(keep) or None})
         return {k: int(v) for k, v in result.items()}
 
     async def wait_for_wakeup(self, timeout: float) -> bool:

@@ -1,0 +1,179 @@
+-- Service-side pieces of connecting stores and receiving webhooks, shared by every platform:
+-- the non-secret platform configuration the frontend's begin_install reads, store lookup by shop,
+-- pending-install credentials, the refresh lease on rotating tokens, and inbox reads/writes.
+
+-- What a platform's processes publish at start-up (client id, scopes, redirect URL, shop pattern,
+-- authorize URL template). Never secrets: the frontend-facing begin_install builds URLs from it.
+create or replace function shopsync.set_platform_config(p_platform text, p_config jsonb) returns void
+  language plpgsql set search_path = ''
+  as $$
+  begin
+    if p_platform is null or p_platform !~ '^[a-z][a-z0-9_]{1,31}$' or jsonb_typeof(p_config) <> 'object' then
+      raise exception 'platform config needs a platform name and a JSON object' using errcode = '22023';
+    end if;
+    insert into shopsync_private.settings (key, value) values ('platform:' || p_platform, p_config)
+      on conflict (key) do update set value = excluded.value, updated_at = now();
+  end
+  $$;
+
+create or replace function shopsync_private.platform_config(p_platform text) returns jsonb
+  language sql stable set search_path = ''
+  as $$ select s.value from shopsync_private.settings s where s.key = 'platform:' || p_platform $$;
+
+-- The store a platform's webhook or install is about: the active one first, then the most recently
+-- changed (a shop reinstalled into another organization leaves an uninstalled store behind).
+create or replace function shopsync.find_store(p_platform text, p_shop_key text)
+  returns table (store_id uuid, organization_id uuid, status text)
+  language sql stable set search_path = ''
+  as $$
+    select s.id, s.organization_id, s.status from shopsync.stores s
+     where s.platform = p_platform and s.shop_key = lower(p_shop_key)
+     order by (s.status = 'active') desc, s.updated_at desc
+     limit 1
+  $$;
+
+-- Tokens of an install nobody has claimed yet, sealed for the install (not a store). Returns the
+-- store id when the install was claimed meanwhile, so the caller can finish connecting it.
+create or replace function shopsync.put_pending_install_credentials(p_install_id uuid, p_credentials jsonb)
+  returns uuid
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_found boolean;
+    v_store uuid;
+  begin
+    if p_credentials ->> 'sealed' is null or p_credentials ->> 'sealed' not like 'v1.%' then
+      raise exception 'credentials must be sealed before they are stored' using errcode = '22023';
+    end if;
+    update shopsync_private.pending_installs p set credentials = p_credentials
+     where p.id = p_install_id returning true, p.store_id into v_found, v_store;
+    if v_found is null then
+      raise exception 'unknown pending install %', p_install_id using errcode = 'P0002';
+    end if;
+    return v_store;
+  end
+  $$;
+
+create or replace function shopsync.get_pending_install(p_install_id uuid)
+  returns table (platform text, shop_key text, details jsonb, credentials jsonb, store_id uuid,
+                 organization_id uuid, expires_at timestamptz)
+  language sql stable set search_path = ''
+  as $$
+    select p.platform, p.shop_key, p.details, p.credentials, p.store_id, p.claimed_by_organization, p.expires_at
+      from shopsync_private.pending_installs p where p.id = p_install_id
+  $$;
+
+-- Once the tokens live with the store, the install keeps no copy.
+create or replace function shopsync.clear_pending_install_credentials(p_install_id uuid) returns void
+  language sql set search_path = ''
+  as $$ update shopsync_private.pending_installs p set credentials = null where p.id = p_install_id $$;
+
+-- The refresh lease: true when p_owner holds it (taken now, or already held). Free again when it runs
+-- out, so a worker that dies mid-refresh blocks the store for at most p_seconds.
+create or replace function shopsync.lock_credentials_refresh(p_store_id uuid, p_owner text,
+                                                             p_seconds double precision default 30)
+  returns boolean
+  language sql set search_path = ''
+  as $$
+    with taken as (
+      update shopsync_private.store_credentials c
+         set refresh_lock_owner = p_owner, refresh_locked_until = now() + make_interval(secs => p_seconds)
+       where c.store_id = p_store_id
+         and (c.refresh_lock_owner is null or c.refresh_lock_owner = p_owner or c.refresh_locked_until < now())
+      returning 1)
+    select exists (select 1 from taken)
+  $$;
+
+create or replace function shopsync.unlock_credentials_refresh(p_store_id uuid, p_owner text) returns void
+  language sql set search_path = ''
+  as $$
+    update shopsync_private.store_credentials c set refresh_lock_owner = null, refresh_locked_until = null
+     where c.store_id = p_store_id and c.refresh_lock_owner = p_owner
+  $$;
+
+-- An inbox delivery with what processing needs to know: the store's status and whether the same
+-- platform event was already applied under another delivery id (one event, several deliveries).
+create or replace function shopsync.get_webhook(p_inbox_id bigint)
+  returns table (id bigint, platform text, store_id uuid, organization_id uuid, topic text, event_id text,
+                 triggered_at timestamptz, payload jsonb, status text, store_status text,
+                 event_already_applied boolean)
+  language sql stable set search_path = ''
+  as $$
+    select w.id, w.platform, w.store_id, w.organization_id, w.topic, w.event_id, w.triggered_at, w.payload,
+           w.status, s.status,
+           w.event_id is not null and exists (
+             select 1 from shopsync.webhook_inbox o
+              where o.platform = w.platform and o.store_id = w.store_id and o.event_id = w.event_id
+                and o.id <> w.id and o.status = 'processed')
+      from shopsync.webhook_inbox w left join shopsync.stores s on s.id = w.store_id
+     where w.id = p_inbox_id
+  $$;
+
+create or replace function shopsync.finish_webhook(p_inbox_id bigint, p_status text, p_error text default null)
+  returns void
+  language plpgsql set search_path = ''
+  as $$
+  begin
+    if p_status is null or p_status not in ('processed', 'failed', 'ignored') then
+      raise exception 'invalid webhook status %: expected processed, failed or ignored', coalesce(p_status, 'null')
+        using errcode = '22023';
+    end if;
+    update shopsync.webhook_inbox w set status = p_status, error = left(p_error, 2000), processed_at = now()
+     where w.id = p_inbox_id;
+  end
+  $$;
+
+-- What a connector's store-level jobs need to know about a store.
+create or replace function shopsync.get_store(p_store_id uuid)
+  returns table (id uuid, organization_id uuid, platform text, shop_key text, status text,
+                 products_policy text, customers_policy text, orders_policy text, platform_info jsonb)
+  language sql stable set search_path = ''
+  as $$
+    select s.id, s.organization_id, s.platform, s.shop_key, s.status, c.products_policy, c.customers_policy,
+           c.orders_policy, s.platform_info
+      from shopsync.stores s left join shopsync.store_sync_config c on c.store_id = s.id
+     where s.id = p_store_id
+  $$;
+
+-- Checks that keep active stores correct beyond the incremental schedule: a reconciliation per
+-- synced resource (finds what vanished at the source without a delete webhook) and a re-check of
+-- webhook subscriptions (platforms drop them after failed deliveries). Called every minute with the
+-- due-sync task; each check is enqueued at most once per interval and deduplicated per store.
+create or replace function shopsync.enqueue_periodic_checks(
+  p_reconcile_every interval default '1 day', p_webhook_check_every interval default '6 hours'
+) returns jsonb
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_row record;
+    v_reconciles integer := 0;
+    v_checks integer := 0;
+  begin
+    for v_row in
+      select st.store_id, st.resource from shopsync.sync_state st
+        join shopsync.stores s on s.id = st.store_id
+        join shopsync.store_sync_config c on c.store_id = st.store_id
+       where s.status = 'active' and c.enabled and st.last_full_sync_at is not null and st.checkpoint is null
+         and coalesce(st.last_reconciled_at, st.last_full_sync_at) < now() - p_reconcile_every
+         and case st.resource when 'products' then c.products_policy when 'customers' then c.customers_policy
+                              else c.orders_policy end = 'sync'
+       limit 200
+    loop
+      perform shopsync.request_sync(v_row.store_id, array[v_row.resource], 'reconcile', 'schedule', 200);
+      v_reconciles := v_reconciles + 1;
+    end loop;
+    for v_row in
+      select s.id, s.platform from shopsync.stores s
+       where s.status = 'active'
+         and not exists (select 1 from shopsync.jobs j
+                          where j.store_id = s.id and j.kind = s.platform || '.check_webhooks'
+                            and j.created_at > now() - p_webhook_check_every)
+       limit 200
+    loop
+      perform shopsync.enqueue_job(v_row.platform || '.check_webhooks', '{}'::jsonb, p_store_id => v_row.id,
+                                   p_dedupe_key => 'check_webhooks:' || v_row.id, p_priority => 150);
+      v_checks := v_checks + 1;
+    end loop;
+    return jsonb_build_object('reconciliations', v_reconciles, 'webhook_checks', v_checks);
+  end
+  $$;
