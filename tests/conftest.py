@@ -27,6 +27,8 @@ from worker.localpg import LocalPostgres
 from worker.migrate import migrate
 
 CRON_DB = "shopsync_cron"
+# the whole-Shopify-world fixtures (sandbox + web + worker) for the end-to-end tests
+pytest_plugins = ["tests.shopify_world"]
 
 
 @pytest.fixture(scope="session")

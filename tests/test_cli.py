@@ -4,6 +4,7 @@ rotate-key and the embedded dev stack. Every run uses a temporary cwd, so no .en
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -102,6 +103,19 @@ def test_check_config_ok_never_prints_secrets(tmp_path: Path) -> None:
     assert "active key id cfgkey" in out
     assert key_material not in out
     assert FAKE_PASSWORD not in out
+    assert "shopify: not configured (off)" in out
+
+
+def test_check_config_reports_the_shopify_app(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": FAKE_DSN, "SHOPSYNC_SEALING_KEYS": generate_key_spec("k"),
+           "SHOPSYNC_SHOPIFY_CLIENT_ID": "app", "SHOPSYNC_SHOPIFY_CLIENT_SECRET": "shpss_do_not_print"}
+    proc = run_cli(tmp_path, "check-config", **env)
+    out = output(proc)
+    assert proc.returncode == 0 and "shopify: configured" in out, out
+    assert "shpss_do_not_print" not in out
+    proc = run_cli(tmp_path, "check-config", **env, SHOPSYNC_SHOPIFY_API_VERSION="latest")
+    out = output(proc)
+    assert proc.returncode == 1 and "shopify: invalid" in out and "api_version" in out, out
 
 
 @pytest.mark.parametrize(("name", "value", "mentions"), [
@@ -312,10 +326,11 @@ def _port_open(port: int) -> bool:
 
 def test_dev_exit_when_ready() -> None:
     root = Path(tempfile.mkdtemp(prefix="shopsync-dev-test-"))
-    web_port = _free_port()
+    web_port, sandbox_port = _free_port(), _free_port()
     data_dir = root / ".shopsync" / "pg"
     try:
-        proc = run_cli(root, "dev", "--exit-when-ready", timeout=180, SHOPSYNC_DEV_PORT=str(web_port))
+        proc = run_cli(root, "dev", "--exit-when-ready", timeout=240, SHOPSYNC_DEV_PORT=str(web_port),
+                       SHOPSYNC_DEV_SANDBOX_PORT=str(sandbox_port))
         out = output(proc)
         assert proc.returncode == 0, out[-4000:]
         assert "web ready" in out
@@ -325,7 +340,15 @@ def test_dev_exit_when_ready() -> None:
         expected = "pg_cron" if pg_cron_available() else "the worker"
         assert f"schedules run by: {expected}" in out
         assert "stopping PostgreSQL" in out
+        # the demo shop went through the real install flow and its first full sync
+        assert "installed the app on demo.myshopify.com" in out
+        synced = re.search(r"demo\.myshopify\.com synced: (\d+) products, (\d+) variants, (\d+) inventory_levels, "
+                           r"(\d+) customers, (\d+) orders, (\d+) line_items", out)
+        assert synced is not None, out[-3000:]
+        assert [int(n) for n in synced.groups()][:1] == [50] and int(synced.group(5)) == 40
+        assert all(int(n) > 0 for n in synced.groups())
         # the command stopped everything it started
+        assert not _port_open(sandbox_port)
         assert (data_dir / "PG_VERSION").exists()
         assert not LocalPostgres(data_dir).is_running()
         assert not _port_open(web_port)

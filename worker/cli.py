@@ -104,6 +104,15 @@ def cmd_check_config(_settings: Settings | None, args: argparse.Namespace) -> in
             print(f"  sealing: active key id {sealer.active_key_id}")
         except ShopsyncError as exc:
             problems.append(str(exc))
+    from worker.connectors.registry import connectors
+
+    for connector in connectors():     # an unconfigured platform is not a problem: it is simply off
+        try:
+            state = "configured" if connector.public_config(settings) else "not configured (off)"
+        except ShopsyncError as exc:
+            state = "invalid"
+            problems.append(str(exc))
+        print(f"{connector.platform}: {state}")
     for p in problems:
         print(f"problem: {p}")
     print("configuration OK" if not problems else f"{len(problems)} problem(s)")

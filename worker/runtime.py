@@ -6,8 +6,9 @@ import asyncio
 import logging
 import signal
 
+from worker import gdpr
 from worker.config import Settings
-from worker.connectors.registry import register_jobs
+from worker.connectors.registry import publish_configs, register_jobs
 from worker.db import open_database
 from worker.jobs.registry import JobRegistry
 from worker.jobs.runner import Worker
@@ -20,6 +21,7 @@ log = logging.getLogger("shopsync.worker")
 
 def build_registry() -> JobRegistry:
     registry = JobRegistry()
+    gdpr.register_jobs(registry)
     register_jobs(registry)
     return registry
 
@@ -36,6 +38,7 @@ async def run_worker(settings: Settings, registry: JobRegistry | None = None,
             pass
     db = await open_database(settings)
     try:
+        await publish_configs(db, settings)
         worker = Worker(db, registry or build_registry(), settings)
         scheduler = MaintenanceScheduler(db, settings)
         await asyncio.gather(worker.run(stop), scheduler.run(stop))

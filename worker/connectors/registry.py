@@ -5,15 +5,20 @@ connectors here; adding a platform means adding its package and one line to ``CO
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
 
+from worker.config import Settings
+from worker.db.port import Database
 from worker.jobs.registry import JobRegistry
 
-__all__ = ["Connector", "CONNECTORS", "connectors", "connector", "register_jobs"]
+__all__ = ["Connector", "CONNECTORS", "connectors", "connector", "publish_configs", "register_jobs"]
+
+log = logging.getLogger("shopsync.connectors")
 
 
 @runtime_checkable
@@ -31,9 +36,13 @@ class Connector(Protocol):
         """Add this platform's job handlers (e.g. ``<platform>.sync``)."""
         ...
 
+    def public_config(self, core: Settings) -> Mapping[str, Any] | None:
+        """Non-secret facts the database needs (e.g. for ``begin_install``), or None if unconfigured."""
+        ...
+
 
 # module paths of platform packages, each exposing CONNECTOR
-CONNECTORS: tuple[str, ...] = ()
+CONNECTORS: tuple[str, ...] = ("worker.connectors.shopify",)
 
 
 @lru_cache(maxsize=1)
@@ -55,3 +64,13 @@ def connector(platform: str) -> Connector:
 def register_jobs(registry: JobRegistry) -> None:
     for c in connectors():
         c.register_jobs(registry)
+
+
+async def publish_configs(db: Database, settings: Settings) -> None:
+    """Store each configured connector's public config (worker and web processes do this at start)."""
+    for c in connectors():
+        config = c.public_config(settings)
+        if config is not None:
+            await db.rpc("set_platform_config", {"p_platform": c.platform, "p_config": dict(config)})
+        else:
+            log.info("%s is not configured here: its installs and jobs are unavailable", c.display_name)

@@ -252,6 +252,7 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
         opened = await open_database(settings, listen=False)
         app.state.db = opened
         try:
+            await registry.publish_configs(opened, settings)
             yield
         finally:
             app.state.db = None

@@ -1,1 +1,7 @@
-"""Shopify connector (in progress: auth and signature primitives; not yet registered)."""
+"""The Shopify connector (see connector.py); ``CONNECTOR`` is what the registry discovers."""
+
+from worker.connectors.shopify.connector import ShopifyConnector
+
+CONNECTOR = ShopifyConnector()
+
+__all__ = ["CONNECTOR", "ShopifyConnector"]

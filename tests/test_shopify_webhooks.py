@@ -1,0 +1,218 @@
+"""Shopify webhooks over real HTTP: the endpoint's checks, deliveries from the sandbox applied with the
+staleness guard (duplicates, reordering, stale and tied versions), uninstall, subscription re-checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World
+
+
+def signed_headers(body: bytes, topic: str, *, shop: str = SHOP, secret: str = SECRET,
+                   webhook_id: str | None = None, event_id: str | None = None) -> dict[str, str]:
+    digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": shop,
+            "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()), "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": "2026-11-21T10:00:00Z", "X-Shopify-API-Version": "2026-10",
+            "Content-Type": "application/json"}
+
+
+async def post(w: World, payload: Any, topic: str, *, raw: bytes | None = None, **kw: Any) -> Any:
+    body = raw if raw is not None else json.dumps(payload).encode()
+    async with w.web as web:
+        return await web.post("/shopify/webhooks", content=body, headers=signed_headers(body, topic, **kw))
+
+
+async def connected(w: World) -> Any:
+    store_id = await w.connect()
+    async with w.worker():
+        await w.until(lambda: w.scalar("select count(*) from shopsync.sync_runs where status = 'succeeded'") == 3,
+                      what="the first full sync")
+        await w.until(w.idle)
+    return store_id
+
+
+def inbox(w: World) -> list[dict[str, Any]]:
+    return w.conn.execute("select topic, delivery_id, status, error from shopsync.webhook_inbox order by id").fetchall()
+
+
+async def test_the_endpoint_refuses_what_it_cannot_trust_and_dedupes(world: World) -> None:
+    w = world
+    store_id = await w.connect()
+    product = w.shop.product(w.shop.product_ids()[0])
+    body = json.dumps(product).encode()
+    async with w.web as web:
+        bad_sig = signed_headers(body, "products/update", secret="not-the-secret")
+        assert (await web.post("/shopify/webhooks", content=body, headers=bad_sig)).status_code == 401
+        tampered = signed_headers(body, "products/update")
+        assert (await web.post("/shopify/webhooks", content=body + b" ", headers=tampered)).status_code == 401
+        unsigned = {k: v for k, v in signed_headers(body, "products/update").items() if "Hmac" not in k}
+        assert (await web.post("/shopify/webhooks", content=body, headers=unsigned)).status_code == 401
+    assert (await post(w, product, "products/explode")).status_code == 400
+    assert (await post(w, None, "products/update", raw=b"{not json")).status_code == 400
+    assert (await post(w, [1, 2], "products/update")).status_code == 400
+    assert (await post(w, product, "products/update", shop="evil.com")).status_code == 400
+    unknown = await post(w, product, "products/update", shop="nobody.myshopify.com")
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown shop"
+    redact_unknown = await post(w, {"shop_domain": "nobody.myshopify.com"}, "shop/redact", shop="nobody.myshopify.com")
+    assert redact_unknown.status_code == 200 and redact_unknown.json()["status"] == "ignored"
+    huge = json.dumps({"id": 1, "padding": "x" * (3 * 1024 * 1024)}).encode()
+    assert (await post(w, None, "products/update", raw=huge)).status_code == 413
+    assert inbox(w) == []                                        # nothing above was stored
+
+    first = await post(w, product, "products/update", webhook_id="delivery-1")
+    again = await post(w, product, "products/update", webhook_id="delivery-1")      # Shopify's retry
+    assert (first.status_code, first.json()["status"]) == (200, "accepted")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert [(r["topic"], r["delivery_id"]) for r in inbox(w)] == [("products/update", "delivery-1")]
+    assert len(w.jobs("shopify.webhook")) == 1
+    assert w.scalar("select store_id from shopsync.webhook_inbox") == store_id
+
+
+async def test_sandbox_deliveries_keep_rows_current_despite_duplicates_and_reordering(world: World) -> None:
+    w = world
+    await connected(w)
+    pid = w.shop.product_ids()[0]
+    cid = w.shop.customer_ids()[0]
+    async with w.worker():
+        w.shop.update_product(pid, title="Renamed by the merchant")
+        await w.until(lambda: w.scalar("select title from shopsync.products where id = %s", (str(pid),))
+                      == "Renamed by the merchant", what="the product update")
+        # the same event delivered twice, then a burst delivered in a shuffled order
+        w.sandbox.webhooks.faults.duplicate_next = 1
+        w.shop.update_customer(cid, first_name="Twice")
+        w.sandbox.webhooks.hold()
+        # REST payloads carry whole seconds: versions one second apart (within one second it is a tie)
+        start = (int(time.time()) + 1) * 1_000_000
+        for n in range(5):
+            w.shop.update_product(pid, title=f"Version {n}", at_us=start + n * 1_000_000)
+        w.sandbox.webhooks.release(shuffle=True)
+        assert w.sandbox.webhooks.wait_idle(10)
+        await w.until(w.idle, what="every delivery applied")
+        gone = w.shop.product_ids()[1]
+        w.shop.delete_product(gone)
+        await w.until(lambda: w.scalar("select deleted_at is not null from shopsync.products where id = %s",
+                                       (str(gone),)), what="the delete webhook")
+        await w.until(w.idle)
+    row = w.conn.execute("select title, deleted_at from shopsync.products where id = %s", (str(pid),)).fetchone()
+    assert row is not None and row["title"] == "Version 4"          # the newest won, whatever the order
+    assert row["deleted_at"] is None
+    assert w.scalar("select first_name from shopsync.customers where id = %s", (str(cid),)) == "Twice"
+    live_variants = w.scalar("select count(*) from shopsync.product_variants where product_id = %s "
+                             "and deleted_at is null", (str(gone),))
+    assert live_variants == 0                                    # they went with their product
+    statuses = {r["status"] for r in inbox(w)}
+    assert statuses <= {"processed", "ignored"}
+    assert w.scalar("select count(*) from shopsync.jobs where kind = 'shopify.webhook' and state <> 'succeeded'") == 0
+
+
+async def test_a_stale_delivery_never_overwrites_and_a_tie_applies(world: World) -> None:
+    w = world
+    await connected(w)
+    pid = w.shop.product_ids()[1]
+    current = w.shop.product(pid)
+    stored = w.scalar("select source_updated_at from shopsync.products where id = %s", (str(pid),))
+    older = {**current, "title": "Stale title", "updated_at": "2020-01-01T00:00:00Z"}
+    tied = {**current, "title": "Same version, later delivery"}
+    async with w.worker():
+        assert (await post(w, older, "products/update")).status_code == 200
+        await w.until(w.idle)
+        assert w.scalar("select title from shopsync.products where id = %s", (str(pid),)) == current["title"]
+        assert (await post(w, tied, "products/update")).status_code == 200
+        await w.until(w.idle)
+    assert w.scalar("select title from shopsync.products where id = %s", (str(pid),)) == tied["title"]
+    assert w.scalar("select source_updated_at from shopsync.products where id = %s", (str(pid),)) == stored
+    # the same event id under a new delivery id is not applied again
+    event = str(uuid.uuid4())
+    async with w.worker():
+        await post(w, {**current, "title": "First"}, "products/update", event_id=event)
+        await w.until(w.idle)
+        await post(w, {**current, "title": "Replay"}, "products/update", event_id=event)
+        await w.until(w.idle)
+    assert w.scalar("select title from shopsync.products where id = %s", (str(pid),)) == "First"
+    assert inbox(w)[-1]["status"] == "ignored"
+
+
+async def test_policies_decide_what_webhooks_store_and_which_topics_are_subscribed(world: World) -> None:
+    w = world
+    store_id = await connected(w)
+    uri = f"{w.web_url}/shopify/webhooks"
+
+    def topics() -> set[str]:
+        return {s.topic for s in w.sandbox.subscriptions.values() if s.uri == uri}
+
+    assert {"customers/update", "products/update", "orders/updated"} <= topics()
+    w.conn.execute("update shopsync.store_sync_config set customers_policy = 'not_allowed'")
+    # Shopify dropped a subscription after failed deliveries
+    dropped = next(s.id for s in w.sandbox.subscriptions.values() if s.topic == "products/update" and s.uri == uri)
+    del w.sandbox.subscriptions[dropped]
+    w.conn.execute("select shopsync.enqueue_job('shopify.check_webhooks', p_store_id => %s)", (store_id,))
+    cid = w.shop.customer_ids()[0]
+    async with w.worker():
+        await w.until(w.idle, what="the subscription check")
+        result = w.jobs("shopify.check_webhooks")[-1]["result"]
+        assert result["created"] == ["PRODUCTS_UPDATE"]
+        assert set(result["deleted"]) == {"CUSTOMERS_CREATE", "CUSTOMERS_UPDATE", "CUSTOMERS_DELETE"}
+        assert "products/update" in topics() and not any(t.startswith("customers/") for t in topics())
+        # a customers webhook that still arrives (sent before the change) is not stored
+        before = w.scalar("select first_name from shopsync.customers where id = %s", (str(cid),))
+        await post(w, {**w.shop.customer(cid), "first_name": "Not stored"}, "customers/update")
+        await w.until(w.idle)
+    assert w.scalar("select first_name from shopsync.customers where id = %s", (str(cid),)) == before
+    assert inbox(w)[-1]["status"] == "ignored"
+
+
+async def test_app_uninstalled_stops_the_store(world: World) -> None:
+    w = world
+    store_id = await connected(w)
+    w.conn.execute("select shopsync.request_sync(%s)", (store_id,))
+    async with w.worker(worker_kinds=["shopify.webhook"]):       # leave the syncs queued
+        w.sandbox.uninstall(SHOP, CLIENT_ID)
+        await w.until(lambda: w.scalar("select status from shopsync.stores") == "uninstalled",
+                      what="the uninstall webhook")
+    store = w.conn.execute("select status, status_reason from shopsync.stores").fetchone()
+    assert store is not None and "uninstalled" in store["status_reason"]
+    assert w.scalar("select count(*) from shopsync.jobs where kind = 'shopify.sync' and state = 'queued'") == 0
+    assert w.scalar("select count(*) from shopsync.products") > 0        # data stays until shop/redact
+
+
+async def test_compliance_webhooks_become_gdpr_requests_that_run(world: World) -> None:
+    w = world
+    store_id = await connected(w)
+    customer = w.shop.customer(w.shop.customer_ids()[0])
+    email = customer["email"]
+    assert w.scalar("select count(*) from shopsync.customers where lower(email) = lower(%s)", (email,)) == 1
+    forged = await post(w, {"customer": {"id": customer["id"]}}, "customers/redact", secret="wrong")
+    assert forged.status_code == 401
+    async with w.worker():
+        w.sandbox.send_customers_data_request(SHOP, customer["id"])
+        await w.until(lambda: w.scalar("select count(*) from shopsync.gdpr_requests where status = 'completed'") == 1,
+                      what="the data request")
+        w.sandbox.send_customers_redact(SHOP, customer["id"])
+        await w.until(lambda: w.scalar("select count(*) from shopsync.gdpr_requests where status = 'completed'") == 2,
+                      what="the redaction")
+        await w.until(w.idle)
+    export = w.conn.execute("select result, started_at, completed_at from shopsync.gdpr_requests "
+                            "where request_type = 'data_request'").fetchone()
+    assert export is not None and export["started_at"] and export["completed_at"]
+    assert email in str(export["result"])
+    assert w.scalar("select count(*) from shopsync.customers where id = %s", (str(customer["id"]),)) == 0
+    for table in ("orders", "customers", "webhook_inbox", "order_fulfillments"):
+        leaked = w.scalar(f"select count(*) from shopsync.{table} t where t::text ilike %s and "  # noqa: S608
+                          "store_id = %s", (f"%{email}%", store_id))
+        assert leaked == 0, table
+
+    async with w.worker():
+        w.sandbox.send_shop_redact(SHOP)
+        await w.until(lambda: w.scalar("select count(*) from shopsync.gdpr_requests where status = 'completed'") == 3,
+                      what="the shop redaction")
+    assert w.scalar("select count(*) from shopsync.stores") == 0
+    assert w.scalar("select count(*) from shopsync.products") == 0
+    assert w.scalar("select count(*) from shopsync.gdpr_requests where completed_at is not null") == 3

@@ -1,0 +1,96 @@
+"""The Shopify connector: what ``worker.connectors.registry`` discovers (routes, jobs, published config),
+and the one way its jobs open an authenticated GraphQL client for a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from starlette.routing import BaseRoute
+
+from worker.config import Settings
+from worker.connectors.shopify.graphql import ShopifyGraphQL
+from worker.connectors.shopify.oauth import ShopifyOAuth
+from worker.connectors.shopify.settings import SHOP_PATTERN, ShopifySettings, shopify_settings
+from worker.connectors.shopify.tokens import StoreTokens
+from worker.jobs.registry import JobContext, JobRegistry
+from worker.sealing import Sealer
+from worker.sync.engine import SyncContext, sync_handler
+
+__all__ = ["ShopifyConnector"]
+
+
+class ShopifyConnector:
+    platform = "shopify"
+    display_name = "Shopify"
+
+    def __init__(self, settings: ShopifySettings | None = None) -> None:
+        self._settings = settings
+        self._sealers: dict[int, Sealer] = {}
+
+    # --- configuration ---------------------------------------------------------------------------------
+    @property
+    def settings(self) -> ShopifySettings:
+        if self._settings is None:
+            self._settings = shopify_settings()
+        return self._settings
+
+    def sealer(self, core: Settings) -> Sealer:
+        sealer = self._sealers.get(id(core))
+        if sealer is None:
+            sealer = self._sealers[id(core)] = Sealer.from_settings(core)
+        return sealer
+
+    def public_config(self, core: Settings) -> dict[str, Any] | None:
+        """Published to the database at start-up for ``begin_install`` (no secrets)."""
+        s = self.settings
+        if not s.configured:
+            return None
+        query = urlencode([("client_id", s.client_id or ""), ("scope", ",".join(s.scopes)),
+                           ("redirect_uri", s.redirect_uri(core))]).replace("+", "%20")
+        return {"authorize_url": f"{s.shop_base_url}/admin/oauth/authorize?{query}", "shop_pattern": SHOP_PATTERN,
+                "shop_hint": "expected the shop's myshopify.com domain, e.g. my-shop.myshopify.com",
+                "state_ttl_seconds": s.install_state_ttl_seconds, "api_version": s.api_version,
+                "scopes": list(s.scopes)}
+
+    # --- registry hooks --------------------------------------------------------------------------------
+    def routes(self) -> Sequence[BaseRoute]:
+        from worker.connectors.shopify.install import install_routes
+        from worker.connectors.shopify.webhooks import webhook_routes
+
+        return [*install_routes(self), *webhook_routes(self)]
+
+    def register_jobs(self, registry: JobRegistry) -> None:
+        from worker.connectors.shopify import install, webhooks
+        from worker.connectors.shopify.sync import shopify_sync_source
+
+        registry.register("shopify.sync", sync_handler(shopify_sync_source(self.open_sync_client)))
+        install.register_jobs(self, registry)
+        webhooks.register_jobs(self, registry)
+
+    # --- clients ---------------------------------------------------------------------------------------
+    def oauth(self) -> ShopifyOAuth:
+        return ShopifyOAuth(self.settings)
+
+    @asynccontextmanager
+    async def open_client(self, jctx: JobContext, store_id: UUID, shop: str, *,
+                          owner: str | None = None) -> AsyncIterator[ShopifyGraphQL]:
+        """A GraphQL client for one store whose token refreshes itself (serialized across workers)."""
+        s = self.settings
+        s.require_configured()
+        oauth = self.oauth()
+        tokens = StoreTokens(jctx.db, self.sealer(jctx.settings), oauth, store_id, shop,
+                             owner=owner or jctx.worker_id, refresh_margin=s.refresh_margin_seconds)
+        try:
+            async with ShopifyGraphQL(shop, tokens, api_version=s.api_version, base_url=s.shop_url(shop),
+                                      timeout=s.request_timeout_seconds) as client:
+                yield client
+        finally:
+            await oauth.aclose()
+
+    def open_sync_client(self, ctx: SyncContext) -> Any:
+        return self.open_client(ctx.job_context, ctx.store_id, ctx.shop_key, owner=f"{ctx.job_context.worker_id}")

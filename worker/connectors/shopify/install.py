@@ -1,0 +1,249 @@
+"""Installing the app on a shop: the web side (app URL, OAuth callback) and the worker side (code
+exchange, claimed installs, activation).
+
+Two ways in:
+
+* **From shopsync's frontend**: ``shopsync.begin_install`` (SQL RPC) → Shopify's authorize page →
+  ``GET /shopify/callback`` with a state bound to the user and organization.
+* **From Shopify** (App Store, admin): ``GET /shopify/install`` (the app URL) → authorize → callback with
+  a state bound to nobody. The install is parked; the browser gets a claim token, and after login an
+  organization claims it with ``shopsync.claim_pending_install``.
+
+The callback only verifies (HMAC, timestamp, shop, single-use state) and enqueues: the code, sealed,
+goes to ``shopify.exchange``; the browser is redirected at once. The worker exchanges the code for an
+expiring offline token, seals it for the store (or the parked install), and ``shopify.activate`` then
+reads the shop, registers webhooks and enqueues the first full sync. Reinstalling a shop the
+organization already has reuses its store (``upsert_store``), so its data stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from worker.connectors.shopify.auth import (
+    InvalidShopDomain,
+    authorize_url,
+    normalize_shop_domain,
+    verify_callback,
+)
+from worker.connectors.shopify.tokens import open_token_box, save_tokens, seal_token_box
+from worker.connectors.shopify.webhooks import ensure_subscriptions
+from worker.db.port import Database
+from worker.errors import PermanentError, RetryableError
+from worker.jobs.registry import Job, JobContext, JobRegistry
+from worker.sealing import Sealer
+from worker.web.app import error_response
+
+if TYPE_CHECKING:
+    from worker.connectors.shopify.connector import ShopifyConnector
+
+__all__ = ["activate_store", "install_routes", "register_jobs"]
+
+log = logging.getLogger("shopsync.shopify.install")
+
+PLATFORM = "shopify"
+PENDING_INSTALL_TTL = 86_400
+SHOP_INFO = "query ShopInfo { shop { id name currencyCode ianaTimezone plan { displayName } } }"
+
+
+def _code_context(shop: str) -> str:
+    return f"shopify-code:{shop}"
+
+
+def _install_context(install_id: str) -> str:
+    return f"shopify-install:{install_id}"
+
+
+# --- web ------------------------------------------------------------------------------------------------
+
+def _frontend_redirect(base: str, query: Mapping[str, str], fragment: Mapping[str, str] | None = None) -> Response:
+    url = f"{base}?{urlencode(query)}"
+    if fragment:
+        url += "#" + urlencode(fragment)   # fragments never reach servers or their logs
+    return RedirectResponse(url, status_code=302)
+
+
+def _safe_return_to(return_to: str | None, frontend_url: str) -> str:
+    """Only URLs on the frontend's own origin: anything else would be an open redirect."""
+    if return_to and (return_to == frontend_url or return_to.startswith(frontend_url + "/")):
+        return return_to
+    return frontend_url
+
+
+def install_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
+
+    def verified_shop(request: Request) -> tuple[str, list[tuple[str, str]]] | Response:
+        if not connector.settings.configured:
+            return error_response(503, "Shopify is not configured on this server")
+        params = request.query_params.multi_items()
+        if not verify_callback(params, connector.settings.secrets()):
+            return error_response(401, "invalid signature or expired request")
+        try:
+            return normalize_shop_domain(request.query_params.get("shop")), params
+        except InvalidShopDomain:
+            return error_response(401, "invalid shop")
+
+    async def app_url(request: Request) -> Response:
+        """Where Shopify sends a merchant who installs or opens the app from Shopify's side."""
+        checked = verified_shop(request)
+        if isinstance(checked, Response):
+            return checked
+        shop, _ = checked
+        core = request.app.state.settings
+        db: Database = request.app.state.db
+        found = await db.rpc("find_store", {"p_platform": PLATFORM, "p_shop_key": shop})
+        if found and found[0]["status"] == "active":
+            return _frontend_redirect(core.frontend_url, {"platform": PLATFORM, "shop": shop,
+                                                          "store_id": str(found[0]["store_id"])})
+        s = connector.settings
+        nonce = await db.rpc("create_oauth_state", {"p_platform": PLATFORM, "p_organization_id": None,
+                                                   "p_user_id": None, "p_shop_key": shop,
+                                                   "p_ttl_seconds": s.install_state_ttl_seconds})
+        return RedirectResponse(authorize_url(shop, client_id=s.client_id or "", scopes=s.scopes,
+                                              redirect_uri=s.redirect_uri(core), state=str(nonce),
+                                              base_url=s.shop_url(shop)), status_code=302)
+
+    async def callback(request: Request) -> Response:
+        checked = verified_shop(request)
+        if isinstance(checked, Response):
+            return checked
+        shop, _ = checked
+        code = request.query_params.get("code")
+        state = request.query_params.get("state")
+        if not code or not state or len(code) > 512 or len(state) > 512:
+            return error_response(400, "the callback needs code and state")
+        core = request.app.state.settings
+        db: Database = request.app.state.db
+        rows = await db.rpc("consume_oauth_state", {"p_platform": PLATFORM, "p_nonce": state, "p_shop_key": shop})
+        if not rows:
+            return error_response(401, "unknown, expired or already used state")
+        bound = rows[0]
+        sealed = connector.sealer(core).seal({"code": code}, context=_code_context(shop))
+        payload: dict[str, Any] = {"shop": shop, "code": {"key_id": sealed.key_id, "sealed": sealed.sealed}}
+        organization_id = bound["organization_id"]
+        if organization_id is not None:
+            payload["organization_id"] = str(organization_id)
+            await db.rpc("enqueue_job", {"p_kind": "shopify.exchange", "p_payload": payload, "p_priority": 10,
+                                         "p_organization_id": organization_id})
+            target = _safe_return_to(bound["return_to"], core.frontend_url)
+            return _frontend_redirect(target, {"platform": PLATFORM, "shop": shop, "status": "connecting"})
+        # started on Shopify's side: park it until an organization claims it after login
+        parked = (await db.rpc("park_pending_install", {"p_platform": PLATFORM, "p_shop_key": shop,
+                                                        "p_details": {"source": "shopify"},
+                                                        "p_ttl_seconds": PENDING_INSTALL_TTL}))[0]
+        payload["install_id"] = str(parked["install_id"])
+        await db.rpc("enqueue_job", {"p_kind": "shopify.exchange", "p_payload": payload, "p_priority": 10})
+        return _frontend_redirect(core.frontend_url, {"platform": PLATFORM, "shop": shop, "status": "pending"},
+                                  {"install_id": str(parked["install_id"]), "claim_token": str(parked["claim_token"])})
+
+    return [Route("/install", app_url, methods=["GET"]), Route("/callback", callback, methods=["GET"])]
+
+
+# --- worker ---------------------------------------------------------------------------------------------
+
+def _payload_text(job: Job, key: str) -> str:
+    value = job.payload.get(key)
+    if not isinstance(value, str) or not value:
+        raise PermanentError(f"{job.kind} job {job.id} has no {key}")
+    return value
+
+
+async def _enqueue_activation(db: Database, store_id: UUID | str) -> None:
+    await db.rpc("enqueue_job", {"p_kind": "shopify.activate", "p_store_id": store_id, "p_priority": 10,
+                                 "p_dedupe_key": f"shopify.activate:{store_id}"})
+
+
+def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
+
+    async def exchange(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        """The authorization code → sealed tokens on the store (or on the parked install)."""
+        shop = normalize_shop_domain(_payload_text(job, "shop"))
+        sealer = connector.sealer(jctx.settings)
+        code_box = job.payload.get("code")
+        if not isinstance(code_box, dict):
+            raise PermanentError(f"shopify.exchange job {job.id} has no sealed code")
+        code = sealer.open_json(str(code_box.get("key_id")), str(code_box.get("sealed")),
+                                context=_code_context(shop))["code"]
+        oauth = connector.oauth()
+        try:
+            tokens = await oauth.exchange_code(shop, str(code))
+        finally:
+            await oauth.aclose()
+        db = jctx.db
+        install_id = job.payload.get("install_id")
+        if isinstance(install_id, str):
+            await db.rpc("put_pending_install_credentials", {
+                "p_install_id": install_id,
+                "p_credentials": seal_token_box(sealer, tokens, context=_install_context(install_id))})
+            # claimed already or not: shopify.install_claimed moves the tokens to the store
+            return {"shop": shop, "parked": install_id}
+        organization_id = _payload_text(job, "organization_id")
+        store_id = await db.rpc("upsert_store", {"p_organization_id": organization_id, "p_platform": PLATFORM,
+                                                 "p_shop_key": shop, "p_status": "connecting"})
+        await save_tokens(db, sealer, UUID(str(store_id)), tokens)
+        await _enqueue_activation(db, store_id)
+        return {"shop": shop, "store_id": str(store_id)}
+
+    async def install_claimed(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        """An organization claimed a parked install: move its tokens to the store and activate it."""
+        install_id = _payload_text(job, "install_id")
+        if job.store_id is None:
+            raise PermanentError(f"shopify.install_claimed job {job.id} has no store")
+        db = jctx.db
+        rows = await db.rpc("get_pending_install", {"p_install_id": install_id})
+        if not rows:
+            raise PermanentError(f"pending install {install_id} no longer exists")
+        install = rows[0]
+        credentials = install["credentials"]
+        if credentials is None:
+            # the exchange job has not stored them yet (the merchant was fast): come back shortly
+            raise RetryableError("waiting for the OAuth code exchange of this install", retry_in=2.0)
+        sealer: Sealer = connector.sealer(jctx.settings)
+        tokens = open_token_box(sealer, credentials, context=_install_context(install_id))
+        await save_tokens(db, sealer, job.store_id, tokens)
+        await db.rpc("clear_pending_install_credentials", {"p_install_id": install_id})
+        await _enqueue_activation(db, job.store_id)
+        return {"store_id": str(job.store_id)}
+
+    async def activate(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        if job.store_id is None:
+            raise PermanentError(f"shopify.activate job {job.id} has no store")
+        return await activate_store(connector, jctx, job.store_id)
+
+    registry.register("shopify.exchange", exchange)
+    registry.register("shopify.install_claimed", install_claimed)
+    registry.register("shopify.activate", activate)
+
+
+async def activate_store(connector: ShopifyConnector, jctx: JobContext, store_id: UUID) -> Mapping[str, Any]:
+    """Read the shop, mark the store active, register webhooks, enqueue the first full sync."""
+    db = jctx.db
+    rows = await db.rpc("get_store", {"p_store_id": store_id})
+    if not rows:
+        raise PermanentError(f"store {store_id} no longer exists")
+    store = rows[0]
+    if store["status"] == "disconnected":
+        return {"skipped": "the store was disconnected meanwhile"}
+    async with connector.open_client(jctx, store_id, store["shop_key"]) as client:
+        shop = (await client.query(SHOP_INFO)).get("shop") or {}
+        plan = shop.get("plan") or {}
+        info = {"name": shop.get("name"), "currency": shop.get("currencyCode"), "plan": plan.get("displayName"),
+                "timezone": shop.get("ianaTimezone"), "api_version": connector.settings.api_version}
+        await db.rpc("upsert_store", {
+            "p_organization_id": store["organization_id"], "p_platform": PLATFORM, "p_shop_key": store["shop_key"],
+            "p_display_name": shop.get("name"), "p_status": "active",
+            "p_external_id": str(shop.get("id") or "").rsplit("/", 1)[-1] or None,
+            "p_platform_info": {k: v for k, v in info.items() if v is not None}})
+        webhooks = await ensure_subscriptions(connector, client, jctx.settings, store)
+    jobs = await db.rpc("request_sync", {"p_store_id": store_id, "p_mode": "full", "p_reason": "install",
+                                         "p_priority": 50})
+    log.info("shopify %s connected; first full sync enqueued", store["shop_key"])
+    return {"store_id": str(store_id), "webhooks": webhooks, "sync_jobs": jobs}

@@ -1,0 +1,162 @@
+"""A store's Shopify access token, refreshed ahead of expiry — by one process at a time.
+
+Refresh tokens rotate: using one returns a new pair, and (under the strict model, and whenever the new
+one has been used) the old one is dead. Two workers refreshing the same store at once could burn the
+store's only valid refresh token, so a refresh happens under a lease in the database
+(``lock_credentials_refresh``), re-reads the credentials after taking it (someone may just have
+refreshed), and writes the new pair with ``put_store_credentials(p_expected_version)``. Workers that
+lose the race wait for the new version instead of refreshing too. Legacy non-expiring tokens are
+migrated to an expiring pair the same way. A refused grant marks the store ``needs_reauth``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from worker.connectors.shopify.oauth import GrantRefused, ShopifyOAuth, TokenSet
+from worker.db.port import Database
+from worker.errors import DatabaseError, NeedsReauthError, RetryableError
+from worker.sealing import Sealer
+
+__all__ = ["StoreTokens", "load_tokens", "open_token_box", "save_tokens", "seal_token_box"]
+
+log = logging.getLogger("shopsync.shopify.tokens")
+
+LEASE_SECONDS = 30.0          # longer than a token request may take (its timeout is 30 s by default)
+WAIT_FOR_OTHER_SECONDS = 35.0
+POLL_SECONDS = 0.2
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def seal_token_box(sealer: Sealer, tokens: TokenSet, *, context: str) -> dict[str, Any]:
+    """Tokens sealed for somewhere other than a store's credentials row (a parked install)."""
+    sealed = sealer.seal(tokens.secret_fields(), context=context)
+    return {"kind": tokens.kind, "key_id": sealed.key_id, "sealed": sealed.sealed,
+            "access_expires_at": tokens.access_expires_at.isoformat() if tokens.access_expires_at else None,
+            "refresh_expires_at": tokens.refresh_expires_at.isoformat() if tokens.refresh_expires_at else None}
+
+
+def open_token_box(sealer: Sealer, box: Mapping[str, Any], *, context: str) -> TokenSet:
+    fields = sealer.open_json(str(box.get("key_id")), str(box.get("sealed")), context=context)
+    return TokenSet.from_sealed(fields, _as_datetime(box.get("access_expires_at")),
+                                _as_datetime(box.get("refresh_expires_at")))
+
+
+async def load_tokens(db: Database, sealer: Sealer, store_id: UUID) -> tuple[TokenSet, int] | None:
+    """The store's tokens and their version, or None when it has none."""
+    rows = await db.rpc("get_store_credentials", {"p_store_id": store_id})
+    if not rows:
+        return None
+    row: Mapping[str, Any] = rows[0]
+    fields = sealer.open_json(row["key_id"], row["sealed"], context=str(store_id))
+    tokens = TokenSet.from_sealed(fields, _as_datetime(row["access_expires_at"]),
+                                  _as_datetime(row["refresh_expires_at"]))
+    return tokens, int(row["version"])
+
+
+async def save_tokens(db: Database, sealer: Sealer, store_id: UUID, tokens: TokenSet,
+                      expected_version: int | None = None) -> int:
+    sealed = sealer.seal(tokens.secret_fields(), context=str(store_id))
+    version = await db.rpc("put_store_credentials", {
+        "p_store_id": store_id, "p_kind": tokens.kind, "p_key_id": sealed.key_id, "p_sealed": sealed.sealed,
+        "p_access_expires_at": tokens.access_expires_at, "p_refresh_expires_at": tokens.refresh_expires_at,
+        "p_expected_version": expected_version})
+    return int(version)
+
+
+class StoreTokens:
+    """The token provider for one store's GraphQL client: ``await tokens()`` → a usable access token."""
+
+    def __init__(self, db: Database, sealer: Sealer, oauth: ShopifyOAuth, store_id: UUID, shop: str, *,
+                 owner: str, refresh_margin: float = 300.0) -> None:
+        self.db = db
+        self.sealer = sealer
+        self.oauth = oauth
+        self.store_id = store_id
+        self.shop = shop
+        self.owner = owner                      # who holds the refresh lease (worker id + task)
+        self.margin = timedelta(seconds=refresh_margin)
+        self._cached: TokenSet | None = None
+        self._lock = asyncio.Lock()             # one refresh per process; the lease covers the rest
+        self.refreshes = 0
+
+    def _due(self, tokens: TokenSet) -> bool:
+        if not tokens.expiring:
+            return True                         # a legacy token: migrate it
+        expires = tokens.access_expires_at
+        return expires is not None and expires - datetime.now(UTC) <= self.margin
+
+    async def __call__(self) -> str:
+        cached = self._cached
+        if cached is not None and not self._due(cached):
+            return cached.access_token
+        async with self._lock:
+            tokens, version = await self._load()
+            if self._due(tokens):
+                tokens = await self._rotate(version)
+            self._cached = tokens
+            return tokens.access_token
+
+    async def _load(self) -> tuple[TokenSet, int]:
+        found = await load_tokens(self.db, self.sealer, self.store_id)
+        if found is None:
+            raise NeedsReauthError(f"Shopify {self.shop}: the store has no credentials; install the app again")
+        return found
+
+    async def _rotate(self, seen_version: int) -> TokenSet:
+        deadline = time.monotonic() + WAIT_FOR_OTHER_SECONDS
+        while True:
+            if await self.db.rpc("lock_credentials_refresh", {"p_store_id": self.store_id, "p_owner": self.owner,
+                                                              "p_seconds": LEASE_SECONDS}):
+                try:
+                    return await self._rotate_holding_lease()
+                finally:
+                    await asyncio.shield(self.db.rpc("unlock_credentials_refresh",
+                                                     {"p_store_id": self.store_id, "p_owner": self.owner}))
+            # another process is refreshing: wait for its new version rather than burn the token twice
+            await asyncio.sleep(POLL_SECONDS)
+            tokens, version = await self._load()
+            if version != seen_version and not self._due(tokens):
+                return tokens
+            if time.monotonic() > deadline:
+                raise RetryableError(f"Shopify {self.shop}: another process has been refreshing the token "
+                                     f"for {WAIT_FOR_OTHER_SECONDS:.0f} s", retry_in=5.0)
+
+    async def _rotate_holding_lease(self) -> TokenSet:
+        tokens, version = await self._load()            # fresh: the previous holder may have refreshed
+        if not self._due(tokens):
+            return tokens
+        try:
+            if tokens.expiring:
+                assert tokens.refresh_token is not None
+                fresh = await self.oauth.refresh(self.shop, tokens.refresh_token)
+            else:
+                fresh = await self.oauth.migrate_legacy(self.shop, tokens.access_token)
+                log.info("shopify %s: migrated a legacy offline token to an expiring one", self.shop)
+        except GrantRefused as exc:
+            # the worker marks the store needs_reauth for a NeedsReauthError: syncs pause, the frontend sees why
+            raise NeedsReauthError(f"{exc}; the merchant must open the app again to re-authorize") from None
+        if fresh.refresh_token is None:
+            raise RetryableError(f"Shopify {self.shop}: the token endpoint returned no refresh token")
+        try:
+            await save_tokens(self.db, self.sealer, self.store_id, fresh, expected_version=version)
+        except DatabaseError as exc:
+            if exc.sqlstate == "40001":
+                # cannot happen while we hold the lease unless it ran out: someone else stored a newer pair
+                log.warning("shopify %s: credentials changed during a refresh; using the stored ones", self.shop)
+                tokens, _ = await self._load()
+                return tokens
+            raise
+        self.refreshes += 1
+        return fresh

@@ -1,0 +1,275 @@
+"""Shopify webhooks: the receiving endpoint, applying inbox events, and keeping subscriptions alive.
+
+``POST /shopify/webhooks`` takes every topic (Shopify puts it in ``X-Shopify-Topic``). It verifies the HMAC
+over the raw bytes before anything else, checks shop and topic, records the delivery in the inbox
+(unique on ``X-Shopify-Webhook-Id``: a retried delivery is a no-op) and answers at once; a job applies it.
+
+Applying (``shopify.webhook``) skips events already applied under another delivery id (Shopify may send one
+event more than once, with new webhook ids and the same ``X-Shopify-Event-Id``), and writes through the
+same guarded upsert as syncs, so an older payload never overwrites newer data and a tie is applied.
+Compliance topics become GDPR requests; ``app/uninstalled`` marks the store uninstalled.
+
+Subscriptions are registered on install and re-checked by ``shopify.check_webhooks`` (enqueued
+periodically by ``enqueue_periodic_checks``): Shopify deletes a subscription after repeated failed
+deliveries, and the topics wanted follow the store's access policies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from worker.config import Settings
+from worker.connectors.shopify.auth import InvalidShopDomain, normalize_shop_domain, verify_webhook
+from worker.connectors.shopify.graphql import ShopifyGraphQL
+from worker.connectors.shopify.mapping import WEBHOOK_TOPICS, webhook_effect
+from worker.db.port import Database
+from worker.errors import PermanentError, RetryableError
+from worker.jobs.registry import Job, JobContext, JobRegistry
+from worker.web.app import error_response
+
+if TYPE_CHECKING:
+    from worker.connectors.shopify.connector import ShopifyConnector
+
+__all__ = ["COMPLIANCE_TOPICS", "ensure_subscriptions", "register_jobs", "wanted_topics", "webhook_routes"]
+
+log = logging.getLogger("shopsync.shopify.webhooks")
+
+PLATFORM = "shopify"
+# compliance topics → gdpr request types (configured in the app's settings, not through the API)
+COMPLIANCE_TOPICS = {"customers/data_request": "data_request", "customers/redact": "customer_redact",
+                     "shop/redact": "shop_redact"}
+UNINSTALLED = "app/uninstalled"
+KNOWN_TOPICS = frozenset(WEBHOOK_TOPICS) | frozenset(COMPLIANCE_TOPICS) | {UNINSTALLED}
+MAX_HEADER = 200
+# columns REST webhook payloads do not carry (see mapping.py): a delivery must not null what a sync stored
+NOT_IN_WEBHOOKS = {"customers": ("orders_count", "total_spent"), "inventory_levels": ("on_hand",)}
+
+SUBSCRIPTIONS = """
+query Subscriptions($first: Int!, $after: String) {
+  webhookSubscriptions(first: $first, after: $after) {
+    nodes { id topic uri }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+CREATE_SUBSCRIPTION = """
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $uri: String!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: {uri: $uri, format: JSON}) {
+    webhookSubscription { id }
+    userErrors { field message }
+  }
+}"""
+DELETE_SUBSCRIPTION = """
+mutation Unsubscribe($id: ID!) {
+  webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId userErrors { field message } }
+}"""
+
+
+def _header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is None or not value.strip() or len(value) > MAX_HEADER:
+        return None
+    return value.strip()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def webhook_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
+
+    async def receive(request: Request) -> Response:
+        if not connector.settings.configured:
+            return error_response(503, "Shopify is not configured on this server")
+        raw = await request.body()
+        # authenticity first: nothing about an unsigned request is looked at, stored or echoed
+        if not verify_webhook(raw, request.headers.get("x-shopify-hmac-sha256"), connector.settings.secrets()):
+            return error_response(401, "invalid webhook signature")
+        topic = _header(request, "x-shopify-topic")
+        delivery_id = _header(request, "x-shopify-webhook-id")
+        if topic is None or delivery_id is None:
+            return error_response(400, "missing X-Shopify-Topic or X-Shopify-Webhook-Id")
+        if topic not in KNOWN_TOPICS:
+            return error_response(400, f"unknown topic {topic[:60]!r}")
+        try:
+            shop = normalize_shop_domain(request.headers.get("x-shopify-shop-domain"))
+        except InvalidShopDomain:
+            return error_response(400, "missing or invalid X-Shopify-Shop-Domain")
+        try:
+            payload = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            return error_response(400, "the body is not valid JSON")
+        if not isinstance(payload, dict):
+            return error_response(400, "the body must be a JSON object")
+        db: Database = request.app.state.db
+        found = await db.rpc("find_store", {"p_platform": PLATFORM, "p_shop_key": shop})
+        if not found:
+            if topic in COMPLIANCE_TOPICS or topic == UNINSTALLED:
+                # nothing stored for this shop (never claimed, or already redacted): nothing to do
+                return JSONResponse({"status": "ignored", "detail": "no data is stored for this shop"})
+            return error_response(404, "unknown shop")
+        recorded = (await db.rpc("record_webhook", {
+            "p_platform": PLATFORM, "p_delivery_id": delivery_id, "p_store_id": found[0]["store_id"],
+            "p_topic": topic, "p_payload": payload, "p_event_id": _header(request, "x-shopify-event-id"),
+            "p_triggered_at": _parse_time(_header(request, "x-shopify-triggered-at"))}))[0]
+        return JSONResponse({"status": "duplicate" if recorded["duplicate"] else "accepted"})
+
+    return [Route("/webhooks", receive, methods=["POST"])]
+
+
+# --- applying inbox events --------------------------------------------------------------------------------
+
+def _subject(topic: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Who a compliance request is about (GDPR requests keep this until they complete)."""
+    found = payload.get("customer")
+    customer: Mapping[str, Any] = found if isinstance(found, dict) else {}
+    subject: dict[str, Any] = {}
+    if customer.get("id") is not None:
+        subject["customer_id"] = str(customer["id"])
+    if customer.get("email"):
+        subject["emails"] = [str(customer["email"])]
+    if customer.get("phone"):
+        subject["phones"] = [str(customer["phone"])]
+    orders = payload.get("orders_to_redact") or payload.get("orders_requested") or []
+    if isinstance(orders, list) and orders:
+        subject["order_ids"] = [str(o) for o in orders]
+    return subject
+
+
+async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str:
+    """Apply one inbox event; returns the inbox status to record."""
+    db = jctx.db
+    topic = str(event["topic"])
+    store_id = event["store_id"]
+    payload: Mapping[str, Any] = event["payload"]
+    if topic in COMPLIANCE_TOPICS:
+        request_id = payload.get("data_request", {}).get("id") if isinstance(payload.get("data_request"), dict) \
+            else None
+        await db.rpc("record_gdpr_request", {
+            "p_platform": PLATFORM, "p_store_id": store_id, "p_request_type": COMPLIANCE_TOPICS[topic],
+            "p_platform_request_id": f"{topic}:{request_id}" if request_id else f"{topic}:{event['id']}",
+            "p_subject": _subject(topic, payload)})
+        return "processed"
+    if topic == UNINSTALLED:
+        if event["store_status"] in ("active", "needs_reauth", "connecting"):
+            await db.rpc("set_store_status", {"p_store_id": store_id, "p_status": "uninstalled",
+                                              "p_reason": "the app was uninstalled from the Shopify admin"})
+        return "processed"
+    if event["store_status"] != "active":
+        return "ignored"
+    resource = WEBHOOK_TOPICS[topic]
+    context = (await db.rpc("get_sync_context", {"p_store_id": store_id, "p_resource": resource}))[0]
+    if context["policy"] != "sync":
+        return "ignored"            # api_only / not_allowed data is never stored
+    effect = webhook_effect(topic, payload, store_id=UUID(str(store_id)),
+                            organization_id=UUID(str(event["organization_id"])),
+                            triggered_at=event["triggered_at"])
+    for table, rows in effect.writes.items():
+        if rows:
+            await db.write_synced(table, rows, job_id=job.id, worker_id=jctx.worker_id,
+                                  keep=NOT_IN_WEBHOOKS.get(table, ()))
+    for table, ids in effect.deletes.items():
+        if ids:
+            args: dict[str, Any] = {"p_table": table, "p_store_id": store_id, "p_ids": list(ids),
+                                    "p_job_id": job.id, "p_worker": jctx.worker_id}
+            if effect.deleted_at is not None:
+                args["p_deleted_at"] = effect.deleted_at
+            await db.rpc("mark_synced_deleted", args)
+            if table == "products":      # the payload is only {"id": N}: its variants go with it
+                children = {k: v for k, v in args.items() if k != "p_ids"}
+                await db.rpc("mark_synced_children_deleted", {**children, "p_table": "product_variants",
+                                                              "p_parent_ids": list(ids)})
+    return "processed"
+
+
+def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
+
+    async def process(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        inbox_id = job.payload.get("inbox_id")
+        if not isinstance(inbox_id, int):
+            raise PermanentError(f"shopify.webhook job {job.id} has no inbox id")
+        db = jctx.db
+        rows = await db.rpc("get_webhook", {"p_inbox_id": inbox_id})
+        if not rows:
+            return {"skipped": "the delivery is gone (pruned or its store was deleted)"}
+        event = rows[0]
+        if event["status"] != "pending":
+            return {"skipped": f"already {event['status']}"}
+        if event["event_already_applied"]:
+            await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": "ignored",
+                                            "p_error": "event already applied under another delivery"})
+            return {"status": "ignored", "reason": "duplicate event"}
+        try:
+            status = await _apply(connector, job, jctx, event)
+        except PermanentError as exc:
+            await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": "failed", "p_error": str(exc)})
+            raise
+        await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": status})
+        return {"status": status, "topic": event["topic"]}
+
+    async def check(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        if job.store_id is None:
+            raise PermanentError(f"shopify.check_webhooks job {job.id} has no store")
+        rows = await jctx.db.rpc("get_store", {"p_store_id": job.store_id})
+        if not rows or rows[0]["status"] != "active":
+            return {"skipped": "the store is not active"}
+        async with connector.open_client(jctx, job.store_id, rows[0]["shop_key"]) as client:
+            return await ensure_subscriptions(connector, client, jctx.settings, rows[0])
+
+    registry.register("shopify.webhook", process)
+    registry.register("shopify.check_webhooks", check)
+
+
+# --- subscriptions ----------------------------------------------------------------------------------------
+
+def _enum(topic: str) -> str:
+    return topic.upper().replace("/", "_")
+
+
+def wanted_topics(store: Mapping[str, Any]) -> set[str]:
+    """GraphQL topic enums this store should be subscribed to: its synced resources, plus uninstall."""
+    wanted = {_enum(UNINSTALLED)}
+    for topic, resource in WEBHOOK_TOPICS.items():
+        if store.get(f"{resource}_policy", "sync") == "sync":
+            wanted.add(_enum(topic))
+    return wanted
+
+
+async def ensure_subscriptions(connector: ShopifyConnector, client: ShopifyGraphQL, core: Settings,
+                               store: Mapping[str, Any]) -> dict[str, Any]:
+    """Create missing subscriptions to our endpoint, delete ours that are no longer wanted."""
+    uri = connector.settings.webhook_uri(core)
+    wanted = wanted_topics(store)
+    ours: dict[str, list[str]] = {}
+    async for node in client.paginate(SUBSCRIPTIONS, "webhookSubscriptions", page_size=100):
+        if node.get("uri") == uri:
+            ours.setdefault(str(node.get("topic")), []).append(str(node.get("id")))
+    created, deleted = [], []
+    for topic in sorted(wanted - set(ours)):
+        data = await client.query(CREATE_SUBSCRIPTION, {"topic": topic, "uri": uri})
+        errors = (data.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
+        if errors:
+            raise RetryableError(f"Shopify refused the {topic} subscription: "
+                                 + "; ".join(str(e.get("message"))[:200] for e in errors))
+        created.append(topic)
+    for topic, ids in sorted(ours.items()):
+        # not wanted any more (a policy changed), or a duplicate of one we keep
+        for sub_id in ids if topic not in wanted else ids[1:]:
+            await client.query(DELETE_SUBSCRIPTION, {"id": sub_id})
+            deleted.append(topic)
+    if created or deleted:
+        log.info("shopify %s webhooks: created %s, deleted %s", client.shop, created, deleted)
+    return {"created": created, "deleted": deleted, "kept": sorted(wanted & set(ours))}
