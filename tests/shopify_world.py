@@ -29,6 +29,7 @@ from worker.connectors.shopify import CONNECTOR
 from worker.connectors.shopify.oauth import TokenSet
 from worker.connectors.shopify.settings import ShopifySettings
 from worker.connectors.shopify.tokens import save_tokens
+from worker.db import Database
 from worker.db.direct import DirectDatabase
 from worker.jobs.registry import JobRegistry
 from worker.jobs.runner import Worker
@@ -70,10 +71,10 @@ class World:
         return next(iter(row.values()))
 
     @asynccontextmanager
-    async def worker(self, **overrides: Any) -> AsyncIterator[Worker]:
-        """A real worker on the test's event loop, stopped (drained) on exit."""
+    async def worker(self, db: Database | None = None, **overrides: Any) -> AsyncIterator[Worker]:
+        """A real worker on the test's event loop (on ``db``, default the direct path), drained on exit."""
         settings = self.core.model_copy(update={"poll_interval": 0.05, "lease_seconds": 10.0, **overrides})
-        worker = Worker(self.db, self.registry, settings, worker_id="test-worker")
+        worker = Worker(db or self.db, self.registry, settings, worker_id="test-worker")
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         try:

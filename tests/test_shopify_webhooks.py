@@ -13,6 +13,9 @@ import uuid
 from typing import Any
 
 from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World
+from tests.standins.server import make_jwt, serve_supabase
+from worker.config import load_settings
+from worker.db import open_database
 
 
 def signed_headers(body: bytes, topic: str, *, shop: str = SHOP, secret: str = SECRET,
@@ -216,3 +219,43 @@ async def test_compliance_webhooks_become_gdpr_requests_that_run(world: World) -
     assert w.scalar("select count(*) from shopsync.stores") == 0
     assert w.scalar("select count(*) from shopsync.products") == 0
     assert w.scalar("select count(*) from shopsync.gdpr_requests where completed_at is not null") == 3
+
+
+async def test_the_supabase_path_syncs_and_applies_webhooks(world: World) -> None:
+    """The same connector on the worker's other database path (PostgREST RPC + Realtime stand-ins)."""
+    w = world
+    secret = "shopify-supabase-path-secret-0123456789"
+    with serve_supabase(w.core.database_url.get_secret_value(), secret) as url:   # type: ignore[union-attr]
+        db = await open_database(load_settings(db_mode="supabase", supabase_url=url,
+                                               supabase_service_role_key=make_jwt(secret, "service_role")))
+        try:
+            store_id = await w.connect()
+            pid = w.shop.product_ids()[0]
+            async with w.worker(db=db):
+                await w.until(lambda: w.scalar("select count(*) from shopsync.sync_runs "
+                                               "where status = 'succeeded'") == 3, what="the full sync")
+                w.shop.update_product(pid, title="Via PostgREST")
+                await w.until(lambda: w.scalar("select title from shopsync.products where id = %s", (str(pid),))
+                              == "Via PostgREST", what="the webhook")
+                await w.until(w.idle)
+        finally:
+            await db.close()
+    assert w.scalar("select status from shopsync.stores where id = %s", (store_id,)) == "active"
+    assert w.scalar("select count(*) from shopsync.products") == 6
+    assert w.scalar("select count(*) from shopsync.jobs where state = 'dead'") == 0
+
+
+async def test_a_revoked_app_pauses_the_store_and_says_why(world: World) -> None:
+    w = world
+    store_id = await connected(w)
+    w.sandbox.revoke_tokens(SHOP, CLIENT_ID)
+    w.conn.execute("update shopsync_private.store_credentials set access_expires_at = now()")
+    w.conn.execute("select shopsync.request_sync(%s)", (store_id,))
+    async with w.worker():
+        await w.until(lambda: w.scalar("select status from shopsync.stores") == "needs_reauth",
+                      what="needs_reauth")
+        await w.until(w.idle)
+    store = w.conn.execute("select status_reason from shopsync.stores").fetchone()
+    assert store is not None and "invalid_grant" in store["status_reason"]
+    assert w.scalar("select count(*) from shopsync.jobs where kind = 'shopify.sync' and state = 'queued'") == 0
+    assert w.sandbox.counters.get("oauth_invalid_grant", 0) == 1            # one refusal, no retry storm
