@@ -893,3 +893,13 @@ def test_periodic_checks_reconcile_and_recheck_webhooks_once_per_interval(conn: 
     assert scalar(conn, "select shopsync.enqueue_periodic_checks()")["webhook_checks"] == 0
     conn.execute("update shopsync.jobs set created_at = now() - interval '7 hours'")
     assert scalar(conn, "select shopsync.enqueue_periodic_checks()")["webhook_checks"] == 1
+
+
+def test_reconnecting_a_disconnected_store_turns_syncing_back_on(conn: Conn, team: Team) -> None:
+    rpc(conn, team.owner, "select shopsync.disconnect_store(%s)", (team.store,))
+    assert scalar(conn, "select enabled from shopsync.store_sync_config where store_id = %s", (team.store,)) is False
+    # installs reconnect through 'connecting' (tokens first, then activation)
+    again = scalar(conn, "select shopsync.upsert_store(%s, 'shopify', 'a.myshopify.com', null, 'connecting')",
+                   (team.org,))
+    assert again == team.store
+    assert scalar(conn, "select enabled from shopsync.store_sync_config where store_id = %s", (team.store,)) is True

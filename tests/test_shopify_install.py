@@ -32,6 +32,16 @@ def begin(conn: psycopg.Connection[Any], user: UUID, org: UUID, shop: str = SHOP
     return str(row["r"]["authorize_url"])
 
 
+def claim(conn: psycopg.Connection[Any], user: UUID, org: UUID, landing: str) -> UUID:
+    """What the frontend does on landing: claim the install with the signed-in user's session."""
+    token = dict(parse_qsl(urlsplit(landing).fragment))
+    with as_role(conn, "authenticated", user):
+        row = conn.execute("select shopsync.claim_pending_install(%s, %s, %s) as s",
+                           (token["install_id"], token["claim_token"], org)).fetchone()
+    assert row is not None
+    return UUID(str(row["s"]))
+
+
 async def authorize(url: str) -> str:
     """The merchant approves on (sandbox) Shopify; returns where Shopify sends the browser."""
     async with httpx.AsyncClient() as browser:
@@ -55,12 +65,14 @@ async def test_install_from_the_frontend_connects_syncs_and_subscribes(world: Wo
     async with w.web as web:
         answer = await web.get(callback)
     assert answer.status_code == 302
-    assert answer.headers["location"] == FRONTEND + "/stores?platform=shopify&shop=demo.myshopify.com&status=connecting"
+    landing = answer.headers["location"]
+    assert landing.startswith(FRONTEND + "/stores?platform=shopify&shop=demo.myshopify.com&status=pending#install_id=")
     [exchange] = w.jobs("shopify.exchange")
-    assert "code" not in str(exchange["payload"]["code"].get("sealed", ""))[:3]          # sealed, not plain
+    assert str(exchange["payload"]["code"]["sealed"]).startswith("v1.")                 # sealed, not plain
     assert callback.split("code=")[1].split("&")[0] not in str(exchange["payload"])
 
     async with w.worker():
+        claim(w.conn, user, org, landing)
         await w.until(lambda: w.scalar("select count(*) from shopsync.sync_runs where status = 'succeeded'") == 3,
                       what="three successful sync runs")
         await w.until(w.idle, what="an idle queue")
@@ -84,8 +96,11 @@ async def test_install_from_the_frontend_connects_syncs_and_subscribes(world: Wo
     # reinstalling the shop reuses the store and its data
     callback = await authorize(begin(w.conn, user, org))
     async with w.web as web:
-        assert (await web.get(callback)).status_code == 302
+        landing = (await web.get(callback)).headers["location"]
     async with w.worker():
+        await w.until(lambda: w.scalar("select count(*) from shopsync_private.pending_installs "
+                                       "where credentials is not null") == 1, what="the reinstall's tokens")
+        claim(w.conn, user, org, landing)
         await w.until(lambda: w.scalar("select count(*) from shopsync.sync_runs where status = 'succeeded'") == 6,
                       what="the reinstall's full syncs")
         await w.until(w.idle)
@@ -106,8 +121,8 @@ async def test_install_started_on_shopify_is_parked_then_claimed(world: World) -
     assert landing.status_code == 302
     target = urlsplit(landing.headers["location"])
     assert dict(parse_qsl(target.query)) == {"platform": "shopify", "shop": SHOP, "status": "pending"}
-    claim = dict(parse_qsl(target.fragment))            # never in the query: kept out of server logs
-    assert set(claim) == {"install_id", "claim_token"}
+    parked = dict(parse_qsl(target.fragment))            # never in the query: kept out of server logs
+    assert set(parked) == {"install_id", "claim_token"}
     assert w.scalar("select count(*) from shopsync.stores") == 0
 
     async with w.worker():
@@ -116,7 +131,7 @@ async def test_install_started_on_shopify_is_parked_then_claimed(world: World) -
         user, org = owner_org(w.conn)
         with as_role(w.conn, "authenticated", user):
             store_id = w.conn.execute("select shopsync.claim_pending_install(%s, %s, %s) as s",
-                                      (claim["install_id"], claim["claim_token"], org)).fetchone()["s"]  # type: ignore[index]
+                                      (parked["install_id"], parked["claim_token"], org)).fetchone()["s"]  # type: ignore[index]
         await w.until(lambda: w.scalar("select count(*) from shopsync.sync_runs where status = 'succeeded'") == 3,
                       what="the claimed store's first sync")
         await w.until(w.idle)
@@ -191,7 +206,8 @@ async def test_racing_workers_refresh_a_rotating_token_once(world: World) -> Non
     w.conn.execute("update shopsync_private.store_credentials set access_expires_at = now() + interval '10 seconds'")
     oauth = ShopifyOAuth(w.shopify)
     try:
-        racers = [provider(w, store_id, sealer, f"worker-{i}", oauth) for i in range(4)]
+        # two per worker process: jobs of one process share its worker id
+        racers = [provider(w, store_id, sealer, f"worker-{i % 2}", oauth) for i in range(4)]
         w.sandbox.faults.slow(0.3, n=1, endpoint="token")     # a slow refresh makes the race real
         tokens = await asyncio.gather(*(r() for r in racers))
     finally:
@@ -233,3 +249,22 @@ async def test_a_legacy_token_is_migrated_by_token_exchange(world: World) -> Non
     assert row is not None and row["kind"] == "shopify_offline" and row["access_expires_at"] is not None
     found = await load_tokens(w.db, sealer, store_id)
     assert found is not None and found[0].access_token == token and found[0].refresh_token
+
+
+async def test_a_forwarded_consent_screen_cannot_connect_someone_elses_shop(world: World) -> None:
+    """OAuth login CSRF: the attacker begins an install for their organization and gets a merchant to
+    approve it. The merchant's browser holds the claim token, and only the attacker could claim it."""
+    w = world
+    attacker, attacker_org = owner_org(w.conn)
+    merchant, merchant_org = owner_org(w.conn)
+    callback = await authorize(begin(w.conn, attacker, attacker_org))       # approved by the merchant
+    async with w.web as web:
+        landing = (await web.get(callback)).headers["location"]          # in the merchant's browser
+    with pytest.raises(psycopg.Error) as caught:
+        claim(w.conn, merchant, merchant_org, landing)
+    assert caught.value.sqlstate == "P0002"
+    with pytest.raises(psycopg.Error) as wrong_org:
+        claim(w.conn, attacker, merchant_org, landing)                    # nor for another organization
+    assert wrong_org.value.sqlstate in ("42501", "P0002")
+    assert w.scalar("select count(*) from shopsync.stores") == 0
+    assert w.scalar("select count(*) from shopsync.jobs where kind = 'shopify.install_claimed'") == 0

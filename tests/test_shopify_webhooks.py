@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any
 
-from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World
+from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World, owner_org
 from tests.standins.server import make_jwt, serve_supabase
 from worker.config import load_settings
 from worker.db import open_database
@@ -192,21 +192,26 @@ async def test_compliance_webhooks_become_gdpr_requests_that_run(world: World) -
     customer = w.shop.customer(w.shop.customer_ids()[0])
     email = customer["email"]
     assert w.scalar("select count(*) from shopsync.customers where lower(email) = lower(%s)", (email,)) == 1
+    # the same shop connected earlier by another organization: its copy must be redacted too
+    _, other_org = owner_org(w.conn)
+    old_store = w.scalar("select shopsync.upsert_store(%s, 'shopify', %s, null, 'uninstalled')", (other_org, SHOP))
+    w.conn.execute("insert into shopsync.customers (store_id, id, organization_id, email) values (%s, %s, %s, %s)",
+                   (old_store, str(customer["id"]), other_org, email))
     forged = await post(w, {"customer": {"id": customer["id"]}}, "customers/redact", secret="wrong")
     assert forged.status_code == 401
     async with w.worker():
         w.sandbox.send_customers_data_request(SHOP, customer["id"])
-        await w.until(lambda: w.scalar("select count(*) from shopsync.gdpr_requests where status = 'completed'") == 1,
-                      what="the data request")
-        w.sandbox.send_customers_redact(SHOP, customer["id"])
         await w.until(lambda: w.scalar("select count(*) from shopsync.gdpr_requests where status = 'completed'") == 2,
-                      what="the redaction")
+                      what="the data request, for both stores")
+        w.sandbox.send_customers_redact(SHOP, customer["id"])
+        await w.until(lambda: w.scalar("select count(*) from shopsync.gdpr_requests where status = 'completed'") == 4,
+                      what="the redaction, in both stores")
         await w.until(w.idle)
     export = w.conn.execute("select result, started_at, completed_at from shopsync.gdpr_requests "
-                            "where request_type = 'data_request'").fetchone()
+                            "where request_type = 'data_request' and store_id = %s", (store_id,)).fetchone()
     assert export is not None and export["started_at"] and export["completed_at"]
     assert email in str(export["result"])
-    assert w.scalar("select count(*) from shopsync.customers where id = %s", (str(customer["id"]),)) == 0
+    assert w.scalar("select count(*) from shopsync.customers where id = %s", (str(customer["id"]),)) == 0  # both
     for table in ("orders", "customers", "webhook_inbox", "order_fulfillments"):
         leaked = w.scalar(f"select count(*) from shopsync.{table} t where t::text ilike %s and "  # noqa: S608
                           "store_id = %s", (f"%{email}%", store_id))
@@ -214,11 +219,11 @@ async def test_compliance_webhooks_become_gdpr_requests_that_run(world: World) -
 
     async with w.worker():
         w.sandbox.send_shop_redact(SHOP)
-        await w.until(lambda: w.scalar("select count(*) from shopsync.gdpr_requests where status = 'completed'") == 3,
-                      what="the shop redaction")
+        await w.until(lambda: w.scalar("select count(*) from shopsync.gdpr_requests where status = 'completed'") == 6,
+                      what="the shop redaction, of both stores")
     assert w.scalar("select count(*) from shopsync.stores") == 0
     assert w.scalar("select count(*) from shopsync.products") == 0
-    assert w.scalar("select count(*) from shopsync.gdpr_requests where completed_at is not null") == 3
+    assert w.scalar("select count(*) from shopsync.gdpr_requests where completed_at is not null") == 6
 
 
 async def test_the_supabase_path_syncs_and_applies_webhooks(world: World) -> None:

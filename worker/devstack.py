@@ -6,12 +6,14 @@ checkout shows a shop connected and synced. Everything lives under ``.shopsync/`
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import psycopg
@@ -69,25 +71,35 @@ def _demo_install(dsn: str) -> None:
             user = conn.execute("insert into auth.users (id, email) values (gen_random_uuid(), %s) returning id",
                                 (DEMO_USER,)).fetchone()
         assert user is not None
-        store = conn.execute("select status from shopsync.stores where shop_key = %s", (DEMO_SHOP,)).fetchone()
-        if store is None or store["status"] != "active":
-            with conn.transaction():
-                conn.execute("select set_config('role', 'authenticated', true), "
-                             "set_config('request.jwt.claims', %s, true)", (f'{{"sub": "{user["id"]}"}}',))
-                row = conn.execute("select shopsync.begin_install(o.organization_id, 'shopify', %s) as r "
-                                   "from shopsync.my_organizations() o limit 1", (DEMO_SHOP,)).fetchone()
-            assert row is not None
-            approved = httpx.get(row["r"]["authorize_url"], timeout=10)          # the merchant clicks Install
-            landed = httpx.get(approved.headers["location"], timeout=10)         # Shopify sends them back to us
-            if landed.status_code != 302:
-                raise RuntimeError(f"the OAuth callback answered {landed.status_code}: {landed.text[:300]}")
-            _say(f"installed the app on {DEMO_SHOP} as {DEMO_USER}; the worker is syncing")
+        # installed again on every start: the sandbox keeps its state in memory, so a new sandbox knows
+        # nothing of the last run's tokens (a reinstall reuses the store and its data)
+        started = conn.execute("select now() as t").fetchone()["t"]  # type: ignore[index]
+        claims = {"sub": str(user["id"]), "role": "authenticated"}
+        with conn.transaction():
+            conn.execute("select set_config('role', 'authenticated', true), "
+                         "set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+            org = conn.execute("select organization_id from shopsync.my_organizations() limit 1").fetchone()
+            assert org is not None
+            row = conn.execute("select shopsync.begin_install(%s, 'shopify', %s) as r",
+                               (org["organization_id"], DEMO_SHOP)).fetchone()
+        assert row is not None
+        approved = httpx.get(row["r"]["authorize_url"], timeout=10)          # the merchant clicks Install
+        landed = httpx.get(approved.headers["location"], timeout=10)         # Shopify sends them back to us
+        if landed.status_code != 302:
+            raise RuntimeError(f"the OAuth callback answered {landed.status_code}: {landed.text[:300]}")
+        parked = dict(parse_qsl(urlsplit(landed.headers["location"]).fragment))
+        with conn.transaction():                                              # the frontend claims it
+            conn.execute("select set_config('role', 'authenticated', true), "
+                         "set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+            conn.execute("select shopsync.claim_pending_install(%s, %s, %s)",
+                         (parked["install_id"], parked["claim_token"], org["organization_id"]))
+        _say(f"installed the app on {DEMO_SHOP} as {DEMO_USER}; the worker is syncing")
         deadline = time.monotonic() + SYNC_TIMEOUT
         while True:
             state = conn.execute(
                 "select s.status, s.sync_status, (select count(*) from shopsync.sync_state t where t.store_id = s.id "
-                "and t.last_full_sync_at is not null) as synced from shopsync.stores s where s.shop_key = %s",
-                (DEMO_SHOP,)).fetchone()
+                "and t.last_full_sync_at > %s) as synced from shopsync.stores s where s.shop_key = %s",
+                (started, DEMO_SHOP)).fetchone()
             if state is not None and state["status"] == "active" and state["synced"] == 3:
                 break
             if time.monotonic() > deadline:
@@ -133,7 +145,8 @@ def run_dev(exit_when_ready: bool = False) -> int:
     try:
         commands = {
             "shopify-sandbox": [sys.executable, "-m", "sandbox.shopify", "--port", str(SANDBOX_PORT),
-                                "--shop", DEMO_SHOP],
+                                "--shop", DEMO_SHOP,
+                                "--compliance-uri", f"http://127.0.0.1:{WEB_PORT}/shopify/webhooks"],
             "web": [sys.executable, "-m", "worker", "web"],
             "worker": [sys.executable, "-m", "worker", "worker"],
         }

@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket-size", type=float, default=None)
     p.add_argument("--restore-rate", type=float, default=None)
     p.add_argument("--access-token-ttl", type=float, default=3600.0)
+    p.add_argument("--compliance-uri", default=None,
+                   help="where the app's compliance webhooks go (set in shopify.app.toml on real Shopify)")
     p.add_argument("--json", action="store_true", help="print the connection details as one JSON line")
     return p
 
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                       throttle=not args.no_throttle, bucket_size=args.bucket_size,
                                       restore_rate=args.restore_rate)
     app.access_token_ttl = args.access_token_ttl
+    app.compliance_uri = args.compliance_uri
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serve_shopify_sandbox(sandbox, port=args.port, host=args.host) as base_url:

@@ -76,7 +76,7 @@ create or replace function shopsync.upsert_store(
             external_id = coalesce(excluded.external_id, s.external_id),
             platform_info = s.platform_info || excluded.platform_info
       returning s.id into v_id;
-    if v_was in ('disconnected', 'uninstalled') and p_status = 'active' then
+    if v_was in ('disconnected', 'uninstalled') and p_status in ('connecting', 'active') then
       -- reconnecting turns syncing back on (disconnecting had turned it off)
       update shopsync.store_sync_config c set enabled = true where c.store_id = v_id;
     end if;

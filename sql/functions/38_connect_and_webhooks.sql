@@ -32,6 +32,16 @@ create or replace function shopsync.find_store(p_platform text, p_shop_key text)
      limit 1
   $$;
 
+-- Every store of a shop, in any organization and state: GDPR requests must reach all of them.
+create or replace function shopsync.stores_of_shop(p_platform text, p_shop_key text)
+  returns table (store_id uuid, organization_id uuid, status text)
+  language sql stable set search_path = ''
+  as $$
+    select s.id, s.organization_id, s.status from shopsync.stores s
+     where s.platform = p_platform and s.shop_key = lower(p_shop_key)
+     order by s.created_at
+  $$;
+
 -- Tokens of an install nobody has claimed yet, sealed for the install (not a store). Returns the
 -- store id when the install was claimed meanwhile, so the caller can finish connecting it.
 create or replace function shopsync.put_pending_install_credentials(p_install_id uuid, p_credentials jsonb)
@@ -93,14 +103,15 @@ create or replace function shopsync.unlock_credentials_refresh(p_store_id uuid, 
 
 -- An inbox delivery with what processing needs to know: the store's status and whether the same
 -- platform event was already applied under another delivery id (one event, several deliveries).
+drop function if exists shopsync.get_webhook(bigint);   -- its columns changed before release
 create or replace function shopsync.get_webhook(p_inbox_id bigint)
   returns table (id bigint, platform text, store_id uuid, organization_id uuid, topic text, event_id text,
-                 triggered_at timestamptz, payload jsonb, status text, store_status text,
+                 triggered_at timestamptz, payload jsonb, status text, store_status text, shop_key text,
                  event_already_applied boolean)
   language sql stable set search_path = ''
   as $$
     select w.id, w.platform, w.store_id, w.organization_id, w.topic, w.event_id, w.triggered_at, w.payload,
-           w.status, s.status,
+           w.status, s.status, s.shop_key,
            w.event_id is not null and exists (
              select 1 from shopsync.webhook_inbox o
               where o.platform = w.platform and o.store_id = w.store_id and o.event_id = w.event_id

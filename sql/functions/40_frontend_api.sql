@@ -244,17 +244,20 @@ create or replace function shopsync.disconnect_store(p_store_id uuid) returns vo
   end
   $$;
 
--- Claim an install that started on the platform's side, for one of the caller's organizations.
+-- Claim a parked install for one of the caller's organizations. Installs started on the platform's
+-- side may be claimed by any owner/admin holding the claim token; installs started with begin_install
+-- only by the user who began them, for that organization — so a consent screen forwarded to someone
+-- else cannot connect their shop to the sender's organization.
 create or replace function shopsync.claim_pending_install(
   p_install_id uuid, p_claim_token text, p_organization_id uuid
 ) returns uuid
   language plpgsql security definer set search_path = ''
   as $$
   declare
+    v_user uuid := shopsync_private.require_user();
     v_install shopsync_private.pending_installs;
     v_store uuid;
   begin
-    perform shopsync_private.require_user();
     if not shopsync.has_org_role(p_organization_id, array['owner', 'admin']) then
       raise exception 'only owners and admins of organization % can connect stores', p_organization_id
         using errcode = '42501';
@@ -263,8 +266,12 @@ create or replace function shopsync.claim_pending_install(
      where p.id = p_install_id
        and p.claim_token_hash = encode(sha256(convert_to(coalesce(p_claim_token, ''), 'UTF8')), 'hex')
        for update;
-    if not found or v_install.claimed_at is not null or v_install.expires_at < now() then
+    if not found or v_install.claimed_at is not null or v_install.expires_at < now()
+       or coalesce((v_install.details ->> 'user_id')::uuid, v_user) <> v_user then
       raise exception 'unknown, expired or already claimed install' using errcode = 'P0002';
+    end if;
+    if coalesce((v_install.details ->> 'organization_id')::uuid, p_organization_id) <> p_organization_id then
+      raise exception 'this install was started for another organization' using errcode = '42501';
     end if;
     v_store := shopsync.upsert_store(p_organization_id, v_install.platform, v_install.shop_key, null, 'connecting');
     update shopsync_private.pending_installs p set claimed_at = now(), claimed_by_organization = p_organization_id,

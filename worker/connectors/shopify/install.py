@@ -9,19 +9,26 @@ Two ways in:
   a state bound to nobody. The install is parked; the browser gets a claim token, and after login an
   organization claims it with ``shopsync.claim_pending_install``.
 
-The callback only verifies (HMAC, timestamp, shop, single-use state) and enqueues: the code, sealed,
-goes to ``shopify.exchange``; the browser is redirected at once. The worker exchanges the code for an
-expiring offline token, seals it for the store (or the parked install), and ``shopify.activate`` then
-reads the shop, registers webhooks and enqueues the first full sync. Reinstalling a shop the
-organization already has reuses its store (``upsert_store``), so its data stays.
+The callback only verifies (HMAC, timestamp, shop, single-use state), parks the install and enqueues
+the exchange: the code, sealed, goes to ``shopify.exchange``; the browser is redirected at once with a
+claim token in the URL fragment. Either way the install becomes a store only through
+``claim_pending_install``, called with the user's session: an install begun with ``begin_install`` can
+only be claimed by the user who began it, for that organization. Without that step, an attacker could
+forward their own consent screen to a merchant and receive the merchant's shop (OAuth login CSRF).
+
+The worker exchanges the code for an expiring offline token and seals it for the parked install;
+``shopify.install_claimed`` moves it to the store, and ``shopify.activate`` reads the shop, registers
+webhooks and enqueues the first full sync. Reinstalling a shop the organization already has reuses its
+store (``upsert_store``), so its data stays.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 from starlette.requests import Request
@@ -34,10 +41,11 @@ from worker.connectors.shopify.auth import (
     normalize_shop_domain,
     verify_callback,
 )
+from worker.connectors.shopify.oauth import GrantRefused
 from worker.connectors.shopify.tokens import open_token_box, save_tokens, seal_token_box
 from worker.connectors.shopify.webhooks import ensure_subscriptions
 from worker.db.port import Database
-from worker.errors import PermanentError, RetryableError
+from worker.errors import DatabaseError, PermanentError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.sealing import Sealer
 from worker.web.app import error_response
@@ -65,9 +73,10 @@ def _install_context(install_id: str) -> str:
 # --- web ------------------------------------------------------------------------------------------------
 
 def _frontend_redirect(base: str, query: Mapping[str, str], fragment: Mapping[str, str] | None = None) -> Response:
-    url = f"{base}?{urlencode(query)}"
-    if fragment:
-        url += "#" + urlencode(fragment)   # fragments never reach servers or their logs
+    parts = urlsplit(base)
+    joined = "&".join(q for q in (parts.query, urlencode(query)) if q)
+    # fragments never reach servers or their logs: claim tokens travel there
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, joined, urlencode(fragment) if fragment else ""))
     return RedirectResponse(url, status_code=302)
 
 
@@ -126,22 +135,19 @@ def install_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         if not rows:
             return error_response(401, "unknown, expired or already used state")
         bound = rows[0]
-        sealed = connector.sealer(core).seal({"code": code}, context=_code_context(shop))
-        payload: dict[str, Any] = {"shop": shop, "code": {"key_id": sealed.key_id, "sealed": sealed.sealed}}
-        organization_id = bound["organization_id"]
-        if organization_id is not None:
-            payload["organization_id"] = str(organization_id)
-            await db.rpc("enqueue_job", {"p_kind": "shopify.exchange", "p_payload": payload, "p_priority": 10,
-                                         "p_organization_id": organization_id})
-            target = _safe_return_to(bound["return_to"], core.frontend_url)
-            return _frontend_redirect(target, {"platform": PLATFORM, "shop": shop, "status": "connecting"})
-        # started on Shopify's side: park it until an organization claims it after login
+        details: dict[str, Any] = {"source": "shopify"}
+        if bound["organization_id"] is not None:       # begun by a signed-in user with begin_install
+            details = {"source": "frontend", "organization_id": str(bound["organization_id"]),
+                       "user_id": str(bound["user_id"])}
         parked = (await db.rpc("park_pending_install", {"p_platform": PLATFORM, "p_shop_key": shop,
-                                                        "p_details": {"source": "shopify"},
+                                                        "p_details": details,
                                                         "p_ttl_seconds": PENDING_INSTALL_TTL}))[0]
-        payload["install_id"] = str(parked["install_id"])
-        await db.rpc("enqueue_job", {"p_kind": "shopify.exchange", "p_payload": payload, "p_priority": 10})
-        return _frontend_redirect(core.frontend_url, {"platform": PLATFORM, "shop": shop, "status": "pending"},
+        sealed = connector.sealer(core).seal({"code": code}, context=_code_context(shop))
+        await db.rpc("enqueue_job", {"p_kind": "shopify.exchange", "p_priority": 10, "p_payload": {
+            "shop": shop, "install_id": str(parked["install_id"]),
+            "code": {"key_id": sealed.key_id, "sealed": sealed.sealed}}})
+        target = _safe_return_to(bound["return_to"], core.frontend_url)
+        return _frontend_redirect(target, {"platform": PLATFORM, "shop": shop, "status": "pending"},
                                   {"install_id": str(parked["install_id"]), "claim_token": str(parked["claim_token"])})
 
     return [Route("/install", app_url, methods=["GET"]), Route("/callback", callback, methods=["GET"])]
@@ -154,6 +160,20 @@ def _payload_text(job: Job, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise PermanentError(f"{job.kind} job {job.id} has no {key}")
     return value
+
+
+async def _persist(call: Any, what: str, attempts: int = 5) -> Any:
+    """A database write after a one-time platform call (a spent authorization code): retry it here,
+    because retrying the job would spend the code again."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except (DatabaseError, OSError) as exc:
+            if attempt == attempts - 1:
+                raise PermanentError(f"could not store {what} ({type(exc).__name__}); connect the shop again") \
+                    from None
+            await asyncio.sleep(0.5 * 2 ** attempt)
+    return None
 
 
 async def _enqueue_activation(db: Database, store_id: UUID | str) -> None:
@@ -172,25 +192,29 @@ def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
             raise PermanentError(f"shopify.exchange job {job.id} has no sealed code")
         code = sealer.open_json(str(code_box.get("key_id")), str(code_box.get("sealed")),
                                 context=_code_context(shop))["code"]
+        install_id = _payload_text(job, "install_id")
+        db = jctx.db
         oauth = connector.oauth()
         try:
             tokens = await oauth.exchange_code(shop, str(code))
+        except GrantRefused as exc:
+            # a used or expired code: only a new install helps; say so on the store if it was claimed
+            rows = await db.rpc("get_pending_install", {"p_install_id": install_id})
+            if rows and rows[0]["store_id"] is not None:
+                await db.rpc("set_store_status", {"p_store_id": rows[0]["store_id"], "p_status": "needs_reauth",
+                                                  "p_reason": f"{exc}; connect the shop again"})
+            raise
         finally:
             await oauth.aclose()
-        db = jctx.db
-        install_id = job.payload.get("install_id")
-        if isinstance(install_id, str):
-            await db.rpc("put_pending_install_credentials", {
-                "p_install_id": install_id,
-                "p_credentials": seal_token_box(sealer, tokens, context=_install_context(install_id))})
-            # claimed already or not: shopify.install_claimed moves the tokens to the store
-            return {"shop": shop, "parked": install_id}
-        organization_id = _payload_text(job, "organization_id")
-        store_id = await db.rpc("upsert_store", {"p_organization_id": organization_id, "p_platform": PLATFORM,
-                                                 "p_shop_key": shop, "p_status": "connecting"})
-        await save_tokens(db, sealer, UUID(str(store_id)), tokens)
-        await _enqueue_activation(db, store_id)
-        return {"shop": shop, "store_id": str(store_id)}
+        box = seal_token_box(sealer, tokens, context=_install_context(install_id))
+        claimed_store = await _persist(lambda: db.rpc("put_pending_install_credentials", {
+            "p_install_id": install_id, "p_credentials": box}), "the shop's tokens")
+        if claimed_store is not None:
+            # claimed while we exchanged: make sure a claim job runs now that the tokens are here
+            await db.rpc("enqueue_job", {"p_kind": "shopify.install_claimed", "p_payload": {"install_id": install_id},
+                                         "p_store_id": claimed_store, "p_dedupe_key": f"install:{install_id}",
+                                         "p_priority": 10})
+        return {"shop": shop, "install_id": install_id, "claimed": claimed_store is not None}
 
     async def install_claimed(job: Job, jctx: JobContext) -> Mapping[str, Any]:
         """An organization claimed a parked install: move its tokens to the store and activate it."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,9 +29,12 @@ __all__ = ["StoreTokens", "load_tokens", "open_token_box", "save_tokens", "seal_
 
 log = logging.getLogger("shopsync.shopify.tokens")
 
-LEASE_SECONDS = 30.0          # longer than a token request may take (its timeout is 30 s by default)
-WAIT_FOR_OTHER_SECONDS = 35.0
 POLL_SECONDS = 0.2
+
+
+def lease_seconds(request_timeout: float) -> float:
+    """Longer than a refresh can take (httpx applies its timeout per phase: connect, write, read)."""
+    return max(60.0, 3 * request_timeout + 10.0)
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -85,8 +89,11 @@ class StoreTokens:
         self.oauth = oauth
         self.store_id = store_id
         self.shop = shop
-        self.owner = owner                      # who holds the refresh lease (worker id + task)
+        # unique per provider: jobs of one worker process share its worker id, and two of them must not
+        # both believe they hold the lease
+        self.owner = f"{owner}:{uuid.uuid4().hex[:12]}"
         self.margin = timedelta(seconds=refresh_margin)
+        self.lease = lease_seconds(oauth.settings.request_timeout_seconds)
         self._cached: TokenSet | None = None
         self._lock = asyncio.Lock()             # one refresh per process; the lease covers the rest
         self.refreshes = 0
@@ -115,10 +122,10 @@ class StoreTokens:
         return found
 
     async def _rotate(self, seen_version: int) -> TokenSet:
-        deadline = time.monotonic() + WAIT_FOR_OTHER_SECONDS
+        deadline = time.monotonic() + self.lease + 5
         while True:
             if await self.db.rpc("lock_credentials_refresh", {"p_store_id": self.store_id, "p_owner": self.owner,
-                                                              "p_seconds": LEASE_SECONDS}):
+                                                              "p_seconds": self.lease}):
                 try:
                     return await self._rotate_holding_lease()
                 finally:
@@ -131,7 +138,7 @@ class StoreTokens:
                 return tokens
             if time.monotonic() > deadline:
                 raise RetryableError(f"Shopify {self.shop}: another process has been refreshing the token "
-                                     f"for {WAIT_FOR_OTHER_SECONDS:.0f} s", retry_in=5.0)
+                                     f"for {self.lease:.0f} s", retry_in=5.0)
 
     async def _rotate_holding_lease(self) -> TokenSet:
         tokens, version = await self._load()            # fresh: the previous holder may have refreshed
@@ -145,6 +152,9 @@ class StoreTokens:
                 fresh = await self.oauth.migrate_legacy(self.shop, tokens.access_token)
                 log.info("shopify %s: migrated a legacy offline token to an expiring one", self.shop)
         except GrantRefused as exc:
+            latest = await self._load()
+            if latest[1] != version and not self._due(latest[0]):
+                return latest[0]                # someone stored a new pair after all (a lease ran out)
             # the worker marks the store needs_reauth for a NeedsReauthError: syncs pause, the frontend sees why
             raise NeedsReauthError(f"{exc}; the merchant must open the app again to re-authorize") from None
         if fresh.refresh_token is None:

@@ -34,6 +34,7 @@ from worker.connectors.shopify.mapping import WEBHOOK_TOPICS, webhook_effect
 from worker.db.port import Database
 from worker.errors import PermanentError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
+from worker.logs import redact_text
 from worker.web.app import error_response
 
 if TYPE_CHECKING:
@@ -156,12 +157,15 @@ async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event:
     store_id = event["store_id"]
     payload: Mapping[str, Any] = event["payload"]
     if topic in COMPLIANCE_TOPICS:
-        request_id = payload.get("data_request", {}).get("id") if isinstance(payload.get("data_request"), dict) \
-            else None
-        await db.rpc("record_gdpr_request", {
-            "p_platform": PLATFORM, "p_store_id": store_id, "p_request_type": COMPLIANCE_TOPICS[topic],
-            "p_platform_request_id": f"{topic}:{request_id}" if request_id else f"{topic}:{event['id']}",
-            "p_subject": _subject(topic, payload)})
+        found = payload.get("data_request")
+        request_id = found.get("id") if isinstance(found, dict) else None
+        # the same event under another delivery id must not become a second request: key by event id
+        key = request_id or event["event_id"] or event["id"]
+        # every store of the shop, in any organization: data left behind by an earlier connection counts too
+        for store in await db.rpc("stores_of_shop", {"p_platform": PLATFORM, "p_shop_key": event["shop_key"]}):
+            await db.rpc("record_gdpr_request", {
+                "p_platform": PLATFORM, "p_store_id": store["store_id"], "p_request_type": COMPLIANCE_TOPICS[topic],
+                "p_platform_request_id": f"{topic}:{key}:{store['store_id']}", "p_subject": _subject(topic, payload)})
         return "processed"
     if topic == UNINSTALLED:
         if event["store_status"] in ("active", "needs_reauth", "connecting"):
@@ -214,8 +218,11 @@ def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
             return {"status": "ignored", "reason": "duplicate event"}
         try:
             status = await _apply(connector, job, jctx, event)
-        except PermanentError as exc:
-            await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": "failed", "p_error": str(exc)})
+        except Exception as exc:
+            # a delivery whose job will not run again ends failed, with the reason, not pending forever
+            if isinstance(exc, PermanentError) or job.attempts >= job.max_attempts:
+                await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": "failed",
+                                                "p_error": redact_text(f"{type(exc).__name__}: {exc}")})
             raise
         await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": status})
         return {"status": status, "topic": event["topic"]}
