@@ -15,12 +15,23 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from bench import crash, queue_throughput, wakeup_latency
+from bench import (
+    crash,
+    queue_throughput,
+    shopify_incremental,
+    shopify_ingest,
+    shopify_pacing,
+    shopify_webhooks,
+    wakeup_latency,
+)
 from bench.common import Bench, Cluster, Report, Row, machine_info
 
-MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, crash)}
+MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, crash, shopify_ingest,
+                                                       shopify_pacing, shopify_webhooks, shopify_incremental)}
 ALIASES = {"throughput": "queue_throughput", "queue": "queue_throughput", "wakeup": "wakeup_latency",
-           "latency": "wakeup_latency"}
+           "latency": "wakeup_latency", "ingest": "shopify_ingest", "pacing": "shopify_pacing",
+           "webhooks": "shopify_webhooks", "incremental": "shopify_incremental"}
+GROUPS = {"shopify": ["shopify_ingest", "shopify_pacing", "shopify_webhooks", "shopify_incremental"]}
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "latest.md"
 
 
@@ -33,7 +44,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="SQL applied after the migrations (to measure a proposed change to the schema)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"Markdown report (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    names = [ALIASES.get(n, n) for n in args.names] or list(MODULES)
+    names = [m for n in args.names for m in GROUPS.get(n, [ALIASES.get(n, n)])] or list(MODULES)
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(MODULES)}")

@@ -38,7 +38,7 @@ TIMEOUT = 600.0
 
 def _reset_queue(dsn: str, n: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("truncate shopsync.jobs restart identity")
+        conn.execute("truncate shopsync.jobs, shopsync_private.job_concurrency_locks restart identity")
         conn.execute("insert into shopsync.jobs (kind) select 'test.noop' from generate_series(1, %s)", (n,))
         conn.execute("vacuum analyze shopsync.jobs")
 

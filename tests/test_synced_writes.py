@@ -193,3 +193,28 @@ async def test_kept_columns_survive_a_source_that_does_not_send_them(db: Databas
     await db.write_synced("inventory_levels", [new], keep=["on_hand"])
     assert conn.execute("select on_hand from shopsync.inventory_levels where location_id = 'loc2'"
                         ).fetchone()["on_hand"] is None
+
+
+async def test_an_unchanged_row_is_not_rewritten(db: Database, conn: psycopg.Connection[Any],
+                                                 store: tuple[str, str]) -> None:
+    await db.write_synced("products", [product(store, "1", "Same", T0)])
+    before = conn.execute("select synced_at, xmin::text as x from shopsync.products").fetchone()
+    result = await db.write_synced("products", [product(store, "1", "Same", T0)])
+    assert result == {"inserted": 0, "updated": 0, "skipped": 1}
+    after = conn.execute("select synced_at, xmin::text as x from shopsync.products").fetchone()
+    assert after == before                                   # no new row version: no WAL, no Realtime event
+
+
+async def test_a_fresh_write_inserts_directly_and_falls_back_to_the_merge(db: Database, conn: psycopg.Connection[Any],
+                                                                         store: tuple[str, str]) -> None:
+    rows = [product(store, str(i), f"P{i}", T0) for i in range(3)]
+    assert await db.write_synced("products", rows, fresh=True) == {"inserted": 3, "updated": 0, "skipped": 0}
+    # the same keys again (a resumed full sync): the guarded merge decides, nothing fails
+    again = [product(store, "2", "Newer", T0 + timedelta(1)), product(store, "3", "New", T0)]
+    assert await db.write_synced("products", again, fresh=True) == {"inserted": 1, "updated": 1, "skipped": 0}
+    assert titles(conn) == {"0": "P0", "1": "P1", "2": "Newer", "3": "New"}
+    # a row claiming another organization never lands as such, fresh or not
+    stray = product(store, "4", "Stray", T0) | {"organization_id": str(personal_org(conn, new_user(conn)))}
+    await db.write_synced("products", [stray], fresh=True)
+    assert conn.execute("select organization_id::text as o from shopsync.products where id = '4'").fetchone()["o"] \
+        == store[1]

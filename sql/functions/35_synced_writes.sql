@@ -2,7 +2,7 @@
 -- the supabase path) stages rows in a temp table shaped like the target, then merge_staged() applies
 -- them in one statement with the staleness guard: a stored row is only overwritten by data at least
 -- as new by the platform's own updated_at. A tie overwrites, so of two deliveries of the same
--- version the later one wins instead of being dropped.
+-- version the later one wins instead of being dropped — unless nothing differs, then nothing is written.
 
 create or replace function shopsync_private.synced_table_key(p_table text) returns text[]
   language sql immutable
@@ -19,12 +19,15 @@ create or replace function shopsync_private.synced_table_key(p_table text) retur
     end
   $$;
 
--- Merge pg_temp.<p_stage> into shopsync.<p_table>. Returns {"inserted", "updated", "skipped"}.
--- p_keep names columns the source did not send (e.g. totals a webhook payload lacks): an update keeps
--- their stored values instead of overwriting them with null.
+-- Merge rows into shopsync.<p_table>: from pg_temp.<p_stage> (the COPY path), or from p_rows, a JSON
+-- array of row objects, read in place (small writes: no temp table to create and drop).
+-- Returns {"inserted", "updated", "skipped"}. p_keep names columns the source did not send (e.g.
+-- totals a webhook payload lacks): an update keeps their stored values instead of nulling them.
 drop function if exists shopsync_private.merge_staged(text, text, bigint, text);
+drop function if exists shopsync_private.merge_staged(text, text, bigint, text, text[]);
 create or replace function shopsync_private.merge_staged(p_table text, p_stage text, p_job_id bigint default null,
-                                                         p_worker text default null, p_keep text[] default null)
+                                                         p_worker text default null, p_keep text[] default null,
+                                                         p_rows jsonb default null)
   returns jsonb
   language plpgsql set search_path = ''
   as $$
@@ -45,14 +48,18 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
      where a.attrelid = format('shopsync.%I', p_table)::regclass and a.attnum > 0 and not a.attisdropped
        and a.attname <> 'synced_at';
     v_has_updated := 'source_updated_at' = any (v_cols);
-    execute format('select count(*) from pg_temp.%I', p_stage) into v_staged;
+    if p_rows is null then
+      execute format('select count(*) from pg_temp.%I', p_stage) into v_staged;
+    else
+      v_staged := jsonb_array_length(p_rows);
+    end if;
     -- one row per key (the newest when a page repeats an object), in key order (fewer deadlocks
     -- against concurrent writers); organization_id always comes from the store, never the caller
     v_sql := format(
       'with merged as (
          insert into shopsync.%1$I as t (%2$s, synced_at)
          select distinct on (%9$s) %7$s, now()
-           from pg_temp.%3$I st join shopsync.stores s on s.id = st.store_id
+           from %3$s st join shopsync.stores s on s.id = st.store_id
           order by %9$s %8$s
          on conflict (%4$s) do update set %5$s, synced_at = now() %6$s
          returning (xmax = 0) as inserted)
@@ -60,7 +67,8 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
                                  ''updated'', count(*) filter (where not inserted)) from merged',
       p_table,
       (select string_agg(format('%I', c), ', ') from unnest(v_cols) c),
-      p_stage,
+      case when p_rows is null then format('pg_temp.%I', p_stage)
+           else format('jsonb_populate_recordset(null::shopsync.%I, $1)', p_table) end,
       (select string_agg(format('%I', c), ', ') from unnest(v_key) c),
       (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(v_cols) c
         where c <> all (v_key) and c <> all (coalesce(p_keep, '{}'))),
@@ -68,12 +76,18 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
         'where (t.source_updated_at is null or excluded.source_updated_at is null
                or t.source_updated_at <= excluded.source_updated_at)' else 'where true' end
       -- a row redacted for GDPR stays redacted: later syncs or deliveries must not bring the data back
-      || case when 'redacted_at' = any (v_cols) then ' and t.redacted_at is null' else '' end,
+      || case when 'redacted_at' = any (v_cols) then ' and t.redacted_at is null' else '' end
+      -- an unchanged row is not rewritten (no WAL, no Realtime event; counted as skipped)
+      || format(' and (%s) is distinct from (%s)',
+                (select string_agg(format('t.%I', c), ', ') from unnest(v_cols) c
+                  where c <> all (v_key) and c <> all (coalesce(p_keep, '{}')) and c <> 'organization_id'),
+                (select string_agg(format('excluded.%I', c), ', ') from unnest(v_cols) c
+                  where c <> all (v_key) and c <> all (coalesce(p_keep, '{}')) and c <> 'organization_id')),
       (select string_agg(case c when 'organization_id' then 's.organization_id' else format('st.%I', c) end, ', ')
          from unnest(v_cols) c),
       case when v_has_updated then ', st.source_updated_at desc nulls last' else '' end,
       (select string_agg(format('st.%I', c), ', ') from unnest(v_key) c));
-    execute v_sql into v_result;
+    execute v_sql into v_result using p_rows;
     return v_result || jsonb_build_object(
       'skipped', v_staged - (v_result ->> 'inserted')::bigint - (v_result ->> 'updated')::bigint);
   end
@@ -86,8 +100,6 @@ create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb, p_
   returns jsonb
   language plpgsql set search_path = ''
   as $$
-  declare
-    v_result jsonb;
   begin
     if shopsync_private.synced_table_key(p_table) is null then
       raise exception 'not a synced table: %', coalesce(p_table, 'null') using errcode = '22023';
@@ -95,15 +107,8 @@ create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb, p_
     if jsonb_typeof(p_rows) is distinct from 'array' then
       raise exception 'rows must be a JSON array of objects' using errcode = '22023';
     end if;
-    -- CTAS copies the column types but not NOT NULL: missing columns fail in the merge, with the
-    -- real table's error, instead of in staging
-    execute format('create temp table shopsync_stage on commit drop as select * from shopsync.%I with no data',
-                   p_table);
-    execute format('insert into pg_temp.shopsync_stage select * from jsonb_populate_recordset(null::shopsync.%I, $1)',
-                   p_table) using p_rows;
-    v_result := shopsync_private.merge_staged(p_table, 'shopsync_stage', p_job_id, p_worker, p_keep);
-    drop table pg_temp.shopsync_stage;
-    return v_result;
+    -- missing columns come through as null and fail in the merge with the real table's error
+    return shopsync_private.merge_staged(p_table, null, p_job_id, p_worker, p_keep, p_rows);
   end
   $$;
 
@@ -156,5 +161,45 @@ create or replace function shopsync.mark_synced_children_deleted(
       using p_store_id, p_parent_ids, p_deleted_at;
     get diagnostics v_count = row_count;
     return v_count;
+  end
+  $$;
+
+-- Everything one change (typically a webhook delivery) does to the synced tables, in one transaction
+-- and one round trip: guarded upserts per table (p_keep: columns the source did not send), guarded
+-- soft deletes (a deleted product takes its variants), and, with p_inbox_id, the inbox row marked
+-- processed with it. p_writes {table: [rows]}, p_deletes {table: [ids]}, p_keep {table: [columns]}.
+create or replace function shopsync.apply_synced_changes(
+  p_store_id uuid, p_writes jsonb default '{}'::jsonb, p_deletes jsonb default '{}'::jsonb,
+  p_deleted_at timestamptz default null, p_keep jsonb default '{}'::jsonb, p_job_id bigint default null,
+  p_worker text default null, p_inbox_id bigint default null
+) returns jsonb
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_table text;
+    v_value jsonb;
+    v_ids text[];
+    v_writes jsonb := '{}'::jsonb;
+    v_deleted integer := 0;
+  begin
+    for v_table, v_value in select e.key, e.value from jsonb_each(coalesce(p_writes, '{}'::jsonb)) e loop
+      v_writes := v_writes || jsonb_build_object(v_table, shopsync.upsert_synced(
+        v_table, v_value, p_job_id, p_worker,
+        array(select jsonb_array_elements_text(coalesce(p_keep -> v_table, '[]'::jsonb)))));
+    end loop;
+    for v_table, v_value in select e.key, e.value from jsonb_each(coalesce(p_deletes, '{}'::jsonb)) e loop
+      v_ids := array(select jsonb_array_elements_text(v_value));
+      v_deleted := v_deleted + shopsync.mark_synced_deleted(v_table, p_store_id, v_ids,
+                                                            coalesce(p_deleted_at, now()), p_job_id, p_worker);
+      if v_table = 'products' then
+        v_deleted := v_deleted + shopsync.mark_synced_children_deleted('product_variants', p_store_id, v_ids,
+                                                                       coalesce(p_deleted_at, now()), p_job_id,
+                                                                       p_worker);
+      end if;
+    end loop;
+    if p_inbox_id is not null then
+      perform shopsync.finish_webhook(p_inbox_id, 'processed');
+    end if;
+    return jsonb_build_object('writes', v_writes, 'deleted', v_deleted);
   end
   $$;

@@ -107,16 +107,17 @@ drop function if exists shopsync.get_webhook(bigint);   -- its columns changed b
 create or replace function shopsync.get_webhook(p_inbox_id bigint)
   returns table (id bigint, platform text, store_id uuid, organization_id uuid, topic text, event_id text,
                  triggered_at timestamptz, payload jsonb, status text, store_status text, shop_key text,
-                 event_already_applied boolean)
+                 products_policy text, customers_policy text, orders_policy text, event_already_applied boolean)
   language sql stable set search_path = ''
   as $$
     select w.id, w.platform, w.store_id, w.organization_id, w.topic, w.event_id, w.triggered_at, w.payload,
-           w.status, s.status, s.shop_key,
+           w.status, s.status, s.shop_key, c.products_policy, c.customers_policy, c.orders_policy,
            w.event_id is not null and exists (
              select 1 from shopsync.webhook_inbox o
               where o.platform = w.platform and o.store_id = w.store_id and o.event_id = w.event_id
                 and o.id <> w.id and o.status = 'processed')
       from shopsync.webhook_inbox w left join shopsync.stores s on s.id = w.store_id
+      left join shopsync.store_sync_config c on c.store_id = w.store_id
      where w.id = p_inbox_id
   $$;
 
@@ -186,5 +187,26 @@ create or replace function shopsync.enqueue_periodic_checks(
       v_checks := v_checks + 1;
     end loop;
     return jsonb_build_object('reconciliations', v_reconciles, 'webhook_checks', v_checks);
+  end
+  $$;
+
+-- The web process's one call per webhook delivery: find the shop's store (as find_store) and record
+-- the delivery once (as record_webhook). No row when no store has that shop.
+create or replace function shopsync.receive_webhook(
+  p_platform text, p_shop_key text, p_delivery_id text, p_topic text, p_payload jsonb,
+  p_event_id text default null, p_triggered_at timestamptz default null
+) returns table (store_id uuid, inbox_id bigint, duplicate boolean)
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_store uuid;
+  begin
+    select f.store_id into v_store from shopsync.find_store(p_platform, p_shop_key) f;
+    if v_store is null then
+      return;
+    end if;
+    return query select v_store, r.inbox_id, r.duplicate
+      from shopsync.record_webhook(p_platform, p_delivery_id, v_store, p_topic, p_payload, p_event_id,
+                                   p_triggered_at) r;
   end
   $$;

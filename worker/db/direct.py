@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
@@ -22,6 +23,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from worker.db.port import JOBS_CHANNEL, WakeupSignal
+from worker.db.values import to_json
 from worker.errors import DatabaseError
 from worker.paths import query
 
@@ -38,11 +40,17 @@ class _Signature:
     returns_set: bool
 
 
+def _dumps(value: Any) -> bytes:
+    # orjson: raw jsonb of every synced row is serialized here at full-sync volume
+    return orjson.dumps(value, default=to_json)
+
+
 def _adapt(value: Any, sql_type: str) -> Any:
+    # json(b) arguments may carry Decimals, datetimes and UUIDs (e.g. rows for upsert_synced)
     if sql_type in ("json", "jsonb") and value is not None:
-        return Jsonb(value)
+        return Jsonb(value, dumps=_dumps)
     if sql_type in ("json[]", "jsonb[]") and value is not None:
-        return [None if v is None else Jsonb(v) for v in value]
+        return [None if v is None else Jsonb(v, dumps=_dumps) for v in value]
     return value
 
 
@@ -128,8 +136,11 @@ class DirectDatabase:
         return types
 
     async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]], *, job_id: int | None = None,
-                           worker_id: str | None = None, keep: Sequence[str] = ()) -> Mapping[str, int]:
-        """COPY into a temp stage, then the same merge the supabase path uses (merge_staged)."""
+                           worker_id: str | None = None, keep: Sequence[str] = (),
+                           fresh: bool = False) -> Mapping[str, int]:
+        """COPY into a temp stage, then the same merge the supabase path uses (merge_staged). With
+        ``fresh`` (a first full sync) COPY straight into the table first; any existing key sends the
+        batch down the merge path instead."""
         if not rows:
             return {"inserted": 0, "updated": 0, "skipped": 0}
         columns = list(rows[0])
@@ -138,17 +149,23 @@ class DirectDatabase:
         except psycopg.Error as exc:
             raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None
         json_columns = {c for c in columns if types.get(c) in ("json", "jsonb")}
-        stage = sql.Identifier("pg_temp", "shopsync_stage")
+
+        async def copy_rows(conn: psycopg.AsyncConnection[DictRow], target: sql.Composable) -> None:
+            copy_sql = sql.SQL("copy {} ({}) from stdin").format(target, sql.SQL(", ").join(map(sql.Identifier,
+                                                                                                columns)))
+            async with conn.cursor().copy(copy_sql) as copy:
+                for row in rows:
+                    await copy.write_row([Jsonb(row[c], dumps=_dumps) if c in json_columns and row[c] is not None
+                                          else row[c]
+                                          for c in columns])
+
         try:
+            if fresh and await self._insert_fresh(table, rows, copy_rows, job_id, worker_id):
+                return {"inserted": len(rows), "updated": 0, "skipped": 0}
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(sql.SQL("create temp table shopsync_stage on commit drop as "
                                            "select * from {} with no data").format(sql.Identifier("shopsync", table)))
-                copy_sql = sql.SQL("copy {} ({}) from stdin").format(
-                    stage, sql.SQL(", ").join(map(sql.Identifier, columns)))
-                async with conn.cursor().copy(copy_sql) as copy:
-                    for row in rows:
-                        await copy.write_row([Jsonb(row[c]) if c in json_columns and row[c] is not None else row[c]
-                                              for c in columns])
+                await copy_rows(conn, sql.Identifier("pg_temp", "shopsync_stage"))
                 cur = await conn.execute(
                     "select shopsync_private.merge_staged(%s, 'shopsync_stage', %s, %s, %s) as r",
                     (table, job_id, worker_id, list(keep) or None))
@@ -159,6 +176,29 @@ class DirectDatabase:
             raise DatabaseError(f"every row needs the same columns; one lacks {exc}", "22023") from None
         assert result is not None
         return {k: int(v) for k, v in result["r"].items()}
+
+    async def _insert_fresh(self, table: str, rows: Sequence[Mapping[str, Any]], copy_rows: Any,
+                            job_id: int | None, worker_id: str | None) -> bool:
+        """COPY rows straight into ``shopsync.<table>``: True if all were new. The merge's other rules
+        hold trivially for new rows, except the organization, which is checked against the store."""
+        stores = {(str(r["store_id"]), str(r["organization_id"])) for r in rows}
+        if len(stores) != 1:
+            return False
+        ((store_id, organization_id),) = stores
+        async with self._pool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    cur = await conn.execute(
+                        "select shopsync_private.assert_job_held(%s, %s), "
+                        "(select s.organization_id::text from shopsync.stores s where s.id = %s) as org",
+                        (job_id, worker_id, store_id))
+                    found = await cur.fetchone()
+                    if found is None or found["org"] != organization_id:
+                        return False
+                    await copy_rows(conn, sql.Identifier("shopsync", table))
+            except psycopg.errors.UniqueViolation:
+                return False            # some keys exist (a resumed run, a webhook): merge this batch
+        return True
 
     # --- wake-ups -------------------------------------------------------------------------------
     async def _listen(self) -> None:

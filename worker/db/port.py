@@ -31,11 +31,13 @@ class Database(Protocol):
         ...
 
     async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]], *, job_id: int | None = None,
-                           worker_id: str | None = None, keep: Sequence[str] = ()) -> Mapping[str, int]:
+                           worker_id: str | None = None, keep: Sequence[str] = (),
+                           fresh: bool = False) -> Mapping[str, int]:
         """Upsert rows into ``shopsync.<table>`` (a canonical synced table) with the staleness guard.
 
         Every row has the same keys: the table's columns except ``synced_at``. Columns in ``keep`` are
-        ones the source did not send: an update leaves their stored values alone. With ``job_id`` the
+        ones the source did not send: an update leaves their stored values alone. ``fresh`` hints that
+        the rows are probably all new (a first full sync), so a path may try a plain insert first. With ``job_id`` the
         write is refused (DatabaseError 55000) unless ``worker_id`` still holds that job. Returns the
         counts ``inserted``, ``updated`` and ``skipped`` (older than what is stored or redacted).
         """

@@ -17,11 +17,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from enum import Enum
 from typing import Any
-from uuid import UUID
 
 import httpx
 from postgrest.exceptions import APIError
@@ -30,6 +26,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from worker.config import Settings
 from worker.db.port import JOBS_CHANNEL, WakeupSignal
+from worker.db.values import to_json
 from worker.errors import ConfigError, DatabaseError
 
 __all__ = ["SCHEMA", "WAKEUP_EVENT", "SupabaseDatabase"]
@@ -42,29 +39,6 @@ WAKEUP_EVENT = "enqueued"
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _REDACTED = "[redacted]"
-
-
-def _to_json(value: Any) -> Any:
-    """Turn an argument into what PostgREST accepts for the declared SQL type."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value.value if isinstance(value, Enum) else value
-    if isinstance(value, Enum):
-        return _to_json(value.value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return f"{value.total_seconds()} seconds"   # PostgreSQL interval input
-    if isinstance(value, Decimal):
-        return str(value)                             # exact; numeric input parses it
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "\\x" + bytes(value).hex()             # bytea hex format, as PostgREST expects
-    if isinstance(value, Mapping):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_to_json(v) for v in value]
-    raise TypeError(f"cannot send a {type(value).__name__} to PostgREST")
 
 
 def _quiet_handshake_logs() -> None:
@@ -137,7 +111,7 @@ class SupabaseDatabase:
     async def rpc(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
         if not _NAME.match(function):
             raise DatabaseError(f"invalid function name {function!r}", "42602")
-        params = {str(name): _to_json(value) for name, value in (args or {}).items()}
+        params = {str(name): to_json(value) for name, value in (args or {}).items()}
         try:
             response = await self._rest.rpc(function, params).execute()
         except APIError as exc:
@@ -199,7 +173,8 @@ class SupabaseDatabase:
             down_before = down
 
     async def write_synced(self, table: str, rows: Sequence[Mapping[str, Any]], *, job_id: int | None = None,
-                           worker_id: str | None = None, keep: Sequence[str] = ()) -> Mapping[str, int]:
+                           worker_id: str | None = None, keep: Sequence[str] = (),
+                           fresh: bool = False) -> Mapping[str, int]:
         if not rows:
             return {"inserted": 0, "updated": 0, "skipped": 0}
         result = await self.rpc("upsert_synced", {"p_table": table, "p_rows": list(rows), "p_job_id": job_id,

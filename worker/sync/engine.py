@@ -10,6 +10,7 @@ and keeps the store's sync status current for the frontend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,24 +102,46 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
         counts = {"inserted": 0, "updated": 0, "skipped": 0, "deleted": 0}
         held = {"p_job_id": job.id, "p_worker": jctx.worker_id}   # every write re-checks the lease
         newest = ctx.high_watermark
+        first_full_sync = mode == "full" and info.get("last_full_sync_at") is None
+
+        async def write(batch: Batch) -> None:
+            for table, table_rows in batch.writes.items():
+                result = await db.write_synced(table, table_rows, job_id=job.id, worker_id=jctx.worker_id,
+                                               fresh=first_full_sync)
+                for key in ("inserted", "updated", "skipped"):
+                    counts[key] += int(result.get(key, 0))
+            for table, ids in batch.deletes.items():
+                if ids:
+                    counts["deleted"] += int(await db.rpc("mark_synced_deleted", {
+                        "p_table": table, "p_store_id": ctx.store_id, "p_ids": list(ids), **held}))
+            if batch.checkpoint is not None:
+                # the watermark only moves when the run completes: a resumed run must not skip data
+                await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
+                                                 "p_high_watermark": ctx.high_watermark,
+                                                 "p_checkpoint": {**batch.checkpoint, "mode": mode}, **held})
+
+        # one batch is written while the source fetches and maps the next: Python and PostgreSQL work at
+        # the same time instead of taking turns. Batches are still written (and checkpointed) in order.
+        writing: asyncio.Task[None] | None = None
         try:
             async for batch in source(ctx):
-                for table, table_rows in batch.writes.items():
-                    result = await db.write_synced(table, table_rows, job_id=job.id, worker_id=jctx.worker_id)
-                    for key in ("inserted", "updated", "skipped"):
-                        counts[key] += int(result.get(key, 0))
-                for table, ids in batch.deletes.items():
-                    if ids:
-                        counts["deleted"] += int(await db.rpc("mark_synced_deleted", {
-                            "p_table": table, "p_store_id": ctx.store_id, "p_ids": list(ids), **held}))
                 if batch.high_watermark is not None and (newest is None or batch.high_watermark > newest):
                     newest = batch.high_watermark
-                if batch.checkpoint is not None:
-                    # the watermark only moves when the run completes: a resumed run must not skip data
-                    await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
-                                                     "p_high_watermark": ctx.high_watermark,
-                                                     "p_checkpoint": {**batch.checkpoint, "mode": mode}, **held})
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(write(batch))
+            if writing is not None:
+                await writing
         except BaseException as exc:
+            if writing is not None and not writing.done():
+                if isinstance(exc, Exception):
+                    # the source failed after handing over a good batch: keep it (and its checkpoint)
+                    with contextlib.suppress(Exception):
+                        await writing
+                else:                       # cancelled (lost lease, shutdown): stop writing now
+                    writing.cancel()
+                    with contextlib.suppress(BaseException):
+                        await writing
             # a shutdown or lost lease is not the store's error: the run resumes from its checkpoint
             status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
             try:

@@ -7,7 +7,7 @@
 - ``wait`` polls ``bulkOperation(id:)`` until the operation ends.
 - ``lines`` streams the result file with httpx (never loaded whole) and yields parsed lines, skipping the
   first ``skip`` (a resumed sync). A result URL that is gone (403 expired / 404) raises ``ResultGone``.
-  ``json.loads`` undoes Shopify's escaped slashes (``gid:\\/\\/shopify\\/…``).
+  the JSON parser undoes Shopify's escaped slashes (``gid:\\/\\/shopify\\/…``).
 - ``ParentFacts`` keeps one small fact per parent (an order's ``updatedAt``) in two ``array('q')``s —
   children come after their parent but not next to it, so the fact must outlive the parent's line.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 import logging
 import re
 import time
@@ -27,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from worker.connectors.shopify import queries
 from worker.connectors.shopify.graphql import ShopifyGraphQL
@@ -46,6 +46,10 @@ _KIND = re.compile(r"^gid:(?:\\?/){2}shopify(?:\\?/)([A-Za-z]+)(?:\\?/)")
 
 def gid_kind(value: Any) -> str | None:
     """``gid://shopify/ProductVariant/1`` → ``ProductVariant`` (escaped slashes too)."""
+    if isinstance(value, str) and value.startswith("gid://shopify/"):     # once per JSONL line: skip the regex
+        end = value.find("/", 14)
+        if end > 14:
+            return value[14:end]
     m = _KIND.match(value) if isinstance(value, str) else None
     return m.group(1) if m else None
 
@@ -149,8 +153,8 @@ class BulkRunner:
                         yield number, None
                         continue
                     try:
-                        obj = json.loads(text)
-                    except json.JSONDecodeError:
+                        obj = orjson.loads(text)
+                    except orjson.JSONDecodeError:
                         raise RetryableError(f"bulk result line {number} is not JSON (truncated download?)") from None
                     if not isinstance(obj, dict):
                         raise PermanentError(f"bulk result line {number} is not an object")

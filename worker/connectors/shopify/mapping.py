@@ -82,6 +82,11 @@ def legacy_id(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
+        # the common case first (a hot path: once per object of a full sync): gid://shopify/Type/123
+        if value.startswith("gid://shopify/"):
+            tail = value.rpartition("/")[2]
+            if tail.isdigit():
+                return tail
         text = value.strip()
         if text.isdigit():
             return text

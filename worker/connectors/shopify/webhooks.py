@@ -116,17 +116,16 @@ def webhook_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         if not isinstance(payload, dict):
             return error_response(400, "the body must be a JSON object")
         db: Database = request.app.state.db
-        found = await db.rpc("find_store", {"p_platform": PLATFORM, "p_shop_key": shop})
-        if not found:
+        recorded = await db.rpc("receive_webhook", {     # one round trip: find the store, record once
+            "p_platform": PLATFORM, "p_shop_key": shop, "p_delivery_id": delivery_id, "p_topic": topic,
+            "p_payload": payload, "p_event_id": _header(request, "x-shopify-event-id"),
+            "p_triggered_at": _parse_time(_header(request, "x-shopify-triggered-at"))})
+        if not recorded:
             if topic in COMPLIANCE_TOPICS or topic == UNINSTALLED:
                 # nothing stored for this shop (never claimed, or already redacted): nothing to do
                 return JSONResponse({"status": "ignored", "detail": "no data is stored for this shop"})
             return error_response(404, "unknown shop")
-        recorded = (await db.rpc("record_webhook", {
-            "p_platform": PLATFORM, "p_delivery_id": delivery_id, "p_store_id": found[0]["store_id"],
-            "p_topic": topic, "p_payload": payload, "p_event_id": _header(request, "x-shopify-event-id"),
-            "p_triggered_at": _parse_time(_header(request, "x-shopify-triggered-at"))}))[0]
-        return JSONResponse({"status": "duplicate" if recorded["duplicate"] else "accepted"})
+        return JSONResponse({"status": "duplicate" if recorded[0]["duplicate"] else "accepted"})
 
     return [Route("/webhooks", receive, methods=["POST"])]
 
@@ -150,8 +149,9 @@ def _subject(topic: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     return subject
 
 
-async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str:
-    """Apply one inbox event; returns the inbox status to record."""
+async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
+    """Apply one inbox event. Returns the inbox status to record, or None when the apply recorded it
+    itself (data topics: the rows and the inbox status change in one transaction)."""
     db = jctx.db
     topic = str(event["topic"])
     store_id = event["store_id"]
@@ -174,29 +174,17 @@ async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event:
         return "processed"
     if event["store_status"] != "active":
         return "ignored"
-    resource = WEBHOOK_TOPICS[topic]
-    context = (await db.rpc("get_sync_context", {"p_store_id": store_id, "p_resource": resource}))[0]
-    if context["policy"] != "sync":
+    if event[f"{WEBHOOK_TOPICS[topic]}_policy"] != "sync":
         return "ignored"            # api_only / not_allowed data is never stored
     effect = webhook_effect(topic, payload, store_id=UUID(str(store_id)),
                             organization_id=UUID(str(event["organization_id"])),
                             triggered_at=event["triggered_at"])
-    for table, rows in effect.writes.items():
-        if rows:
-            await db.write_synced(table, rows, job_id=job.id, worker_id=jctx.worker_id,
-                                  keep=NOT_IN_WEBHOOKS.get(table, ()))
-    for table, ids in effect.deletes.items():
-        if ids:
-            args: dict[str, Any] = {"p_table": table, "p_store_id": store_id, "p_ids": list(ids),
-                                    "p_job_id": job.id, "p_worker": jctx.worker_id}
-            if effect.deleted_at is not None:
-                args["p_deleted_at"] = effect.deleted_at
-            await db.rpc("mark_synced_deleted", args)
-            if table == "products":      # the payload is only {"id": N}: its variants go with it
-                children = {k: v for k, v in args.items() if k != "p_ids"}
-                await db.rpc("mark_synced_children_deleted", {**children, "p_table": "product_variants",
-                                                              "p_parent_ids": list(ids)})
-    return "processed"
+    await db.rpc("apply_synced_changes", {
+        "p_store_id": store_id, "p_writes": {t: list(rows) for t, rows in effect.writes.items() if rows},
+        "p_deletes": {t: list(ids) for t, ids in effect.deletes.items() if ids},
+        "p_deleted_at": effect.deleted_at, "p_keep": NOT_IN_WEBHOOKS, "p_job_id": job.id,
+        "p_worker": jctx.worker_id, "p_inbox_id": event["id"]})
+    return None
 
 
 def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
@@ -224,8 +212,9 @@ def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
                 await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": "failed",
                                                 "p_error": redact_text(f"{type(exc).__name__}: {exc}")})
             raise
-        await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": status})
-        return {"status": status, "topic": event["topic"]}
+        if status is not None:
+            await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": status})
+        return {"status": status or "processed", "topic": event["topic"]}
 
     async def check(job: Job, jctx: JobContext) -> Mapping[str, Any]:
         if job.store_id is None:
