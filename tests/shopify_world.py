@@ -83,7 +83,7 @@ class World:
             stop.set()
             await task
 
-    async def until(self, check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    async def until(self, check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
         while True:
             value = check()
@@ -92,7 +92,10 @@ class World:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
+                # say where the work stands, so a slow or stuck run explains itself
+                jobs = [(j["id"], j["kind"], j["state"], j["attempts"], str(j["run_at"]), (j["last_error"] or "")[:200])
+                        for j in self.jobs()]
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; jobs: {jobs}")
             await asyncio.sleep(0.05)
 
     def jobs(self, kind: str | None = None) -> list[dict[str, Any]]:
