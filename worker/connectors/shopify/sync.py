@@ -447,7 +447,7 @@ class _Run:
 
 
 def shopify_sync_source(open_client: ClientOpener, *, overlap: timedelta = timedelta(minutes=5),
-                        bulk_poll_interval: float = 1.0, batch_rows: int = 2000, bulk_timeout: float = 6 * 3600.0,
+                        bulk_poll_interval: float = 1.0, batch_rows: int = 5000, bulk_timeout: float = 6 * 3600.0,
                         download_timeout: float = 300.0, max_bulk_attempts: int = 3,
                         reconcile_page: int = 10_000) -> SyncSource:
     """The Shopify source for ``sync_handler``. ``open_client`` gives the store's GraphQL client."""
