@@ -112,30 +112,39 @@ create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb, p_
   end
   $$;
 
--- Deletes the platform reported (delete webhooks, reconciliation): soft, and guarded like writes,
--- so a delete older than the stored version does not hide a newer re-creation.
+-- Soft delete, guarded like writes: rows of p_store_id whose p_column is in p_ids. The delete moves the
+-- version forward, so an older page fetched before it cannot revive the row, and a delete older than
+-- the stored version does not hide a newer re-creation.
+create or replace function shopsync_private.soft_delete(p_table text, p_column text, p_store_id uuid, p_ids text[],
+                                                        p_deleted_at timestamptz) returns integer
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_count integer;
+  begin
+    execute format('update shopsync.%I t set deleted_at = $3, source_updated_at = greatest(t.source_updated_at, $3)
+                     where t.store_id = $1 and t.%I = any ($2) and t.deleted_at is null
+                       and (t.source_updated_at is null or t.source_updated_at <= $3)', p_table, p_column)
+      using p_store_id, p_ids, p_deleted_at;
+    get diagnostics v_count = row_count;
+    return v_count;
+  end
+  $$;
+
+-- Deletes the platform reported (delete webhooks, reconciliation).
 create or replace function shopsync.mark_synced_deleted(
   p_table text, p_store_id uuid, p_ids text[], p_deleted_at timestamptz default now(), p_job_id bigint default null,
   p_worker text default null
 ) returns integer
   language plpgsql set search_path = ''
   as $$
-  declare
-    v_count integer;
   begin
     if p_table is null or p_table not in ('products', 'product_variants', 'inventory_locations', 'customers',
                                           'orders') then
       raise exception 'not a soft-deletable synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
     perform shopsync_private.assert_job_held(p_job_id, p_worker);
-    -- the delete moves the version forward, so an older page fetched before it cannot revive the row
-    execute format('update shopsync.%I t set deleted_at = $3,
-                           source_updated_at = greatest(t.source_updated_at, $3)
-                     where t.store_id = $1 and t.id = any ($2) and t.deleted_at is null
-                       and (t.source_updated_at is null or t.source_updated_at <= $3)', p_table)
-      using p_store_id, p_ids, p_deleted_at;
-    get diagnostics v_count = row_count;
-    return v_count;
+    return shopsync_private.soft_delete(p_table, 'id', p_store_id, p_ids, p_deleted_at);
   end
   $$;
 
@@ -149,18 +158,12 @@ create or replace function shopsync.mark_synced_children_deleted(
   as $$
   declare
     v_parent text := case p_table when 'product_variants' then 'product_id' end;
-    v_count integer;
   begin
     if v_parent is null then
       raise exception 'no parent to delete children of in %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
     perform shopsync_private.assert_job_held(p_job_id, p_worker);
-    execute format('update shopsync.%I t set deleted_at = $3, source_updated_at = greatest(t.source_updated_at, $3)
-                     where t.store_id = $1 and t.%I = any ($2) and t.deleted_at is null
-                       and (t.source_updated_at is null or t.source_updated_at <= $3)', p_table, v_parent)
-      using p_store_id, p_parent_ids, p_deleted_at;
-    get diagnostics v_count = row_count;
-    return v_count;
+    return shopsync_private.soft_delete(p_table, v_parent, p_store_id, p_parent_ids, p_deleted_at);
   end
   $$;
 
