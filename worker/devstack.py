@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -74,10 +76,17 @@ def _demo_install(dsn: str) -> None:
         # installed again on every start: the sandbox keeps its state in memory, so a new sandbox knows
         # nothing of the last run's tokens (a reinstall reuses the store and its data)
         started = conn.execute("select now() as t").fetchone()["t"]  # type: ignore[index]
-        claims = {"sub": str(user["id"]), "role": "authenticated"}
-        with conn.transaction():
-            conn.execute("select set_config('role', 'authenticated', true), "
-                         "set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+        claims = json.dumps({"sub": str(user["id"]), "role": "authenticated"})
+
+        @contextmanager
+        def as_demo_user() -> Iterator[None]:
+            """A transaction as the frontend's signed-in user (the role and JWT claims PostgREST sets)."""
+            with conn.transaction():
+                conn.execute("select set_config('role', 'authenticated', true), "
+                             "set_config('request.jwt.claims', %s, true)", (claims,))
+                yield
+
+        with as_demo_user():
             org = conn.execute("select organization_id from shopsync.my_organizations() limit 1").fetchone()
             assert org is not None
             row = conn.execute("select shopsync.begin_install(%s, 'shopify', %s) as r",
@@ -88,9 +97,7 @@ def _demo_install(dsn: str) -> None:
         if landed.status_code != 302:
             raise RuntimeError(f"the OAuth callback answered {landed.status_code}: {landed.text[:300]}")
         parked = dict(parse_qsl(urlsplit(landed.headers["location"]).fragment))
-        with conn.transaction():                                              # the frontend claims it
-            conn.execute("select set_config('role', 'authenticated', true), "
-                         "set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+        with as_demo_user():                                                  # the frontend claims it
             conn.execute("select shopsync.claim_pending_install(%s, %s, %s)",
                          (parked["install_id"], parked["claim_token"], org["organization_id"]))
         _say(f"installed the app on {DEMO_SHOP} as {DEMO_USER}; the worker is syncing")

@@ -1,7 +1,8 @@
-"""Python values → JSON, the way PostgreSQL parses them back for the declared type.
+"""Python values ↔ JSON, as they cross either database path.
 
-Both database paths send JSON: the supabase path every argument (PostgREST), the direct path json/jsonb
-arguments (e.g. rows for ``upsert_synced``). Decimals go as strings so no digit is lost.
+Both paths send JSON: the supabase path every argument (PostgREST), the direct path json/jsonb arguments
+(e.g. rows for ``upsert_synced``); decimals go as strings so no digit is lost. Results come back typed on
+the direct path and as JSON (ISO strings) on the supabase path: ``as_datetime`` accepts both.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-__all__ = ["to_json"]
+__all__ = ["as_datetime", "to_json"]
 
 
 def to_json(value: Any) -> Any:
@@ -37,3 +38,10 @@ def to_json(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [to_json(v) for v in value]
     raise TypeError(f"cannot send a {type(value).__name__} as JSON")
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A timestamp column's value from either path (datetime, or ISO string from PostgREST)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from worker.db.port import Database
+from worker.db.values import as_datetime
 from worker.errors import PermanentError
 from worker.jobs.registry import Job, JobContext
 from worker.logs import redact_text
@@ -64,12 +65,6 @@ def _as_uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
-
-
 def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
     """A job handler for ``<platform>.sync`` that drives ``source`` (the connector's fetcher)."""
 
@@ -92,7 +87,7 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
             checkpoint = None                           # left by a run of another kind: start over
         ctx = SyncContext(store_id=_as_uuid(info["store_id"]), organization_id=_as_uuid(info["organization_id"]),
                           platform=info["platform"], shop_key=info["shop_key"], resource=job.resource, mode=mode,
-                          checkpoint=checkpoint, high_watermark=_as_datetime(info["high_watermark"]),
+                          checkpoint=checkpoint, high_watermark=as_datetime(info["high_watermark"]),
                           job=job, job_context=jctx)
         # anything changed at the source after this moment is caught by the next incremental run, even
         # if it sits on a page this run already passed (the connector's overlap window covers skew)

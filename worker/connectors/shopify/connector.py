@@ -77,14 +77,13 @@ class ShopifyConnector:
         return ShopifyOAuth(self.settings)
 
     @asynccontextmanager
-    async def open_client(self, jctx: JobContext, store_id: UUID, shop: str, *,
-                          owner: str | None = None) -> AsyncIterator[ShopifyGraphQL]:
+    async def open_client(self, jctx: JobContext, store_id: UUID, shop: str) -> AsyncIterator[ShopifyGraphQL]:
         """A GraphQL client for one store whose token refreshes itself (serialized across workers)."""
         s = self.settings
         s.require_configured()
         oauth = self.oauth()
         tokens = StoreTokens(jctx.db, self.sealer(jctx.settings), oauth, store_id, shop,
-                             owner=owner or jctx.worker_id, refresh_margin=s.refresh_margin_seconds)
+                             owner=jctx.worker_id, refresh_margin=s.refresh_margin_seconds)
         try:
             async with ShopifyGraphQL(shop, tokens, api_version=s.api_version, base_url=s.shop_url(shop),
                                       timeout=s.request_timeout_seconds) as client:
@@ -93,4 +92,4 @@ class ShopifyConnector:
             await oauth.aclose()
 
     def open_sync_client(self, ctx: SyncContext) -> Any:
-        return self.open_client(ctx.job_context, ctx.store_id, ctx.shop_key, owner=f"{ctx.job_context.worker_id}")
+        return self.open_client(ctx.job_context, ctx.store_id, ctx.shop_key)

@@ -28,6 +28,7 @@ from uuid import UUID
 from worker.errors import PermanentError
 
 __all__ = [
+    "NOT_IN_WEBHOOKS",
     "RESOURCE_TABLES",
     "WEBHOOK_TOPICS",
     "WebhookEffect",
@@ -61,6 +62,13 @@ WEBHOOK_TOPICS: Mapping[str, str] = MappingProxyType({
     "orders/create": "orders",
     "orders/updated": "orders",
     "orders/delete": "orders",
+})
+
+# Columns REST webhook payloads do not carry (see the module docstring): a delivery keeps what a sync
+# stored there instead of nulling it (write_synced's ``keep``).
+NOT_IN_WEBHOOKS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "customers": ("orders_count", "total_spent"),
+    "inventory_levels": ("on_hand",),
 })
 
 # GraphQL keys that are child connections: not part of the parent's ``raw``

@@ -22,6 +22,7 @@ from uuid import UUID
 
 from worker.connectors.shopify.oauth import GrantRefused, ShopifyOAuth, TokenSet
 from worker.db.port import Database
+from worker.db.values import as_datetime
 from worker.errors import DatabaseError, NeedsReauthError, RetryableError
 from worker.sealing import Sealer
 
@@ -37,12 +38,6 @@ def lease_seconds(request_timeout: float) -> float:
     return max(60.0, 3 * request_timeout + 10.0)
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
-
-
 def seal_token_box(sealer: Sealer, tokens: TokenSet, *, context: str) -> dict[str, Any]:
     """Tokens sealed for somewhere other than a store's credentials row (a parked install)."""
     sealed = sealer.seal(tokens.secret_fields(), context=context)
@@ -53,8 +48,8 @@ def seal_token_box(sealer: Sealer, tokens: TokenSet, *, context: str) -> dict[st
 
 def open_token_box(sealer: Sealer, box: Mapping[str, Any], *, context: str) -> TokenSet:
     fields = sealer.open_json(str(box.get("key_id")), str(box.get("sealed")), context=context)
-    return TokenSet.from_sealed(fields, _as_datetime(box.get("access_expires_at")),
-                                _as_datetime(box.get("refresh_expires_at")))
+    return TokenSet.from_sealed(fields, as_datetime(box.get("access_expires_at")),
+                                as_datetime(box.get("refresh_expires_at")))
 
 
 async def load_tokens(db: Database, sealer: Sealer, store_id: UUID) -> tuple[TokenSet, int] | None:
@@ -64,8 +59,8 @@ async def load_tokens(db: Database, sealer: Sealer, store_id: UUID) -> tuple[Tok
         return None
     row: Mapping[str, Any] = rows[0]
     fields = sealer.open_json(row["key_id"], row["sealed"], context=str(store_id))
-    tokens = TokenSet.from_sealed(fields, _as_datetime(row["access_expires_at"]),
-                                  _as_datetime(row["refresh_expires_at"]))
+    tokens = TokenSet.from_sealed(fields, as_datetime(row["access_expires_at"]),
+                                  as_datetime(row["refresh_expires_at"]))
     return tokens, int(row["version"])
 
 

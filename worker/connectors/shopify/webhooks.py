@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from worker.config import Settings
 from worker.connectors.shopify.auth import InvalidShopDomain, normalize_shop_domain, verify_webhook
 from worker.connectors.shopify.graphql import ShopifyGraphQL
-from worker.connectors.shopify.mapping import WEBHOOK_TOPICS, webhook_effect
+from worker.connectors.shopify.mapping import NOT_IN_WEBHOOKS, WEBHOOK_TOPICS, webhook_effect
 from worker.db.port import Database
 from worker.errors import PermanentError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
@@ -51,8 +51,6 @@ COMPLIANCE_TOPICS = {"customers/data_request": "data_request", "customers/redact
 UNINSTALLED = "app/uninstalled"
 KNOWN_TOPICS = frozenset(WEBHOOK_TOPICS) | frozenset(COMPLIANCE_TOPICS) | {UNINSTALLED}
 MAX_HEADER = 200
-# columns REST webhook payloads do not carry (see mapping.py): a delivery must not null what a sync stored
-NOT_IN_WEBHOOKS = {"customers": ("orders_count", "total_spent"), "inventory_levels": ("on_hand",)}
 
 SUBSCRIPTIONS = """
 query Subscriptions($first: Int!, $after: String) {
