@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,9 @@ from pytest_postgresql import factories
 from pytest_postgresql.executors import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from worker.config import load_settings
+from worker.db.direct import DirectDatabase
+from worker.jobs.registry import JobContext
 from worker.localpg import LocalPostgres
 from worker.migrate import migrate
 
@@ -108,3 +111,16 @@ def as_role(conn: psycopg.Connection[Any], role: str, user_id: uuid.UUID | None 
 
 def env_without_secrets() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("SHOPSYNC_", "SUPABASE_", "DATABASE_URL"))}
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[DirectDatabase]:
+    """The direct database path on this test's database (modules testing both paths override it)."""
+    database = await DirectDatabase.connect(dsn, listen=False)
+    yield database
+    await database.close()
+
+
+def job_context(db: DirectDatabase, dsn: str, worker_id: str = "t") -> JobContext:
+    """What the worker hands a handler, for tests that call handlers directly."""
+    return JobContext(db=db, settings=load_settings(database_url=dsn), worker_id=worker_id)

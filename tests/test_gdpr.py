@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +18,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from sandbox.shopify import DatasetSpec, ShopifySandbox
-from tests.conftest import as_role, new_user, personal_org
-from worker.config import load_settings
+from tests.conftest import as_role, job_context, new_user, personal_org
 from worker.db.direct import DirectDatabase
 from worker.errors import PermanentError, RetryableError
 from worker.gdpr import JOB_KIND, gdpr_handler, register_jobs
@@ -42,15 +41,8 @@ def shop() -> Any:
     return sandbox.add_shop("gdpr-test.myshopify.com", DatasetSpec(products=2, customers=6, orders=12))
 
 
-@pytest.fixture
-async def db(dsn: str) -> AsyncIterator[DirectDatabase]:
-    database = await DirectDatabase.connect(dsn, listen=False)
-    yield database
-    await database.close()
-
-
 def context(db: DirectDatabase, dsn: str) -> JobContext:
-    return JobContext(db=db, settings=load_settings(database_url=dsn), worker_id=WORKER)
+    return job_context(db, dsn, WORKER)
 
 
 # --- filling stores ----------------------------------------------------------------------------------

@@ -15,14 +15,13 @@ import pytest
 
 from sandbox.shopify import DatasetSpec, ShopifySandbox, serve_shopify_sandbox
 from sandbox.shopify.state import Shop
-from tests.conftest import new_user, personal_org
-from worker.config import load_settings
+from tests.conftest import job_context, new_user, personal_org
 from worker.connectors.shopify import queries as q
 from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.sync import shopify_sync_source
 from worker.db.direct import DirectDatabase
 from worker.errors import DatabaseError, RetryableError
-from worker.jobs.registry import Job, JobContext
+from worker.jobs.registry import Job
 from worker.sync.engine import Batch, SyncContext, SyncSource, sync_handler
 
 SHOP = "sync-test.myshopify.com"
@@ -69,20 +68,9 @@ def sandbox_env(spec: DatasetSpec, **options: Any) -> Iterator[Env]:
 
 
 @pytest.fixture
-async def db(dsn: str) -> AsyncIterator[DirectDatabase]:
-    database = await DirectDatabase.connect(dsn, listen=False)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 def store_id(conn: psycopg.Connection[Any]) -> str:
     org = personal_org(conn, new_user(conn))
     return str(conn.execute("select shopsync.upsert_store(%s, 'shopify', %s) as id", (org, SHOP)).fetchone()["id"])
-
-
-def context(db: DirectDatabase, dsn: str) -> JobContext:
-    return JobContext(db=db, settings=load_settings(database_url=dsn), worker_id="t")
 
 
 async def claim(db: DirectDatabase, store_id: str, resource: str, mode: str) -> Job:
@@ -94,7 +82,7 @@ async def claim(db: DirectDatabase, store_id: str, resource: str, mode: str) -> 
 async def run(db: DirectDatabase, dsn: str, store_id: str, resource: str, mode: str,
               source: SyncSource) -> dict[str, Any]:
     job = await claim(db, store_id, resource, mode)
-    result = dict(await sync_handler(source)(job, context(db, dsn)))
+    result = dict(await sync_handler(source)(job, job_context(db, dsn)))
     await db.rpc("complete_jobs", {"p_worker": "t", "p_ids": [job.id], "p_results": [result]})
     return result
 
@@ -172,12 +160,12 @@ async def test_a_killed_full_sync_resumes_the_same_operation(db: DirectDatabase,
         source = env.source(batch_rows=50)
         job = await claim(db, store_id, "orders", "full")
         with pytest.raises(Killed):
-            await sync_handler(killed_after(source, 3))(job, context(db, dsn))
+            await sync_handler(killed_after(source, 3))(job, job_context(db, dsn))
         state = conn.execute("select checkpoint from shopsync.sync_state").fetchone()["checkpoint"]
         assert state["mode"] == "full" and state["lines_done"] > 0 and state["bulk_operation_id"]
         written = count(conn, "orders") + count(conn, "order_line_items") + count(conn, "order_fulfillments")
         assert 0 < written < sum(v for k, v in expected(env.shop).items() if k.startswith("order"))
-        again = await sync_handler(source)(job, context(db, dsn))
+        again = await sync_handler(source)(job, job_context(db, dsn))
         assert env.sandbox.counters["bulk_operations"] == 1          # the same operation, re-read
         want = expected(env.shop)
     for table in ("orders", "order_line_items", "order_fulfillments"):

@@ -9,11 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import new_user, personal_org
-from worker.config import load_settings
+from tests.conftest import job_context, new_user, personal_org
 from worker.db.direct import DirectDatabase
 from worker.errors import PermanentError, RetryableError
-from worker.jobs.registry import Job, JobContext
+from worker.jobs.registry import Job
 from worker.sync.engine import Batch, SyncContext, sync_handler
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -47,13 +46,6 @@ class PagedSource:
 
 
 @pytest.fixture
-async def db(dsn: str) -> AsyncIterator[DirectDatabase]:
-    database = await DirectDatabase.connect(dsn, listen=False)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 def store_id(conn: psycopg.Connection[Any]) -> str:
     org = personal_org(conn, new_user(conn))
     return str(conn.execute("select shopsync.upsert_store(%s, 'testplat', 'e.example') as id", (org,)).fetchone()["id"])
@@ -65,17 +57,13 @@ async def claim_sync(db: DirectDatabase, store_id: str, mode: str = "incremental
     return Job.from_row(rows[0])
 
 
-def context(db: DirectDatabase, dsn: str) -> JobContext:
-    return JobContext(db=db, settings=load_settings(database_url=dsn), worker_id="t")
-
-
 async def test_full_then_incremental(db: DirectDatabase, dsn: str, conn: psycopg.Connection[Any], store_id: str) -> None:
     source = PagedSource()
     handler = sync_handler(source)
     conn.execute("insert into shopsync.products (store_id, id, organization_id, source_updated_at) "
                  "select id, 'gone', organization_id, %s from shopsync.stores", (T0,))
     first = await claim_sync(db, store_id)
-    result = await handler(first, context(db, dsn))
+    result = await handler(first, job_context(db, dsn))
     assert result["mode"] == "full"                  # no watermark yet: incremental becomes full
     assert result["inserted"] == 30 and result["deleted"] == 1
     run = conn.execute("select * from shopsync.sync_runs").fetchone()
@@ -87,7 +75,7 @@ async def test_full_then_incremental(db: DirectDatabase, dsn: str, conn: psycopg
     assert state["last_full_sync_at"] is not None
     assert await db.rpc("complete_jobs", {"p_worker": "t", "p_ids": [first.id], "p_results": [result]}) == 1
 
-    second = await handler(await claim_sync(db, store_id), context(db, dsn))
+    second = await handler(await claim_sync(db, store_id), job_context(db, dsn))
     assert second["mode"] == "incremental" and source.seen[-1].high_watermark == T0 + timedelta(minutes=29)
     # the same versions again, unchanged: nothing is rewritten (a tie that differs is applied: test_synced_writes)
     assert (second["updated"], second["skipped"]) == (0, 30)
@@ -99,13 +87,13 @@ async def test_a_failed_run_resumes_from_its_checkpoint(db: DirectDatabase, dsn:
     handler = sync_handler(source)
     job = await claim_sync(db, store_id, "full")
     with pytest.raises(RetryableError):
-        await handler(job, context(db, dsn))
+        await handler(job, job_context(db, dsn))
     run = conn.execute("select status, error from shopsync.sync_runs").fetchone()
     assert run["status"] == "failed" and "502" in run["error"]
     assert conn.execute("select sync_status from shopsync.stores").fetchone()["sync_status"] == "error"
     state = conn.execute("select high_watermark, checkpoint from shopsync.sync_state").fetchone()
     assert state["checkpoint"] == {"next_page": 2, "mode": "full"} and state["high_watermark"] is None
-    again = await handler(job, context(db, dsn))      # the retried attempt
+    again = await handler(job, job_context(db, dsn))      # the retried attempt
     assert source.seen[-1].checkpoint == {"next_page": 2, "mode": "full"}
     assert again["inserted"] == 10                     # only the last page was left
     assert conn.execute("select count(*) as n from shopsync.products").fetchone()["n"] == 30
@@ -116,11 +104,11 @@ async def test_policy_and_status_are_rechecked_at_run_time(db: DirectDatabase, d
     handler = sync_handler(PagedSource())
     job = await claim_sync(db, store_id)
     conn.execute("update shopsync.store_sync_config set products_policy = 'api_only'")
-    assert "api_only" in (await handler(job, context(db, dsn)))["skipped"]
+    assert "api_only" in (await handler(job, job_context(db, dsn)))["skipped"]
     assert conn.execute("select count(*) as n from shopsync.products").fetchone()["n"] == 0
     conn.execute("update shopsync.stores set status = 'needs_reauth'")
     with pytest.raises(PermanentError, match="needs_reauth"):
-        await handler(job, context(db, dsn))
+        await handler(job, job_context(db, dsn))
 
 
 async def test_a_checkpoint_of_another_mode_is_ignored(db: DirectDatabase, dsn: str, conn: psycopg.Connection[Any],
@@ -128,7 +116,7 @@ async def test_a_checkpoint_of_another_mode_is_ignored(db: DirectDatabase, dsn: 
     await db.rpc("save_sync_state", {"p_store_id": store_id, "p_resource": "products",
                                      "p_high_watermark": T0, "p_checkpoint": {"next_page": 2, "mode": "full"}})
     source = PagedSource()
-    result = await sync_handler(source)(await claim_sync(db, store_id), context(db, dsn))
+    result = await sync_handler(source)(await claim_sync(db, store_id), job_context(db, dsn))
     assert result["mode"] == "incremental" and source.seen[-1].checkpoint is None
     assert result["inserted"] == 30
 
@@ -136,7 +124,7 @@ async def test_a_checkpoint_of_another_mode_is_ignored(db: DirectDatabase, dsn: 
 async def test_a_run_left_running_by_a_dead_worker_is_superseded(db: DirectDatabase, dsn: str,
                                                                  conn: psycopg.Connection[Any], store_id: str) -> None:
     orphan = await db.rpc("start_sync_run", {"p_store_id": store_id, "p_resource": "products", "p_mode": "full"})
-    await sync_handler(PagedSource())(await claim_sync(db, store_id), context(db, dsn))
+    await sync_handler(PagedSource())(await claim_sync(db, store_id), job_context(db, dsn))
     runs = {r["id"]: r for r in conn.execute("select id, status, error from shopsync.sync_runs")}
     assert runs[orphan]["status"] == "failed" and "superseded" in runs[orphan]["error"]
     assert conn.execute("select sync_status from shopsync.stores").fetchone()["sync_status"] == "completed"
