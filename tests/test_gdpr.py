@@ -244,7 +244,7 @@ async def test_record_validates_dedupes_and_enqueues_without_personal_data(db: D
 def test_register_jobs_adds_the_handler() -> None:
     registry = JobRegistry()
     register_jobs(registry)
-    assert registry.kinds() == [JOB_KIND] and registry.handler(JOB_KIND) is gdpr_handler
+    assert registry.kinds() == [JOB_KIND, "store.purge_uninstalled"] and registry.handler(JOB_KIND) is gdpr_handler
 
 
 # --- data_request --------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ PRIVATE_TABLES = {
     "maintenance_runs",
     "settings",
     "schema_migrations",
+    "rate_limits",
 }
 VIEWS = {"store_sync_statistics"}
 
@@ -135,6 +136,7 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("select shopsync.put_store_credentials(%s, 'oauth', 'k1', %s)", (store, f"v1.fake-sealed-{tag}"))
     ex("select shopsync.create_oauth_state('shopify', %s, %s, %s)", (org, owner, f"{tag}-next.myshopify.com"))
     ex("select * from shopsync.park_pending_install('shopify', %s)", (f"{tag}-pending.myshopify.com",))
+    ex("select shopsync.reserve_request_slot(%s, 3)", (f"shoprenter:{tag}",))
 
 
 @pytest.fixture
@@ -506,6 +508,13 @@ SERVICE_CALLS: list[tuple[str, Callable[[World], tuple[Any, ...]]]] = [
     ("select * from shopsync.list_jobs()", lambda w: ()),
     ("select shopsync.run_maintenance('prune_history', 0)", lambda w: ()),
     ("select * from shopsync.park_pending_install('shopify', 'x.myshopify.com')", lambda w: ()),
+    ("select shopsync.reserve_request_slot('shoprenter:x', 1000)", lambda w: ()),
+    ("select shopsync.defer_requests('shoprenter:x', 3600)", lambda w: ()),
+    ("select shopsync.prepare_store_connection(%s, %s, 'woocommerce', 'https://x.example')",
+     lambda w: (w.owner_a, w.org_a)),
+    ("select * from shopsync.store_webhook_credentials(%s)", lambda w: (w.store_a,)),
+    ("select * from shopsync.reissue_pending_install_claim('shoprenter', 'x')", lambda w: ()),
+    ("select shopsync.uninstall_shop('shopify', 'x.myshopify.com', 'forged')", lambda w: ()),
     ("select shopsync_private.log_activity(%s, null, 'forged')", lambda w: (w.org_b,)),
     ("select * from shopsync_private.store_for_caller(%s, array['owner'])", lambda w: (w.store_a,)),
 ]

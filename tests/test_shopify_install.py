@@ -17,7 +17,8 @@ import pytest
 
 from sandbox.shopify.oauth import sign_callback
 from tests.conftest import as_role
-from tests.shopify_world import FRONTEND, SECRET, SHOP, World, owner_org
+from tests.platform_world import owner_org
+from tests.shopify_world import FRONTEND, SECRET, SHOP, World
 from worker.connectors.shopify.oauth import ShopifyOAuth, TokenSet
 from worker.connectors.shopify.tokens import StoreTokens, load_tokens, save_tokens
 from worker.errors import NeedsReauthError

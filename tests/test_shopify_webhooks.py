@@ -12,7 +12,8 @@ import time
 import uuid
 from typing import Any
 
-from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World, owner_org
+from tests.platform_world import owner_org
+from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World
 from tests.standins.server import make_jwt, serve_supabase
 from worker.config import load_settings
 from worker.db import open_database

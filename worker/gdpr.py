@@ -87,6 +87,25 @@ async def _record_failure(ctx: JobContext, job: Job, request_id: int, message: s
         log.warning("could not record the failure of gdpr request %s (%s)", request_id, type(exc).__name__)
 
 
+async def purge_uninstalled_handler(job: Job, ctx: JobContext) -> Mapping[str, Any]:
+    """``store.purge_uninstalled`` (enqueued by ``uninstall_shop`` with a delay): a store still uninstalled
+    when the grace period ends has all its data deleted, as a recorded shop_redact request."""
+    if job.store_id is None:
+        return {"skipped": "the store is gone already"}
+    rows = await ctx.db.rpc("get_store", {"p_store_id": job.store_id})
+    if not rows:
+        return {"skipped": "the store is gone already"}
+    store = rows[0]
+    if store["status"] != "uninstalled":
+        return {"skipped": f"the store is {store['status']} again"}
+    recorded = await ctx.db.rpc("record_gdpr_request", {
+        "p_platform": store["platform"], "p_store_id": job.store_id, "p_request_type": "shop_redact",
+        "p_platform_request_id": f"uninstall:{job.store_id}:{job.payload.get('uninstalled_at')}"})
+    return {"shop_redact_request": recorded[0]["request_id"]}
+
+
 def register_jobs(registry: JobRegistry) -> None:
-    """Register the ``gdpr.process`` handler (platform-independent; connectors only record requests)."""
+    """Register the ``gdpr.process`` handler (platform-independent; connectors only record requests) and
+    the delayed deletion of uninstalled stores' data."""
     registry.register(JOB_KIND, gdpr_handler)
+    registry.register("store.purge_uninstalled", purge_uninstalled_handler)

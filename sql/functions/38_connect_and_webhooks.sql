@@ -210,3 +210,120 @@ create or replace function shopsync.receive_webhook(
                                    p_triggered_at) r;
   end
   $$;
+
+-- Connecting a store with keys the user pasted (WooCommerce): the web process verified the user's
+-- Supabase token and calls these with the service role. First: may this user connect stores in this
+-- organization, and which store id would the connection have (the existing one on a reconnect)?
+create or replace function shopsync.prepare_store_connection(
+  p_user_id uuid, p_organization_id uuid, p_platform text, p_shop_key text
+) returns uuid
+  language plpgsql stable set search_path = ''
+  as $$
+  begin
+    if not exists (select 1 from shopsync.organization_members m
+                    where m.organization_id = p_organization_id and m.user_id = p_user_id
+                      and m.role in ('owner', 'admin')) then
+      raise exception 'only owners and admins of organization % can connect stores', p_organization_id
+        using errcode = '42501';
+    end if;
+    return (select s.id from shopsync.stores s
+             where s.organization_id = p_organization_id and s.platform = p_platform
+               and s.shop_key = lower(p_shop_key));
+  end
+  $$;
+
+-- Then, once the keys worked and webhooks exist: the store (with the id its webhook URLs name), its
+-- sealed credentials, active, and its first full sync — in one transaction.
+create or replace function shopsync.connect_store_for_user(
+  p_user_id uuid, p_organization_id uuid, p_platform text, p_shop_key text, p_store_id uuid,
+  p_credentials jsonb, p_display_name text default null, p_platform_info jsonb default '{}'::jsonb
+) returns uuid
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_existing uuid := shopsync.prepare_store_connection(p_user_id, p_organization_id, p_platform, p_shop_key);
+    v_store uuid;
+  begin
+    if v_existing is not null and v_existing <> p_store_id then
+      raise exception 'the store was connected concurrently; try again' using errcode = '40001';
+    end if;
+    if v_existing is null then
+      insert into shopsync.stores (id, organization_id, platform, shop_key, status)
+        values (p_store_id, p_organization_id, p_platform, lower(p_shop_key), 'connecting');
+    end if;
+    v_store := shopsync.upsert_store(p_organization_id, p_platform, p_shop_key, p_display_name, 'connecting', null,
+                                     p_platform_info);
+    perform shopsync.put_store_credentials(v_store, p_credentials ->> 'kind', p_credentials ->> 'key_id',
+                                           p_credentials ->> 'sealed');
+    perform shopsync.set_store_status(v_store, 'active');
+    perform shopsync.request_sync(v_store, null, 'full', 'connect', 50);
+    return v_store;
+  end
+  $$;
+
+-- The web process's lookup for a webhook addressed to one store (its URL names the store): the
+-- store's state and its sealed secrets (the per-store webhook secret is among them).
+create or replace function shopsync.store_webhook_credentials(p_store_id uuid)
+  returns table (platform text, status text, key_id text, sealed text)
+  language sql stable set search_path = ''
+  as $$
+    select s.platform, s.status, c.key_id, c.sealed
+      from shopsync.stores s left join shopsync_private.store_credentials c on c.store_id = s.id
+     where s.id = p_store_id
+  $$;
+
+-- Installs that start in a platform's admin (ShopRenter) reach the frontend through the admin's signed
+-- entry call, not the install redirect: a fresh claim token for the shop's newest unclaimed install
+-- (the earlier token is void). No row when nothing waits to be claimed.
+create or replace function shopsync.reissue_pending_install_claim(p_platform text, p_shop_key text)
+  returns table (install_id uuid, claim_token text)
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_token text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+    v_id uuid;
+  begin
+    update shopsync_private.pending_installs p
+       set claim_token_hash = encode(sha256(convert_to(v_token, 'UTF8')), 'hex')
+     where p.id = (select q.id from shopsync_private.pending_installs q
+                    where q.platform = p_platform and q.shop_key = lower(p_shop_key) and q.claimed_at is null
+                      and q.expires_at > now()
+                    order by q.created_at desc limit 1)
+    returning p.id into v_id;
+    if v_id is not null then
+      return query select v_id, v_token;
+    end if;
+  end
+  $$;
+
+-- The platform says its app was uninstalled from a shop: every store of the shop (in any organization)
+-- is marked uninstalled, unclaimed installs are dropped, and — when p_delete_after is given — each
+-- store's data is deleted that much later unless it was reinstalled meanwhile (store.purge_uninstalled).
+create or replace function shopsync.uninstall_shop(
+  p_platform text, p_shop_key text, p_reason text, p_delete_after interval default null
+) returns integer
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_store record;
+    v_count integer := 0;
+  begin
+    delete from shopsync_private.pending_installs p
+     where p.platform = p_platform and p.shop_key = lower(p_shop_key) and p.claimed_at is null;
+    for v_store in
+      select s.id, s.status from shopsync.stores s
+       where s.platform = p_platform and s.shop_key = lower(p_shop_key) and s.status <> 'disconnected'
+    loop
+      if v_store.status <> 'uninstalled' then
+        perform shopsync.set_store_status(v_store.id, 'uninstalled', p_reason);
+      end if;
+      if p_delete_after is not null then
+        perform shopsync.enqueue_job('store.purge_uninstalled', jsonb_build_object('uninstalled_at', now()),
+                                     p_store_id => v_store.id, p_dedupe_key => 'purge_uninstalled:' || v_store.id,
+                                     p_run_at => now() + p_delete_after, p_priority => 200);
+      end if;
+      v_count := v_count + 1;
+    end loop;
+    return v_count;
+  end
+  $$;

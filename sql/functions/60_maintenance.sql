@@ -48,6 +48,7 @@ create or replace function shopsync.prune_history() returns jsonb
     v_activity integer;
     v_states integer;
     v_installs integer;
+    v_limits integer;
   begin
     select s.value into v_cfg from shopsync_private.settings s where s.key = 'retention';
     delete from shopsync.jobs j where j.state in ('succeeded', 'cancelled')
@@ -68,9 +69,11 @@ create or replace function shopsync.prune_history() returns jsonb
     get diagnostics v_states = row_count;
     delete from shopsync_private.pending_installs p where p.claimed_at is null and p.expires_at < now() - interval '1 day';
     get diagnostics v_installs = row_count;
+    delete from shopsync_private.rate_limits r where r.next_free_at < now() - interval '1 day';
+    get diagnostics v_limits = row_count;
     return jsonb_build_object('jobs', v_jobs, 'dead_jobs', v_dead, 'webhook_inbox', v_inbox,
                               'sync_runs', v_runs, 'activity_log', v_activity, 'oauth_states', v_states,
-                              'pending_installs', v_installs);
+                              'pending_installs', v_installs, 'rate_limits', v_limits);
   end
   $$;
 

@@ -42,7 +42,8 @@ class Connector(Protocol):
 
 
 # module paths of platform packages, each exposing CONNECTOR
-CONNECTORS: tuple[str, ...] = ("worker.connectors.shopify",)
+CONNECTORS: tuple[str, ...] = ("worker.connectors.shopify", "worker.connectors.woocommerce",
+                               "worker.connectors.shoprenter")
 
 
 @lru_cache(maxsize=1)

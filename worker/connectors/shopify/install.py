@@ -28,7 +28,6 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 from starlette.requests import Request
@@ -49,6 +48,7 @@ from worker.errors import DatabaseError, PermanentError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.sealing import Sealer
 from worker.web.app import error_response
+from worker.web.redirects import frontend_redirect, safe_return_to
 
 if TYPE_CHECKING:
     from worker.connectors.shopify.connector import ShopifyConnector
@@ -71,21 +71,6 @@ def _install_context(install_id: str) -> str:
 
 
 # --- web ------------------------------------------------------------------------------------------------
-
-def _frontend_redirect(base: str, query: Mapping[str, str], fragment: Mapping[str, str] | None = None) -> Response:
-    parts = urlsplit(base)
-    joined = "&".join(q for q in (parts.query, urlencode(query)) if q)
-    # fragments never reach servers or their logs: claim tokens travel there
-    url = urlunsplit((parts.scheme, parts.netloc, parts.path, joined, urlencode(fragment) if fragment else ""))
-    return RedirectResponse(url, status_code=302)
-
-
-def _safe_return_to(return_to: str | None, frontend_url: str) -> str:
-    """Only URLs on the frontend's own origin: anything else would be an open redirect."""
-    if return_to and (return_to == frontend_url or return_to.startswith(frontend_url + "/")):
-        return return_to
-    return frontend_url
-
 
 def install_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
 
@@ -110,7 +95,7 @@ def install_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         db: Database = request.app.state.db
         found = await db.rpc("find_store", {"p_platform": PLATFORM, "p_shop_key": shop})
         if found and found[0]["status"] == "active":
-            return _frontend_redirect(core.frontend_url, {"platform": PLATFORM, "shop": shop,
+            return frontend_redirect(core.frontend_url, {"platform": PLATFORM, "shop": shop,
                                                           "store_id": str(found[0]["store_id"])})
         s = connector.settings
         nonce = await db.rpc("create_oauth_state", {"p_platform": PLATFORM, "p_organization_id": None,
@@ -146,8 +131,8 @@ def install_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         await db.rpc("enqueue_job", {"p_kind": "shopify.exchange", "p_priority": 10, "p_payload": {
             "shop": shop, "install_id": str(parked["install_id"]),
             "code": {"key_id": sealed.key_id, "sealed": sealed.sealed}}})
-        target = _safe_return_to(bound["return_to"], core.frontend_url)
-        return _frontend_redirect(target, {"platform": PLATFORM, "shop": shop, "status": "pending"},
+        target = safe_return_to(bound["return_to"], core.frontend_url)
+        return frontend_redirect(target, {"platform": PLATFORM, "shop": shop, "status": "pending"},
                                   {"install_id": str(parked["install_id"]), "claim_token": str(parked["claim_token"])})
 
     return [Route("/install", app_url, methods=["GET"]), Route("/callback", callback, methods=["GET"])]

@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
+from worker.connectors.canonical import MappingError, Owner, WebhookEffect, parse_time
+from worker.connectors.canonical import enum_text as _enum
+from worker.connectors.canonical import integer as _int
+from worker.connectors.canonical import money as _money
+from worker.connectors.canonical import require as _require
+from worker.connectors.canonical import text as _text
 from worker.errors import PermanentError
 
 __all__ = [
@@ -77,10 +82,6 @@ CHILD_CONNECTIONS = frozenset({"variants", "inventoryLevels", "lineItems", "__pa
 _GID = re.compile(r"^gid:(?:\\?/){2}shopify(?:\\?/)[A-Za-z]+(?:\\?/)(\d+)(?:\?.*)?$")
 
 
-class MappingError(PermanentError):
-    """A Shopify object lacks what its canonical row needs (retrying cannot fix the data)."""
-
-
 # --- scalars ----------------------------------------------------------------------------------------------
 
 def legacy_id(value: Any) -> str:
@@ -110,52 +111,11 @@ def _opt_id(value: Any) -> str | None:
     return None if value is None else legacy_id(value)
 
 
-def parse_time(value: Any) -> datetime | None:
-    """ISO 8601 (``…Z`` or ``…+00:00``) → aware datetime; None stays None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise MappingError(f"not a timestamp: {str(value)[:40]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _money(value: Any) -> Decimal | None:
-    if isinstance(value, Mapping):       # MoneyV2 / MoneyBag / REST price_set
-        inner = value.get("shopMoney") or value.get("shop_money") or value
-        value = inner.get("amount") if isinstance(inner, Mapping) else None
-    if value is None or value == "":
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise MappingError(f"not a money amount: {str(value)[:40]!r}") from None
-    if not amount.is_finite():
-        raise MappingError(f"not a money amount: {value!r}")
-    return amount
-
-
 def _currency(value: Any) -> str | None:
     if isinstance(value, Mapping):
         inner = value.get("shopMoney") or value.get("shop_money") or value
         value = inner.get("currencyCode") or inner.get("currency_code") if isinstance(inner, Mapping) else None
     return str(value) if value else None
-
-
-def _int(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)          # UnsignedInt64 arrives as a string
-    except (TypeError, ValueError):
-        raise MappingError(f"not an integer: {str(value)[:40]!r}") from None
-
-
-def _enum(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value).strip().lower()
 
 
 def _tags(value: Any) -> list[str]:
@@ -166,10 +126,6 @@ def _tags(value: Any) -> list[str]:
     if isinstance(value, Sequence):
         return [str(t) for t in value]
     raise MappingError(f"tags are neither a list nor a string: {type(value).__name__}")
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def _order_number(name: Any, explicit: Any = None) -> str | None:
@@ -201,30 +157,7 @@ def _node_raw(node: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in node.items() if k not in CHILD_CONNECTIONS}
 
 
-def _require(obj: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(obj, Mapping):
-        raise MappingError(f"{what} is not an object")
-    if obj.get("id") is None:
-        raise MappingError(f"{what} has no id")
-    return obj
-
-
 # --- rows from GraphQL nodes ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Owner:
-    """Whose rows these are: filled into every row."""
-
-    store_id: str
-    organization_id: str
-
-    @classmethod
-    def of(cls, store_id: UUID | str, organization_id: UUID | str) -> Owner:
-        return cls(str(store_id), str(organization_id))
-
-    def cols(self) -> dict[str, Any]:
-        return {"store_id": self.store_id, "organization_id": self.organization_id}
-
 
 def product_row(o: Owner, node: Mapping[str, Any]) -> dict[str, Any]:
     node = _require(node, "product")
@@ -432,14 +365,6 @@ def _rest_order(o: Owner, p: Mapping[str, Any]) -> dict[str, list[dict[str, Any]
                              "source_created_at": parse_time(f.get("created_at")),
                              "source_updated_at": parse_time(f.get("updated_at")), "raw": dict(f)})
     return {"orders": [order], "order_line_items": lines, "order_fulfillments": fulfillments}
-
-
-@dataclass(frozen=True)
-class WebhookEffect:
-    resource: str
-    writes: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
-    deletes: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    deleted_at: datetime | None = None                  # version of the delete (for mark_synced_deleted)
 
 
 _WRITERS: dict[str, Callable[[Owner, Mapping[str, Any]], dict[str, list[dict[str, Any]]]]] = {

@@ -18,8 +18,6 @@ Modes (``SyncContext.mode``):
 from __future__ import annotations
 
 import logging
-from array import array
-from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from worker.connectors.canonical import Owner
 from worker.connectors.shopify import queries as q
 from worker.connectors.shopify.bulk import (
     FAILED_STATES,
@@ -41,7 +40,6 @@ from worker.connectors.shopify.bulk import (
 from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.mapping import (
     RESOURCE_TABLES,
-    Owner,
     customer_row,
     fulfillment_row,
     legacy_id,
@@ -55,6 +53,7 @@ from worker.connectors.shopify.mapping import (
 )
 from worker.errors import PermanentError, RetryableError
 from worker.sync.engine import Batch, SyncContext, SyncSource
+from worker.sync.reconcile import NumericIdSet, vanished
 
 __all__ = ["ClientOpener", "shopify_sync_source"]
 
@@ -110,33 +109,6 @@ class _Rows:
         out = Batch(writes=self.tables, checkpoint=checkpoint, high_watermark=newest)
         self.tables, self.count, self.newest = {}, 0, None
         return out
-
-
-class _SortedIds:
-    """A compact, sorted set of numeric ids (8 bytes each) for reconciliation."""
-
-    def __init__(self) -> None:
-        self._ids = array("q")
-        self._sorted = True
-
-    def add(self, value: str) -> None:
-        n = int(legacy_id(value))
-        if self._ids and n < self._ids[-1]:
-            self._sorted = False
-        self._ids.append(n)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __contains__(self, value: object) -> bool:
-        if not self._sorted:
-            self._ids = array("q", sorted(self._ids))
-            self._sorted = True
-        if not isinstance(value, str) or not value.isdigit():
-            return False
-        n = int(value)
-        pos = bisect_left(self._ids, n)
-        return pos < len(self._ids) and self._ids[pos] == n
 
 
 @dataclass(frozen=True)
@@ -387,7 +359,7 @@ class _Run:
             return
         source = await self._source_ids()
         for table, ids in source.items():
-            async for batch in self._vanished(table, ids):
+            async for batch in vanished(self.ctx, table, ids, self._confirm_gone, self.opts.reconcile_page):
                 yield batch
 
     async def _sees_all_orders(self) -> bool:
@@ -396,39 +368,24 @@ class _Run:
         handles = {s.get("handle") for s in scopes if isinstance(s, Mapping)}
         return bool(handles & {"read_all_orders", "write_all_orders"})
 
-    async def _source_ids(self) -> dict[str, _SortedIds]:
+    async def _source_ids(self) -> dict[str, NumericIdSet]:
         if self.resource == "products":
-            products, variants = _SortedIds(), _SortedIds()
+            products, variants = NumericIdSet(), NumericIdSet()
             async for node in self._more(q.PRODUCT_IDS, "products", {}, q.PRODUCT_IDS_PAGE_SIZE, None):
-                products.add(node["id"])
+                products.add(int(legacy_id(node["id"])))
                 nodes, has_next, cursor = _connection(node.get("variants"))
                 for v in nodes:
-                    variants.add(v["id"])
+                    variants.add(int(legacy_id(v["id"])))
                 if has_next:
                     async for v in self._more(q.VARIANT_IDS_MORE, "product.variants", {"id": node["id"]},
                                               q.ID_PAGE_SIZE, cursor):
-                        variants.add(v["id"])
+                        variants.add(int(legacy_id(v["id"])))
             return {"products": products, "product_variants": variants}
         document = q.CUSTOMER_IDS if self.resource == "customers" else q.ORDER_IDS
-        ids = _SortedIds()
+        ids = NumericIdSet()
         async for node in self._more(document, self.resource, {}, q.ID_PAGE_SIZE, None):
-            ids.add(node["id"])
+            ids.add(int(legacy_id(node["id"])))
         return {self.resource: ids}
-
-    async def _vanished(self, table: str, source: _SortedIds) -> AsyncIterator[Batch]:
-        after: str | None = None
-        limit = self.opts.reconcile_page
-        while True:
-            stored = await self.ctx.db.rpc("list_synced_ids", {"p_table": table, "p_store_id": self.ctx.store_id,
-                                                              "p_after": after, "p_limit": limit})
-            stored = list(stored or [])
-            candidates = [i for i in stored if i not in source]
-            gone = await self._confirm_gone(table, candidates)
-            if gone:
-                yield Batch(deletes={table: gone})
-            if len(stored) < limit:
-                return
-            after = stored[-1]
 
     async def _confirm_gone(self, table: str, candidates: list[str]) -> list[str]:
         """Of ids missing from the scan, those Shopify really no longer has (created-after-scan ids stay)."""

@@ -34,7 +34,7 @@ from worker.connectors.shopify.mapping import NOT_IN_WEBHOOKS, WEBHOOK_TOPICS, w
 from worker.db.port import Database
 from worker.errors import PermanentError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
-from worker.logs import redact_text
+from worker.sync.inbox import inbox_handler
 from worker.web.app import error_response
 
 if TYPE_CHECKING:
@@ -187,33 +187,6 @@ async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event:
 
 def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
 
-    async def process(job: Job, jctx: JobContext) -> Mapping[str, Any]:
-        inbox_id = job.payload.get("inbox_id")
-        if not isinstance(inbox_id, int):
-            raise PermanentError(f"shopify.webhook job {job.id} has no inbox id")
-        db = jctx.db
-        rows = await db.rpc("get_webhook", {"p_inbox_id": inbox_id})
-        if not rows:
-            return {"skipped": "the delivery is gone (pruned or its store was deleted)"}
-        event = rows[0]
-        if event["status"] != "pending":
-            return {"skipped": f"already {event['status']}"}
-        if event["event_already_applied"]:
-            await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": "ignored",
-                                            "p_error": "event already applied under another delivery"})
-            return {"status": "ignored", "reason": "duplicate event"}
-        try:
-            status = await _apply(connector, job, jctx, event)
-        except Exception as exc:
-            # a delivery whose job will not run again ends failed, with the reason, not pending forever
-            if isinstance(exc, PermanentError) or job.attempts >= job.max_attempts:
-                await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": "failed",
-                                                "p_error": redact_text(f"{type(exc).__name__}: {exc}")})
-            raise
-        if status is not None:
-            await db.rpc("finish_webhook", {"p_inbox_id": inbox_id, "p_status": status})
-        return {"status": status or "processed", "topic": event["topic"]}
-
     async def check(job: Job, jctx: JobContext) -> Mapping[str, Any]:
         if job.store_id is None:
             raise PermanentError(f"shopify.check_webhooks job {job.id} has no store")
@@ -223,7 +196,10 @@ def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
         async with connector.open_client(jctx, job.store_id, rows[0]["shop_key"]) as client:
             return await ensure_subscriptions(connector, client, jctx.settings, rows[0])
 
-    registry.register("shopify.webhook", process)
+    async def apply(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
+        return await _apply(connector, job, jctx, event)
+
+    registry.register("shopify.webhook", inbox_handler("shopify.webhook", apply))
     registry.register("shopify.check_webhooks", check)
 
 

@@ -1,0 +1,169 @@
+"""ShopRenter webhooks: hints that an order changed, authenticated by a per-store token in the URL.
+
+ShopRenter signs nothing it delivers, so each store's webhooks point at
+``POST /shoprenter/webhooks/{store_id}/{token}`` with a random token generated for that store (sealed with
+its credentials, compared in constant time). A delivery (``{"orders": {"order": [{innerResourceId, …}]}}``)
+is only a hint: the ``shoprenter.webhook`` job re-fetches each named order from the API (through the
+shop's rate limiter) and writes what ShopRenter says now — a forged or stale body can change nothing.
+Events: ``order_confirm`` and ``order_status_change``; ``shoprenter.check_webhooks`` keeps them registered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from worker.connectors.canonical import Owner
+from worker.connectors.shoprenter.client import ShopRenterClient
+from worker.connectors.shoprenter.mapping import order_rows
+from worker.connectors.store_secrets import WebhookSecretCache
+from worker.db.port import Database
+from worker.errors import PermanentError
+from worker.jobs.registry import Job, JobContext, JobRegistry
+from worker.sync.inbox import inbox_handler
+from worker.web.app import error_response
+
+if TYPE_CHECKING:
+    from worker.connectors.shoprenter.connector import ShopRenterConnector
+
+__all__ = ["EVENTS", "ensure_webhooks", "order_ids", "register_jobs", "webhook_routes"]
+
+log = logging.getLogger("shopsync.shoprenter.webhooks")
+
+PLATFORM = "shoprenter"
+EVENTS = ("order_confirm", "order_status_change")
+MAX_ORDERS = 200
+
+
+def order_ids(payload: Any) -> list[str]:
+    """Outer ids of the orders a delivery names (``innerResourceId`` is ``orders/<outer id>``)."""
+    orders = payload.get("orders") if isinstance(payload, Mapping) else None
+    items = orders.get("order") if isinstance(orders, Mapping) else orders
+    if isinstance(items, Mapping):
+        items = [items]
+    found: list[str] = []
+    for item in items or []:
+        ref = item.get("innerResourceId") if isinstance(item, Mapping) else None
+        if isinstance(ref, str) and ref.startswith("orders/") and 8 < len(ref) < 120:
+            outer = ref.partition("/")[2]
+            if outer.replace("=", "").isalnum() and outer not in found:
+                found.append(outer)
+    return found[:MAX_ORDERS]
+
+
+def webhook_routes(connector: ShopRenterConnector) -> Sequence[BaseRoute]:
+    tokens = WebhookSecretCache(PLATFORM, "webhook_token", connector.sealer)
+
+    async def receive(request: Request) -> Response:
+        try:
+            store_id = UUID(request.path_params["store_id"])
+        except ValueError:
+            return error_response(404, "unknown store")
+        given = str(request.path_params["token"]).encode()
+        db: Database = request.app.state.db
+        core = request.app.state.settings
+        found = await tokens.get(db, core, store_id)
+
+        def valid(entry: tuple[str | None, str] | None) -> bool:
+            # compare digests: equal length whatever was sent, and constant time
+            return bool(entry and entry[0]) and hmac.compare_digest(
+                hashlib.sha256(str(entry[0] if entry else "").encode()).digest(), hashlib.sha256(given).digest())
+
+        if not valid(found):
+            found = await tokens.get(db, core, store_id, fresh=True)
+            if not valid(found):
+                return error_response(401, "unknown store or invalid webhook token")
+        raw = await request.body()
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return error_response(400, "the body is not valid JSON (subscribe with type json)")
+        ids = order_ids(payload)
+        if not ids:
+            return error_response(400, "the body names no order (expected orders.order[].innerResourceId)")
+        # a hint has no delivery id: the orders it names, in one inbox row per distinct body
+        delivery = hashlib.sha256(raw).hexdigest()
+        recorded = await db.rpc("record_webhook", {
+            "p_platform": PLATFORM, "p_delivery_id": f"{store_id}:{delivery}", "p_store_id": store_id,
+            "p_topic": "order_hint", "p_payload": {"order_ids": ids}})
+        return JSONResponse({"status": "duplicate" if recorded and recorded[0]["duplicate"] else "accepted"})
+
+    return [Route("/webhooks/{store_id}/{token}", receive, methods=["POST"])]
+
+
+def register_jobs(connector: ShopRenterConnector, registry: JobRegistry) -> None:
+
+    async def apply(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
+        if event["store_status"] != "active" or event["orders_policy"] != "sync":
+            return "ignored"
+        ids = [str(i) for i in (event["payload"] or {}).get("order_ids") or []][:MAX_ORDERS]
+        owner = Owner.of(event["store_id"], event["organization_id"])
+        writes: dict[str, list[dict[str, Any]]] = {}
+        async with connector.open_client(jctx, UUID(str(event["store_id"])), event["shop_key"]) as client:
+            for outer in ids:
+                order = await client.get(f"orderExtend/{outer}", {"full": 1}, missing_ok=True)
+                if not isinstance(order, dict):
+                    continue                # gone (or never existed): reconciliation handles deletes
+                for table, rows in order_rows(owner, order, connector.zone).items():
+                    writes.setdefault(table, []).extend(rows)
+        await jctx.db.rpc("apply_synced_changes", {
+            "p_store_id": event["store_id"], "p_writes": writes, "p_job_id": job.id, "p_worker": jctx.worker_id,
+            "p_inbox_id": event["id"]})
+        return None
+
+    async def check(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        if job.store_id is None:
+            raise PermanentError(f"shoprenter.check_webhooks job {job.id} has no store")
+        rows = await jctx.db.rpc("get_store", {"p_store_id": job.store_id})
+        if not rows or rows[0]["status"] != "active":
+            return {"skipped": "the store is not active"}
+        async with connector.open_client(jctx, job.store_id, rows[0]["shop_key"]) as client:
+            token = await connector.webhook_token(jctx, job.store_id)
+            uri = connector.settings.webhook_uri(jctx.settings, job.store_id, token)
+            wanted = set(EVENTS) if rows[0]["orders_policy"] == "sync" else set()
+            return await ensure_webhooks(client, uri, wanted, prefix=connector.settings.webhook_uri(
+                jctx.settings, job.store_id, ""))
+
+    registry.register("shoprenter.webhook", inbox_handler("shoprenter.webhook", apply))
+    registry.register("shoprenter.check_webhooks", check)
+
+
+async def ensure_webhooks(client: ShopRenterClient, uri: str, wanted: set[str], *, prefix: str) -> dict[str, Any]:
+    """Our ``webHooks`` (a parameter URL under ``prefix``): missing events created, inactive ones switched on,
+    ones with an old token or an unwanted event deleted."""
+    ours: dict[str, list[Mapping[str, Any]]] = {}
+    stale: list[Mapping[str, Any]] = []
+    async for page in client.pages("webHooks", {}):
+        for hook in page.items:
+            urls = [str(p.get("url")) for p in hook.get("webHookParameters") or [] if isinstance(p, Mapping)]
+            if any(u == uri for u in urls):
+                ours.setdefault(str(hook.get("event")), []).append(hook)
+            elif any(u.startswith(prefix) for u in urls):
+                stale.append(hook)
+    created, enabled, deleted = [], [], []
+    for event in sorted(wanted - set(ours)):
+        await client.request("POST", "webHooks", json={
+            "label": f"shopsync {event}", "event": event, "status": "1",
+            "webHookParameters": [{"type": "json", "url": uri}]})
+        created.append(event)
+    for event, hooks in sorted(ours.items()):
+        keep, extra = (hooks[0], hooks[1:]) if event in wanted else (None, hooks)
+        if keep is not None and str(keep.get("status")) != "1":
+            await client.request("PUT", f"webHooks/{keep['id']}", json={"status": "1"})
+            enabled.append(event)
+        stale.extend(extra)
+    for old in stale:
+        await client.request("DELETE", f"webHooks/{old['id']}", expect=(404,))
+        deleted.append(str(old.get("event")))
+    if created or enabled or deleted:
+        log.info("shoprenter %s webhooks: created %s, enabled %s, deleted %s", client.shop, created, enabled, deleted)
+    return {"created": created, "enabled": enabled, "deleted": deleted, "kept": sorted(wanted & set(ours))}

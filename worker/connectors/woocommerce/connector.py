@@ -1,0 +1,103 @@
+"""The WooCommerce connector: what ``worker.connectors.registry`` discovers (routes, jobs, published
+config), and the one way its jobs open a paced client for a store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import httpx
+from starlette.routing import BaseRoute
+
+from worker.config import Settings
+from worker.connectors.store_secrets import load_secrets
+from worker.connectors.woocommerce.client import WooClient
+from worker.connectors.woocommerce.settings import WooSettings, woo_settings
+from worker.db.port import Database
+from worker.errors import NeedsReauthError
+from worker.jobs.registry import JobContext, JobRegistry
+from worker.netguard import guarded_client
+from worker.ratelimit import UNPACED, DbRateLimiter, Pacer
+from worker.sealing import Sealer
+from worker.sync.engine import SyncContext, sync_handler
+
+__all__ = ["CREDENTIALS_KIND", "WooConnector"]
+
+CREDENTIALS_KIND = "woocommerce_keys"
+
+
+class WooConnector:
+    platform = "woocommerce"
+    display_name = "WooCommerce"
+
+    def __init__(self, settings: WooSettings | None = None) -> None:
+        self._settings = settings
+        self._sealers: dict[int, Sealer] = {}
+
+    @property
+    def settings(self) -> WooSettings:
+        if self._settings is None:
+            self._settings = woo_settings()
+        return self._settings
+
+    def sealer(self, core: Settings) -> Sealer:
+        sealer = self._sealers.get(id(core))
+        if sealer is None:
+            sealer = self._sealers[id(core)] = Sealer.from_settings(core)
+        return sealer
+
+    def public_config(self, core: Settings) -> dict[str, Any] | None:
+        """Merchants connect with REST keys through ``POST /woocommerce/connect``: nothing to install."""
+        return {"connect_url": f"{core.public_url}/woocommerce/connect",
+                "http_allowed": self.settings.private_allowed(core)}
+
+    # --- registry hooks --------------------------------------------------------------------------------
+    def routes(self) -> Sequence[BaseRoute]:
+        from worker.connectors.woocommerce.connect import connect_routes
+        from worker.connectors.woocommerce.webhooks import webhook_routes
+
+        return [*connect_routes(self), *webhook_routes(self)]
+
+    def register_jobs(self, registry: JobRegistry) -> None:
+        from worker.connectors.woocommerce import webhooks
+        from worker.connectors.woocommerce.sync import woo_sync_source
+
+        registry.register("woocommerce.sync", sync_handler(woo_sync_source(
+            self.open_sync_client, per_page=self.settings.page_size)))
+        webhooks.register_jobs(self, registry)
+
+    # --- clients ---------------------------------------------------------------------------------------
+    def http(self, core: Settings, timeout: float | None = None) -> httpx.AsyncClient:
+        """An HTTP client that refuses private and metadata addresses (unless local development allows
+        them), checked after DNS resolution and again on every redirect."""
+        s = self.settings
+        return guarded_client(allow_private=s.private_allowed(core), verify=s.ca_file or True,
+                              timeout=timeout or s.request_timeout_seconds)
+
+    def pacer(self, db: Database, store_id: UUID | str) -> Pacer:
+        rate = self.settings.requests_per_second
+        return DbRateLimiter(db, f"woocommerce:{store_id}", rate) if rate > 0 else UNPACED
+
+    def client(self, http: httpx.AsyncClient, store_url: str, consumer_key: str, consumer_secret: str,
+               pacer: Pacer = UNPACED) -> WooClient:
+        return WooClient(store_url, consumer_key, consumer_secret, http=http, pacer=pacer,
+                         concurrency=self.settings.concurrency,
+                         signature_method=self.settings.oauth1_signature_method)
+
+    @asynccontextmanager
+    async def open_client(self, jctx: JobContext, store_id: UUID,
+                          store_url: str) -> AsyncIterator[tuple[WooClient, dict[str, Any]]]:
+        """The store's client and its opened secrets."""
+        secrets = await load_secrets(jctx.db, self.sealer(jctx.settings), store_id)
+        if secrets is None or not secrets.fields.get("consumer_key"):
+            raise NeedsReauthError(f"WooCommerce store {store_url} has no API keys: connect it again")
+        async with self.http(jctx.settings) as http:
+            yield self.client(http, store_url, secrets.fields["consumer_key"], secrets.fields["consumer_secret"],
+                              self.pacer(jctx.db, store_id)), secrets.fields
+
+    @asynccontextmanager
+    async def open_sync_client(self, ctx: SyncContext) -> AsyncIterator[WooClient]:
+        async with self.open_client(ctx.job_context, ctx.store_id, ctx.shop_key) as (client, _):
+            yield client

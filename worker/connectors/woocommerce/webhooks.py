@@ -1,0 +1,176 @@
+"""WooCommerce webhooks: the receiving endpoint, applying inbox events, and keeping webhooks alive.
+
+Each store's webhooks point at ``POST /woocommerce/webhooks/{store_id}`` and are signed with a secret
+generated for that store at connect time (sealed with its keys). The endpoint answers WooCommerce's
+unsigned creation ping (``webhook_id=N``) with 200, verifies ``X-WC-Webhook-Signature`` (base64
+HMAC-SHA256 of the raw body, constant-time) before looking at anything else, and records the delivery
+once per ``X-WC-Webhook-Delivery-ID``; the ``woocommerce.webhook`` job applies it through the same guarded
+upsert as syncs. WooCommerce *disables* a webhook after more than 5 failed deliveries in a row:
+``woocommerce.check_webhooks`` (periodic) re-enables or re-creates ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from worker.connectors.store_secrets import WebhookSecretCache
+from worker.connectors.woocommerce.client import WooClient
+from worker.connectors.woocommerce.mapping import webhook_effect
+from worker.connectors.woocommerce.settings import WEBHOOK_TOPICS
+from worker.db.port import Database
+from worker.errors import PermanentError
+from worker.jobs.registry import Job, JobContext, JobRegistry
+from worker.sync.inbox import inbox_handler
+from worker.web.app import error_response
+
+if TYPE_CHECKING:
+    from worker.connectors.woocommerce.connector import WooConnector
+
+__all__ = ["ensure_webhooks", "register_jobs", "verify_signature", "wanted_topics", "webhook_routes"]
+
+log = logging.getLogger("shopsync.woocommerce.webhooks")
+
+PLATFORM = "woocommerce"
+MAX_HEADER = 200
+
+
+def verify_signature(secret: str, body: bytes, signature: str | None) -> bool:
+    if not signature or len(signature) > MAX_HEADER:
+        return False
+    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return hmac.compare_digest(expected.encode(), signature.strip().encode())
+
+
+def _is_ping(request: Request, body: bytes) -> bool:
+    """WooCommerce's unsigned creation ping: a form body ``webhook_id=<n>`` and no signature."""
+    return ("x-wc-webhook-signature" not in request.headers and body.startswith(b"webhook_id=")
+            and body[len(b"webhook_id="):].strip().isdigit())
+
+
+def _header(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if value is None or not value.strip() or len(value) > MAX_HEADER:
+        return None
+    return value.strip()
+
+
+def webhook_routes(connector: WooConnector) -> Sequence[BaseRoute]:
+    secrets = WebhookSecretCache(PLATFORM, "webhook_secret", connector.sealer)
+
+    async def receive(request: Request) -> Response:
+        raw = await request.body()
+        if _is_ping(request, raw):
+            return JSONResponse({"status": "pong"})
+        try:
+            store_id = UUID(request.path_params["store_id"])
+        except ValueError:
+            return error_response(404, "unknown store")
+        found = await secrets.get(request.app.state.db, request.app.state.settings, store_id)
+        if found is None:
+            return error_response(404, "unknown store")
+        signature = request.headers.get("x-wc-webhook-signature")
+        if found[0] is None or not verify_signature(found[0], raw, signature):
+            found = await secrets.get(request.app.state.db, request.app.state.settings, store_id,
+                                        fresh=True)      # the secret may have just changed
+            if found is None or found[0] is None or not verify_signature(found[0], raw, signature):
+                return error_response(401, "invalid webhook signature")
+        topic = _header(request, "x-wc-webhook-topic")
+        delivery_id = _header(request, "x-wc-webhook-delivery-id")
+        if topic is None or delivery_id is None:
+            return error_response(400, "missing X-WC-Webhook-Topic or X-WC-Webhook-Delivery-ID")
+        if topic not in WEBHOOK_TOPICS:
+            return error_response(400, f"unknown topic {topic[:60]!r}")
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return error_response(400, "the body is not valid JSON")
+        if not isinstance(payload, dict):
+            return error_response(400, "the body must be a JSON object")
+        db: Database = request.app.state.db
+        recorded = await db.rpc("record_webhook", {
+            # delivery ids are per site: scoped by store so two stores can never collide in the inbox
+            "p_platform": PLATFORM, "p_delivery_id": f"{store_id}:{delivery_id}", "p_store_id": store_id,
+            "p_topic": topic, "p_payload": payload})
+        return JSONResponse({"status": "duplicate" if recorded and recorded[0]["duplicate"] else "accepted"})
+
+    return [Route("/webhooks/{store_id}", receive, methods=["POST"])]
+
+
+# --- applying inbox events --------------------------------------------------------------------------------
+
+def register_jobs(connector: WooConnector, registry: JobRegistry) -> None:
+
+    async def apply(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
+        topic = str(event["topic"])
+        if event["store_status"] != "active" or event[f"{WEBHOOK_TOPICS[topic]}_policy"] != "sync":
+            return "ignored"            # api_only / not_allowed data is never stored
+        effect = webhook_effect(topic, event["payload"], store_id=UUID(str(event["store_id"])),
+                                organization_id=UUID(str(event["organization_id"])),
+                                triggered_at=event["triggered_at"])
+        await jctx.db.rpc("apply_synced_changes", {
+            "p_store_id": event["store_id"], "p_writes": {t: list(r) for t, r in effect.writes.items()},
+            "p_deletes": {t: list(ids) for t, ids in effect.deletes.items()}, "p_deleted_at": effect.deleted_at,
+            "p_job_id": job.id, "p_worker": jctx.worker_id, "p_inbox_id": event["id"]})
+        return None
+
+    async def check(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        if job.store_id is None:
+            raise PermanentError(f"woocommerce.check_webhooks job {job.id} has no store")
+        rows = await jctx.db.rpc("get_store", {"p_store_id": job.store_id})
+        if not rows or rows[0]["status"] != "active":
+            return {"skipped": "the store is not active"}
+        async with connector.open_client(jctx, job.store_id, rows[0]["shop_key"]) as (client, fields):
+            return await ensure_webhooks(client, connector.settings.webhook_uri(jctx.settings, job.store_id),
+                                         str(fields["webhook_secret"]), wanted_topics(rows[0]))
+
+    registry.register("woocommerce.webhook", inbox_handler("woocommerce.webhook", apply))
+    registry.register("woocommerce.check_webhooks", check)
+
+
+# --- the store's webhooks ---------------------------------------------------------------------------------
+
+def wanted_topics(store: Mapping[str, Any]) -> set[str]:
+    return {t for t, resource in WEBHOOK_TOPICS.items() if store.get(f"{resource}_policy", "sync") == "sync"}
+
+
+async def ensure_webhooks(client: WooClient, uri: str, secret: str, wanted: set[str], *,
+                          reset_secret: bool = False) -> dict[str, Any]:
+    """Our webhooks at the store (those delivering to ``uri``): missing topics created, disabled or paused
+    ones re-activated (``reset_secret`` also gives them ``secret``), unwanted ones deleted."""
+    ours: dict[str, list[Mapping[str, Any]]] = {}
+    async for page in client.pages("/webhooks", {"orderby": "id", "order": "asc"}, per_page=100):
+        for hook in page.items:
+            if hook.get("delivery_url") == uri:
+                ours.setdefault(str(hook.get("topic")), []).append(hook)
+    created, reactivated, deleted = [], [], []
+    for topic in sorted(wanted - set(ours)):
+        await client.request("POST", "/webhooks", json={
+            "name": f"shopsync {topic}", "topic": topic, "delivery_url": uri, "secret": secret, "status": "active"})
+        created.append(topic)
+    for topic, hooks in sorted(ours.items()):
+        keep, extra = (hooks[0], hooks[1:]) if topic in wanted else (None, hooks)
+        if keep is not None and (keep.get("status") != "active" or reset_secret):
+            changes: dict[str, Any] = {"status": "active"}
+            if reset_secret:
+                changes["secret"] = secret
+            await client.request("PUT", f"/webhooks/{int(keep['id'])}", json=changes)
+            reactivated.append(topic)
+        for duplicate in extra:
+            await client.request("DELETE", f"/webhooks/{int(duplicate['id'])}", params={"force": "true"})
+            deleted.append(topic)
+    if created or deleted or reactivated:
+        log.info("woocommerce %s webhooks: created %s, re-activated %s, deleted %s", client.store_url, created,
+                 reactivated, deleted)
+    return {"created": created, "reactivated": reactivated, "deleted": deleted,
+            "kept": sorted(wanted & set(ours))}

@@ -1,0 +1,59 @@
+"""Per-store request pacing shared by every worker, kept in the database (``reserve_request_slot``).
+
+Each request reserves the next free slot of its key in one row update and sleeps until that slot, so
+any number of workers serving one store stay under its limit together — the limit a platform enforces
+per shop (ShopRenter: 3 requests/s) or the politeness a self-hosted store needs (WooCommerce).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from worker.db.port import Database
+
+__all__ = ["DbRateLimiter", "Pacer", "UNPACED"]
+
+
+class Pacer(Protocol):
+    async def wait(self) -> None:
+        """Return when the next request may be sent."""
+        ...
+
+    async def defer(self, seconds: float) -> None:
+        """The platform answered 429: nobody sends for this store for ``seconds``."""
+        ...
+
+
+class _Unpaced:
+    async def wait(self) -> None:
+        return None
+
+    async def defer(self, seconds: float) -> None:
+        return None
+
+
+UNPACED: Pacer = _Unpaced()
+
+
+class DbRateLimiter:
+    """At most ``per_second`` requests per second for ``key`` across all workers (bursts of ``burst``)."""
+
+    def __init__(self, db: Database, key: str, per_second: float, burst: int = 1) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.db = db
+        self.key = key
+        self.per_second = per_second
+        self.burst = burst
+        self.waited = 0.0           # seconds spent waiting for slots (for stats and benchmarks)
+
+    async def wait(self) -> None:
+        delay = float(await self.db.rpc("reserve_request_slot", {
+            "p_key": self.key, "p_per_second": self.per_second, "p_burst": self.burst}))
+        if delay > 0:
+            self.waited += delay
+            await asyncio.sleep(delay)
+
+    async def defer(self, seconds: float) -> None:
+        await self.db.rpc("defer_requests", {"p_key": self.key, "p_seconds": seconds})
