@@ -22,16 +22,21 @@ from bench import (
     shopify_ingest,
     shopify_pacing,
     shopify_webhooks,
+    shoprenter_pacing,
     wakeup_latency,
+    woocommerce_ingest,
 )
 from bench.common import Bench, Cluster, Report, Row, machine_info
 
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, crash, shopify_ingest,
-                                                       shopify_pacing, shopify_webhooks, shopify_incremental)}
+                                                       shopify_pacing, shopify_webhooks, shopify_incremental,
+                                                       woocommerce_ingest, shoprenter_pacing)}
 ALIASES = {"throughput": "queue_throughput", "queue": "queue_throughput", "wakeup": "wakeup_latency",
            "latency": "wakeup_latency", "ingest": "shopify_ingest", "pacing": "shopify_pacing",
-           "webhooks": "shopify_webhooks", "incremental": "shopify_incremental"}
-GROUPS = {"shopify": ["shopify_ingest", "shopify_pacing", "shopify_webhooks", "shopify_incremental"]}
+           "webhooks": "shopify_webhooks", "incremental": "shopify_incremental", "woocommerce": "woocommerce_ingest",
+           "shoprenter": "shoprenter_pacing"}
+GROUPS = {"shopify": ["shopify_ingest", "shopify_pacing", "shopify_webhooks", "shopify_incremental"],
+          "rest": ["woocommerce_ingest", "shoprenter_pacing"]}
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "latest.md"
 
 

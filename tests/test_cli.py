@@ -326,11 +326,12 @@ def _port_open(port: int) -> bool:
 
 def test_dev_exit_when_ready() -> None:
     root = Path(tempfile.mkdtemp(prefix="shopsync-dev-test-"))
-    web_port, sandbox_port = _free_port(), _free_port()
+    web_port, sandbox_port, woo_port, sr_port = _free_port(), _free_port(), _free_port(), _free_port()
     data_dir = root / ".shopsync" / "pg"
     try:
         proc = run_cli(root, "dev", "--exit-when-ready", timeout=240, SHOPSYNC_DEV_PORT=str(web_port),
-                       SHOPSYNC_DEV_SANDBOX_PORT=str(sandbox_port))
+                       SHOPSYNC_DEV_SANDBOX_PORT=str(sandbox_port), SHOPSYNC_DEV_WOOCOMMERCE_PORT=str(woo_port),
+                       SHOPSYNC_DEV_SHOPRENTER_PORT=str(sr_port))
         out = output(proc)
         assert proc.returncode == 0, out[-4000:]
         assert "web ready" in out
@@ -340,15 +341,19 @@ def test_dev_exit_when_ready() -> None:
         expected = "pg_cron" if pg_cron_available() else "the worker"
         assert f"schedules run by: {expected}" in out
         assert "stopping PostgreSQL" in out
-        # the demo shop went through the real install flow and its first full sync
-        assert "installed the app on demo.myshopify.com" in out
-        synced = re.search(r"demo\.myshopify\.com synced: (\d+) products, (\d+) variants, (\d+) inventory_levels, "
-                           r"(\d+) customers, (\d+) orders, (\d+) line_items", out)
-        assert synced is not None, out[-3000:]
-        assert [int(n) for n in synced.groups()][:1] == [50] and int(synced.group(5)) == 40
-        assert all(int(n) > 0 for n in synced.groups())
+        # the three demo stores went through their real connect flows and their first full syncs
+        assert "connected shopify demo.myshopify.com, woocommerce http://127.0.0.1:" in out
+        expected_counts = {"shopify demo.myshopify.com": (50, 40), "woocommerce http://127.0.0.1:[0-9]+/stores/demo":
+                           (30, 25), "shoprenter demo": (30, 25)}
+        for store, (products, orders) in expected_counts.items():
+            synced = re.search(store + r" synced: (\d+) products, (\d+) variants, (\d+) customers, (\d+) orders, "
+                               r"(\d+) line_items", out)
+            assert synced is not None, (store, out[-3000:])
+            counts = [int(n) for n in synced.groups()]
+            assert counts[0] == products and counts[3] == orders and all(counts), (store, counts)
         # the command stopped everything it started
-        assert not _port_open(sandbox_port)
+        for port in (sandbox_port, woo_port, sr_port):
+            assert not _port_open(port)
         assert (data_dir / "PG_VERSION").exists()
         assert not LocalPostgres(data_dir).is_running()
         assert not _port_open(web_port)

@@ -1,13 +1,16 @@
 """`shopsync dev`: the embedded default. A project-local PostgreSQL 15 (with pg_cron when installed),
 migrations, the web process and a worker, with a sealing key generated once for this checkout, plus the
-Shopify sandbox with a demo shop that a demo user installs through the real OAuth flow — so a fresh
-checkout shows a shop connected and synced. Everything lives under ``.shopsync/`` in the current directory.
+three platform sandboxes, each with a demo store a demo user connects the way a merchant would: Shopify
+through OAuth (``begin_install`` → authorize → callback → claim), WooCommerce with REST keys through
+``POST /woocommerce/connect`` (a Supabase-style user token), ShopRenter through its signed install, entry and
+claim — so a fresh checkout shows three stores connected and synced. Everything lives under ``.shopsync/``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,13 +18,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+import jwt
 import psycopg
 from psycopg.rows import dict_row
 
+from sandbox import shoprenter as sr
 from sandbox.shopify import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SHOP
+from sandbox.woocommerce import WooDatasetSpec, WooSandbox, serve_woocommerce_sandbox
 from worker.localpg import LocalPostgres
 from worker.migrate import migrate
 from worker.sealing import generate_key_spec
@@ -32,6 +39,8 @@ STATE_DIR = Path(".shopsync")
 DB_NAME = "shopsync"
 WEB_PORT = int(os.environ.get("SHOPSYNC_DEV_PORT", "8080"))
 SANDBOX_PORT = int(os.environ.get("SHOPSYNC_DEV_SANDBOX_PORT", "8081"))
+WOO_PORT = int(os.environ.get("SHOPSYNC_DEV_WOOCOMMERCE_PORT", "8082"))
+SHOPRENTER_PORT = int(os.environ.get("SHOPSYNC_DEV_SHOPRENTER_PORT", "8083"))
 DEMO_USER = "dev@shopsync.local"
 SYNC_TIMEOUT = 120.0
 
@@ -46,6 +55,10 @@ def _dev_env(pg: LocalPostgres) -> dict[str, str]:
     if not key_file.exists():
         key_file.write_text(generate_key_spec() + "\n")
         key_file.chmod(0o600)
+    jwt_file = STATE_DIR / "jwt.secret"      # stands in for the Supabase project's JWT secret
+    if not jwt_file.exists():
+        jwt_file.write_text(secrets.token_urlsafe(48) + "\n")
+        jwt_file.chmod(0o600)
     env = dict(os.environ)
     env.update({
         "DATABASE_URL": pg.dsn(DB_NAME),
@@ -60,67 +73,131 @@ def _dev_env(pg: LocalPostgres) -> dict[str, str]:
         "SHOPSYNC_SHOPIFY_CLIENT_ID": DEMO_CLIENT_ID,
         "SHOPSYNC_SHOPIFY_CLIENT_SECRET": DEMO_CLIENT_SECRET,
         "SHOPSYNC_SHOPIFY_SHOP_BASE_URL": f"http://127.0.0.1:{SANDBOX_PORT}/shops/{{shop}}",
+        "SUPABASE_JWT_SECRET": jwt_file.read_text().strip(),
+        # the ShopRenter sandbox: its demo app, token endpoint and per-shop API
+        "SHOPSYNC_SHOPRENTER_CLIENT_ID": sr.DEMO_CLIENT_ID,
+        "SHOPSYNC_SHOPRENTER_CLIENT_SECRET": sr.DEMO_CLIENT_SECRET,
+        "SHOPSYNC_SHOPRENTER_OAUTH_BASE_URL": f"http://127.0.0.1:{SHOPRENTER_PORT}/oauth",
+        "SHOPSYNC_SHOPRENTER_API_BASE_URL": f"http://127.0.0.1:{SHOPRENTER_PORT}/shops/{{shop}}/api",
     })
     return env
 
 
-def _demo_install(dsn: str) -> None:
-    """A demo user connects the sandbox shop the way a merchant would: begin_install (the frontend RPC),
-    approve on (sandbox) Shopify, land on our callback; the worker does the rest. Then wait for the sync."""
-    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+class _DemoUser:
+    """The demo merchant: signed up once (the sign-up trigger gives a personal organization)."""
+
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        self.conn = conn
         user = conn.execute("select id from auth.users where email = %s", (DEMO_USER,)).fetchone()
-        if user is None:   # the sign-up trigger gives the user a personal organization
+        if user is None:
             user = conn.execute("insert into auth.users (id, email) values (gen_random_uuid(), %s) returning id",
                                 (DEMO_USER,)).fetchone()
         assert user is not None
-        # installed again on every start: the sandbox keeps its state in memory, so a new sandbox knows
-        # nothing of the last run's tokens (a reinstall reuses the store and its data)
-        started = conn.execute("select now() as t").fetchone()["t"]  # type: ignore[index]
-        claims = json.dumps({"sub": str(user["id"]), "role": "authenticated"})
-
-        @contextmanager
-        def as_demo_user() -> Iterator[None]:
-            """A transaction as the frontend's signed-in user (the role and JWT claims PostgREST sets)."""
-            with conn.transaction():
-                conn.execute("select set_config('role', 'authenticated', true), "
-                             "set_config('request.jwt.claims', %s, true)", (claims,))
-                yield
-
-        with as_demo_user():
+        self.id = user["id"]
+        with self.session():
             org = conn.execute("select organization_id from shopsync.my_organizations() limit 1").fetchone()
-            assert org is not None
-            row = conn.execute("select shopsync.begin_install(%s, 'shopify', %s) as r",
-                               (org["organization_id"], DEMO_SHOP)).fetchone()
-        assert row is not None
-        approved = httpx.get(row["r"]["authorize_url"], timeout=10)          # the merchant clicks Install
-        landed = httpx.get(approved.headers["location"], timeout=10)         # Shopify sends them back to us
-        if landed.status_code != 302:
-            raise RuntimeError(f"the OAuth callback answered {landed.status_code}: {landed.text[:300]}")
-        parked = dict(parse_qsl(urlsplit(landed.headers["location"]).fragment))
-        with as_demo_user():                                                  # the frontend claims it
-            conn.execute("select shopsync.claim_pending_install(%s, %s, %s)",
-                         (parked["install_id"], parked["claim_token"], org["organization_id"]))
-        _say(f"installed the app on {DEMO_SHOP} as {DEMO_USER}; the worker is syncing")
-        deadline = time.monotonic() + SYNC_TIMEOUT
-        while True:
-            state = conn.execute(
-                "select s.status, s.sync_status, (select count(*) from shopsync.sync_state t where t.store_id = s.id "
-                "and t.last_full_sync_at > %s) as synced from shopsync.stores s where s.shop_key = %s",
-                (started, DEMO_SHOP)).fetchone()
-            if state is not None and state["status"] == "active" and state["synced"] == 3:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the demo shop did not finish its first sync in {SYNC_TIMEOUT:.0f}s: {state}")
-            time.sleep(0.5)
-        counts = conn.execute(
-            "select (select count(*) from shopsync.products) as products, "
-            "(select count(*) from shopsync.product_variants) as variants, "
-            "(select count(*) from shopsync.inventory_levels) as inventory_levels, "
-            "(select count(*) from shopsync.customers) as customers, "
-            "(select count(*) from shopsync.orders) as orders, "
-            "(select count(*) from shopsync.order_line_items) as line_items").fetchone()
-        assert counts is not None
-        _say(f"{DEMO_SHOP} synced: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        assert org is not None
+        self.org = org["organization_id"]
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """A transaction as the frontend's signed-in user (the role and JWT claims PostgREST sets)."""
+        claims = json.dumps({"sub": str(self.id), "role": "authenticated"})
+        with self.conn.transaction():
+            self.conn.execute("select set_config('role', 'authenticated', true), "
+                              "set_config('request.jwt.claims', %s, true)", (claims,))
+            yield
+
+    def access_token(self, jwt_secret: str) -> str:
+        """What Supabase Auth hands the frontend after sign-in."""
+        now = int(time.time())
+        return jwt.encode({"sub": str(self.id), "aud": "authenticated", "role": "authenticated", "email": DEMO_USER,
+                           "iat": now, "exp": now + 3600}, jwt_secret, algorithm="HS256")
+
+    def claim(self, location: str) -> None:
+        """The frontend lands with ``#install_id&claim_token`` and claims the install."""
+        parked = dict(parse_qsl(urlsplit(location).fragment))
+        with self.session():
+            self.conn.execute("select shopsync.claim_pending_install(%s, %s, %s)",
+                              (parked["install_id"], parked["claim_token"], self.org))
+
+
+def _install_shopify(user: _DemoUser) -> str:
+    """begin_install (the frontend RPC), approve on (sandbox) Shopify, land on our callback, claim."""
+    with user.session():
+        row = user.conn.execute("select shopsync.begin_install(%s, 'shopify', %s) as r",
+                                (user.org, DEMO_SHOP)).fetchone()
+    assert row is not None
+    approved = httpx.get(row["r"]["authorize_url"], timeout=10)          # the merchant clicks Install
+    landed = httpx.get(approved.headers["location"], timeout=10)         # Shopify sends them back to us
+    if landed.status_code != 302:
+        raise RuntimeError(f"the Shopify callback answered {landed.status_code}: {landed.text[:300]}")
+    user.claim(landed.headers["location"])
+    return DEMO_SHOP
+
+
+def _connect_woocommerce(user: _DemoUser, woo: WooSandbox, env: dict[str, str]) -> str:
+    """The merchant pastes their store URL and REST keys into the frontend, which posts them with their token."""
+    store = woo.store("demo")
+    key, secret = store.add_key(permissions="read_write")
+    url = woo.store_url(store)
+    answer = httpx.post(f"http://127.0.0.1:{WEB_PORT}/woocommerce/connect", timeout=30,
+                        headers={"Authorization": f"Bearer {user.access_token(env['SUPABASE_JWT_SECRET'])}"},
+                        json={"organization_id": str(user.org), "store_url": url, "consumer_key": key,
+                              "consumer_secret": secret})
+    if answer.status_code != 201:
+        raise RuntimeError(f"connecting the WooCommerce sandbox failed: {answer.status_code} {answer.text[:300]}")
+    return str(answer.json()["shop_key"])
+
+
+def _install_shoprenter(user: _DemoUser, shoprenter: sr.ShopRenterSandbox) -> str:
+    """Installed in the (sandbox) ShopRenter admin, opened there (the signed entry), claimed after sign-in."""
+    installed = shoprenter.install(sr.DEMO_SHOP, sr.DEMO_CLIENT_ID)
+    if installed.status_code != 302:
+        raise RuntimeError(f"the ShopRenter install answered {installed.status_code}: {installed.text[:300]}")
+    entry = httpx.get(f"http://127.0.0.1:{WEB_PORT}/shoprenter/entry", timeout=10,
+                      params=shoprenter.install_query(sr.DEMO_SHOP, sr.DEMO_CLIENT_ID, app_url=False))
+    if entry.status_code != 302:
+        raise RuntimeError(f"the ShopRenter entry answered {entry.status_code}: {entry.text[:300]}")
+    user.claim(entry.headers["location"])
+    return sr.DEMO_SHOP
+
+
+def _wait_synced(conn: psycopg.Connection[dict[str, Any]], platform: str, shop_key: str, since: Any) -> None:
+    deadline = time.monotonic() + SYNC_TIMEOUT
+    while True:
+        state = conn.execute(
+            "select s.id, s.status, (select count(*) from shopsync.sync_state t where t.store_id = s.id "
+            "and t.last_full_sync_at > %s) as synced from shopsync.stores s "
+            "where s.platform = %s and s.shop_key = %s", (since, platform, shop_key)).fetchone()
+        if state is not None and state["status"] == "active" and state["synced"] == 3:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {platform} demo store did not finish its first sync in {SYNC_TIMEOUT:.0f}s: "
+                               f"{state}")
+        time.sleep(0.5)
+    counts = conn.execute(
+        "select (select count(*) from shopsync.products where store_id = %(s)s) as products, "
+        "(select count(*) from shopsync.product_variants where store_id = %(s)s) as variants, "
+        "(select count(*) from shopsync.customers where store_id = %(s)s) as customers, "
+        "(select count(*) from shopsync.orders where store_id = %(s)s) as orders, "
+        "(select count(*) from shopsync.order_line_items where store_id = %(s)s) as line_items",
+        {"s": state["id"]}).fetchone()
+    assert counts is not None
+    _say(f"{platform} {shop_key} synced: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def _demo_stores(dsn: str, env: dict[str, str], woo: WooSandbox, shoprenter: sr.ShopRenterSandbox) -> None:
+    """The demo user connects all three sandbox stores, then waits for their first syncs. Done again on every
+    start: the sandboxes keep their state in memory (a reconnect reuses the store and its data)."""
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        user = _DemoUser(conn)
+        started = conn.execute("select now() as t").fetchone()["t"]  # type: ignore[index]
+        connected = [("shopify", _install_shopify(user)), ("woocommerce", _connect_woocommerce(user, woo, env)),
+                     ("shoprenter", _install_shoprenter(user, shoprenter))]
+        _say(f"connected {', '.join(f'{p} {k}' for p, k in connected)} as {DEMO_USER}; the worker is syncing")
+        for platform, shop_key in connected:
+            _wait_synced(conn, platform, shop_key, started)
 
 
 def _wait_ready(url: str, timeout: float = 60) -> None:
@@ -149,6 +226,14 @@ def run_dev(exit_when_ready: bool = False) -> int:
     logs = STATE_DIR / "logs"
     logs.mkdir(exist_ok=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    # WooCommerce and ShopRenter sandboxes run in this process (the demo connects drive them directly)
+    woo = WooSandbox()
+    woo.add_store("demo", WooDatasetSpec(products=30, customers=15, orders=25))
+    shoprenter = sr.ShopRenterSandbox(rate_limit=3.0)
+    shoprenter.add_app(sr.DEMO_CLIENT_ID, sr.DEMO_CLIENT_SECRET,
+                       redirect_uri=f"http://127.0.0.1:{WEB_PORT}/shoprenter/install",
+                       uninstall_uri=f"http://127.0.0.1:{WEB_PORT}/shoprenter/uninstall")
+    shoprenter.add_shop(sr.DEMO_SHOP, sr.SrDatasetSpec(products=30, customers=15, orders=25))
     try:
         commands = {
             "shopify-sandbox": [sys.executable, "-m", "sandbox.shopify", "--port", str(SANDBOX_PORT),
@@ -165,18 +250,22 @@ def run_dev(exit_when_ready: bool = False) -> int:
         _say(f"Shopify sandbox: http://127.0.0.1:{SANDBOX_PORT} (shop {DEMO_SHOP})")
         _wait_ready(f"http://127.0.0.1:{WEB_PORT}/readyz")
         _say(f"web ready: http://127.0.0.1:{WEB_PORT}/healthz  /readyz  /metrics")
-        _demo_install(pg.dsn(DB_NAME))
-        _say(f"database:  psql {pg.dsn(DB_NAME)}")
-        _say(f"status:    DATABASE_URL={pg.dsn(DB_NAME)} shopsync status")
-        subprocess.run([sys.executable, "-m", "worker", "status"], env=env, check=False)
-        if exit_when_ready:
-            return 0
-        _say("running; Ctrl-C to stop")
-        while all(p.poll() is None for p in procs.values()):
-            time.sleep(0.5)
-        dead = [n for n, p in procs.items() if p.poll() is not None]
-        _say(f"{', '.join(dead)} exited; see {logs}")
-        return 1
+        with serve_woocommerce_sandbox(woo, port=WOO_PORT) as woo_url, \
+                sr.serve_shoprenter_sandbox(shoprenter, port=SHOPRENTER_PORT) as sr_url:
+            _say(f"WooCommerce sandbox: {woo_url} (store {woo.store_url('demo')})")
+            _say(f"ShopRenter sandbox: {sr_url} (shop {sr.DEMO_SHOP})")
+            _demo_stores(pg.dsn(DB_NAME), env, woo, shoprenter)
+            _say(f"database:  psql {pg.dsn(DB_NAME)}")
+            _say(f"status:    DATABASE_URL={pg.dsn(DB_NAME)} shopsync status")
+            subprocess.run([sys.executable, "-m", "worker", "status"], env=env, check=False)
+            if exit_when_ready:
+                return 0
+            _say("running; Ctrl-C to stop")
+            while all(p.poll() is None for p in procs.values()):
+                time.sleep(0.5)
+            dead = [n for n, p in procs.items() if p.poll() is not None]
+            _say(f"{', '.join(dead)} exited; see {logs}")
+            return 1
     except KeyboardInterrupt:
         return 0
     finally:

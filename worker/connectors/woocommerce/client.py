@@ -44,9 +44,11 @@ def _rawurlencode(value: str) -> str:
 
 def oauth1_signature(method: str, url: str, params: Mapping[str, str], consumer_secret: str,
                      algorithm: str = "HMAC-SHA256") -> str:
-    """WooCommerce's OAuth 1.0a signature: keys sorted raw (strcmp), keys and values encoded once,
-    joined with %3D / %26; key ``consumer_secret&``; base64 of the HMAC."""
-    pairs = [f"{_rawurlencode(k)}%3D{_rawurlencode(params[k])}" for k in sorted(params) if k != "oauth_signature"]
+    """WooCommerce's OAuth 1.0a signature (``join_with_equals_sign``): keys sorted raw (strcmp), key and value
+    each rawurlencoded, ``k=v`` rawurlencoded again, pairs joined with %26; key ``consumer_secret&``; base64 of
+    the HMAC. (Older WooCommerce encoded values only once; every release since 3.x encodes twice.)"""
+    pairs = [_rawurlencode(f"{_rawurlencode(k)}={_rawurlencode(params[k])}")
+             for k in sorted(params, key=str.encode) if k != "oauth_signature"]
     to_sign = f"{method.upper()}&{_rawurlencode(url)}&{'%26'.join(pairs)}"
     digest = hashlib.sha256 if algorithm == "HMAC-SHA256" else hashlib.sha1
     mac = hmac.new(f"{consumer_secret}&".encode(), to_sign.encode(), digest).digest()
@@ -109,13 +111,13 @@ class WooClient:
         return signed
 
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                      json: Any = None) -> httpx.Response:
+                      json: Any = None, expect: tuple[int, ...] = ()) -> httpx.Response:
         url = self.api + path
         headers = {"Accept": "application/json"}
         if self._basic:
             headers["Authorization"] = self._basic
         return await self.transport.send(method, url, params=params, json=json, headers=headers,
-                                         sign=self._sign if self._oauth1 else None)
+                                         sign=self._sign if self._oauth1 else None, expect=expect)
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return json_body(await self.request("GET", path, params=params), self.transport.name)

@@ -89,7 +89,7 @@ async def probe_store(client: WooClient) -> dict[str, Any]:
     try:
         status = await client.get("/system_status")
     except WooAuthError as exc:
-        if exc.code == "woocommerce_rest_cannot_view":
+        if exc.code == "woocommerce_rest_cannot_view" or "read permission" in str(exc):
             raise ConnectRefused(422, "these API keys cannot read: create keys with Read/Write permission") from None
         raise ConnectRefused(422, "WooCommerce refused the API keys: check the consumer key and secret") from None
     env = status.get("environment") if isinstance(status, Mapping) else None

@@ -31,7 +31,8 @@ from worker.connectors.canonical import (
 from worker.connectors.woocommerce.settings import WEBHOOK_TOPICS
 from worker.errors import PermanentError
 
-__all__ = ["RESOURCE_TABLES", "customer_rows", "gmt", "order_rows", "product_rows", "webhook_effect"]
+__all__ = ["RESOURCE_TABLES", "customer_rows", "gmt", "order_rows", "product_rows", "variation_rows",
+           "webhook_effect"]
 
 RESOURCE_TABLES: Mapping[str, tuple[str, ...]] = {
     "products": ("products", "product_variants"),
@@ -83,6 +84,16 @@ def _variant(o: Owner, v: Mapping[str, Any], product_id: str, title: str | None,
 def _variation_title(v: Mapping[str, Any]) -> str | None:
     options = [str(a.get("option")) for a in v.get("attributes") or [] if isinstance(a, Mapping) and a.get("option")]
     return " / ".join(options) or v.get("name") or None
+
+
+def variation_rows(o: Owner, v: Mapping[str, Any], product_id: Any = None) -> dict[str, list[dict[str, Any]]]:
+    """One variation (from ``/variations``, which carries ``parent_id``, or a ``product.updated`` delivery of a
+    variation, ``type: variation``): a variant row of its parent product."""
+    v = require(v, "variation")
+    parent = _id(product_id if product_id is not None else v.get("parent_id"))
+    if parent is None:
+        raise MappingError("variation has no parent product")
+    return {"product_variants": [_variant(o, v, parent, _variation_title(v), gmt(v.get("date_modified_gmt")))]}
 
 
 def product_rows(o: Owner, p: Mapping[str, Any],
@@ -181,6 +192,9 @@ def webhook_effect(topic: str, payload: Mapping[str, Any], *, store_id: UUID, or
                 raise MappingError("delete payload has no id")
             when = triggered_at or datetime.now(UTC)
             return WebhookEffect(resource, {}, {resource: [str(integer(payload["id"]))]}, when)
+        if resource == "products" and payload.get("type") == "variation":
+            # WooCommerce sends a variation's own payload (with parent_id) as product.updated
+            return WebhookEffect(resource, variation_rows(owner, payload), {}, None)
         rows = _WRITERS[resource](owner, payload)
         if resource == "products" and payload.get("type") == "variable":
             rows = {"products": rows["products"]}

@@ -1,11 +1,15 @@
 """The WooCommerce ``SyncSource``: one store + resource → canonical ``Batch``es for ``worker.sync.engine``.
 
 - **full** — every page of ``/products``, ``/customers`` or ``/orders`` in id order (new rows land on the
-  last page; if rows are deleted meanwhile the client steps back, so nothing is skipped). A variable
-  product's variations come from ``/products/{id}/variations``. Checkpoint ``{"page"}`` after every page.
-- **incremental** — products and orders with ``modified_after`` (GMT, exclusive) = watermark − overlap.
-  WooCommerce's customers endpoint has no date filter: every page is read and only customers modified
-  since then are written. Checkpoint ``{"since", "page"}``.
+  last page; if rows are deleted meanwhile the client steps back, so nothing is skipped). Variations: on
+  WooCommerce 10.3+ a second pass over the store-wide ``/variations`` (which names each one's
+  ``parent_id``); before that, ``/products/{id}/variations`` per variable product. Checkpoint
+  ``{"phase", "page"}`` after every page.
+- **incremental** — products, variations (10.3+) and orders with ``modified_after`` (GMT, exclusive) =
+  watermark − overlap. Before 10.3 a variation's change does not move its product's ``date_modified``:
+  those arrive by webhook (``product.updated`` with the variation) or the next full sync. WooCommerce's
+  customers endpoint has no date filter: every page is read and only customers modified since then are
+  written. Checkpoint ``{"since", "phase", "page"}``.
 - **reconcile** — every id (``_fields=id``) compared with the stored ids; missing ones are re-asked with
   ``include=`` before they are soft-deleted (a trashed product counts as gone).
 """
@@ -26,6 +30,7 @@ from worker.connectors.woocommerce.mapping import (
     gmt,
     order_rows,
     product_rows,
+    variation_rows,
 )
 from worker.errors import PermanentError
 from worker.sync.engine import Batch, SyncContext, SyncSource
@@ -56,11 +61,20 @@ class _Run:
             found.extend(page.items)
         return found
 
-    async def _batch(self, items: list[dict[str, Any]], checkpoint: Mapping[str, Any],
-                     since: Any = None) -> Batch:
+    async def _store_wide_variations(self) -> bool:
+        """WooCommerce 10.3+ lists every variation at ``/variations``; older stores answer 404 there."""
+        cp = self.ctx.checkpoint or {}
+        if isinstance(cp.get("store_wide"), bool):
+            return bool(cp["store_wide"])
+        response = await self.client.request("GET", "/variations", params={"per_page": 1}, expect=(400, 404))
+        return response.status_code == 200
+
+    async def _batch(self, items: list[dict[str, Any]], checkpoint: Mapping[str, Any], since: Any = None,
+                     per_product: bool = True) -> Batch:
         rows: dict[str, list[dict[str, Any]]] = {t: [] for t in RESOURCE_TABLES[self.ctx.resource]}
         newest = None
-        if self.ctx.resource == "products":
+        variations: dict[int, list[dict[str, Any]]] = {}
+        if self.ctx.resource == "products" and per_product:
             variable = [p for p in items if p.get("type") == "variable" and p.get("variations")]
             # the client's gate bounds how many of these run at once (one by default)
             fetched = await asyncio.gather(*(self._variations(p["id"]) for p in variable))
@@ -68,6 +82,8 @@ class _Run:
         for item in items:
             if self.ctx.resource == "products":
                 mapped = product_rows(self.owner, item, variations.get(id(item)))
+                if not per_product and item.get("type") == "variable":
+                    mapped = {"products": mapped["products"]}     # its variants come from /variations
             elif self.ctx.resource == "customers":
                 mapped = customer_rows(self.owner, item)
             else:
@@ -82,11 +98,30 @@ class _Run:
                 rows[table].extend(table_rows)
         return Batch(writes={t: r for t, r in rows.items() if r}, checkpoint=checkpoint, high_watermark=newest)
 
+    def _variation_batch(self, items: list[dict[str, Any]], checkpoint: Mapping[str, Any]) -> Batch:
+        rows = [row for v in items for row in variation_rows(self.owner, v)["product_variants"]]
+        return Batch(writes={"product_variants": rows} if rows else {}, checkpoint=checkpoint)
+
+    async def _walk(self, params: dict[str, Any], extra: dict[str, Any],
+                    local_filter: Any = None) -> AsyncIterator[Batch]:
+        """The resource's pages, then (products on 10.3+) the store-wide variations, from the checkpoint on."""
+        cp = self.ctx.checkpoint or {}
+        phase = cp.get("phase", "main")
+        start = int(cp.get("page") or 0) + 1
+        store_wide = self.ctx.resource == "products" and await self._store_wide_variations()
+        mark = {**extra, "store_wide": store_wide}
+        if phase == "main":
+            async for page in self.client.pages(self.path, params, per_page=self.per_page, start=start):
+                yield await self._batch(page.items, {**mark, "phase": "main", "page": page.number}, local_filter,
+                                        per_product=not store_wide)
+            start = 1
+        if store_wide:
+            async for page in self.client.pages("/variations", params, per_page=self.per_page, start=start):
+                yield self._variation_batch(page.items, {**mark, "phase": "variations", "page": page.number})
+
     async def full(self) -> AsyncIterator[Batch]:
-        start = int((self.ctx.checkpoint or {}).get("page") or 0) + 1
-        async for page in self.client.pages(self.path, {"orderby": "id", "order": "asc"}, per_page=self.per_page,
-                                            start=start):
-            yield await self._batch(page.items, {"page": page.number})
+        async for batch in self._walk({"orderby": "id", "order": "asc"}, {}):
+            yield batch
 
     async def incremental(self) -> AsyncIterator[Batch]:
         cp = self.ctx.checkpoint or {}
@@ -105,9 +140,8 @@ class _Run:
                           dates_are_gmt="true")
         else:
             local_filter = since.replace(microsecond=0)
-        start = int(cp.get("page") or 0) + 1
-        async for page in self.client.pages(self.path, params, per_page=self.per_page, start=start):
-            yield await self._batch(page.items, {"since": since_text, "page": page.number}, local_filter)
+        async for batch in self._walk(params, {"since": since_text}, local_filter):
+            yield batch
 
     async def reconcile(self) -> AsyncIterator[Batch]:
         present = NumericIdSet()

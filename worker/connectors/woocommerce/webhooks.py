@@ -4,7 +4,7 @@ Each store's webhooks point at ``POST /woocommerce/webhooks/{store_id}`` and are
 generated for that store at connect time (sealed with its keys). The endpoint answers WooCommerce's
 unsigned creation ping (``webhook_id=N``) with 200, verifies ``X-WC-Webhook-Signature`` (base64
 HMAC-SHA256 of the raw body, constant-time) before looking at anything else, and records the delivery
-once per ``X-WC-Webhook-Delivery-ID``; the ``woocommerce.webhook`` job applies it through the same guarded
+once per ``X-WC-Webhook-Delivery-ID`` and body; the ``woocommerce.webhook`` job applies it through the same guarded
 upsert as syncs. WooCommerce *disables* a webhook after more than 5 failed deliveries in a row:
 ``woocommerce.check_webhooks`` (periodic) re-enables or re-creates ours.
 """
@@ -98,9 +98,12 @@ def webhook_routes(connector: WooConnector) -> Sequence[BaseRoute]:
         if not isinstance(payload, dict):
             return error_response(400, "the body must be a JSON object")
         db: Database = request.app.state.db
+        # X-WC-Webhook-Delivery-ID is wp_hash(webhook id + the current second): a retry of one delivery
+        # repeats it, but so do two events of one webhook in the same second. Scoped by store and body,
+        # a retry is still one row while two different events are two.
+        body_hash = hashlib.sha256(raw).hexdigest()[:16]
         recorded = await db.rpc("record_webhook", {
-            # delivery ids are per site: scoped by store so two stores can never collide in the inbox
-            "p_platform": PLATFORM, "p_delivery_id": f"{store_id}:{delivery_id}", "p_store_id": store_id,
+            "p_platform": PLATFORM, "p_delivery_id": f"{store_id}:{delivery_id}:{body_hash}", "p_store_id": store_id,
             "p_topic": topic, "p_payload": payload})
         return JSONResponse({"status": "duplicate" if recorded and recorded[0]["duplicate"] else "accepted"})
 
