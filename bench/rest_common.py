@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -46,6 +47,12 @@ class JsonSandbox:
                                f"{(self.proc.stderr.read() if self.proc.stderr else b'').decode()[-2000:]}")
         self.info = json.loads(line)
         return self
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the sandbox process has used so far (Linux /proc)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *_exc: object) -> None:
         if self.proc is not None:

@@ -157,7 +157,8 @@ def killed_after(source: SyncSource, batches: int) -> SyncSource:
 async def test_a_killed_full_sync_resumes_the_same_operation(db: DirectDatabase, dsn: str,
                                                              conn: psycopg.Connection[Any], store_id: str) -> None:
     with sandbox_env(SPEC, bulk_interleave=0.9) as env:
-        source = env.source(batch_rows=50)
+        # one resource's operation lifecycle: no other exports started early (tested separately)
+        source = env.source(batch_rows=50, start_other_exports=False)
         job = await claim(db, store_id, "orders", "full")
         with pytest.raises(Killed):
             await sync_handler(killed_after(source, 3))(job, job_context(db, dsn))
@@ -175,11 +176,33 @@ async def test_a_killed_full_sync_resumes_the_same_operation(db: DirectDatabase,
     assert count(conn, "order_line_items", "source_updated_at is null") == 0
 
 
+async def test_a_first_full_sync_starts_every_export_at_once(db: DirectDatabase, dsn: str,
+                                                             conn: psycopg.Connection[Any], store_id: str) -> None:
+    with sandbox_env(SPEC, bulk_run_seconds=0.3) as env:
+        await run(db, dsn, store_id, "products", "full", env.source())
+        # the customers and orders exports were started by the products sync and left as their checkpoints
+        ops = sorted(env.sandbox.bulk.ops.values(), key=lambda o: o.id)
+        assert len(ops) == 3
+        started = {r["resource"]: r["checkpoint"] for r in conn.execute(
+            "select resource, checkpoint from shopsync.sync_state where resource <> 'products'")}
+        assert {r: c["bulk_operation_id"] for r, c in started.items()} == {"customers": ops[1].gid,
+                                                                           "orders": ops[2].gid}
+        for resource in ("customers", "orders"):
+            await run(db, dsn, store_id, resource, "full", env.source())
+        assert env.sandbox.counters["bulk_operations"] == 3          # picked up, not started again
+        want = expected(env.shop)
+        # a second full sync of an already synced store starts only its own export
+        await run(db, dsn, store_id, "customers", "full", env.source())
+        assert env.sandbox.counters["bulk_operations"] == 4
+    for table, n in want.items():
+        assert count(conn, table) == n, table
+
+
 async def test_failed_and_expired_bulk_operations_are_replaced(db: DirectDatabase, dsn: str,
                                                                conn: psycopg.Connection[Any], store_id: str) -> None:
     with sandbox_env(SPEC) as env:
         env.sandbox.bulk.fail_next("FAILED", "INTERNAL_SERVER_ERROR")
-        await run(db, dsn, store_id, "customers", "full", env.source())
+        await run(db, dsn, store_id, "customers", "full", env.source(start_other_exports=False))
         assert env.sandbox.counters["bulk_operations"] == 2
         assert count(conn, "customers") == len(env.shop.customer_ids())
         # a checkpoint left on an operation whose result has since expired
@@ -189,7 +212,7 @@ async def test_failed_and_expired_bulk_operations_are_replaced(db: DirectDatabas
                                          "p_checkpoint": {"bulk_operation_id": op.gid, "lines_done": 5,
                                                           "mode": "full"}})
         env.shop.update_customer(env.shop.customer_ids()[0], first_name="Renamed")
-        await run(db, dsn, store_id, "customers", "full", env.source())
+        await run(db, dsn, store_id, "customers", "full", env.source(start_other_exports=False))
         assert env.sandbox.counters["bulk_operations"] == 3
     assert conn.execute("select first_name from shopsync.customers where first_name = 'Renamed'").fetchone()
 

@@ -230,3 +230,47 @@ def test_rows_map_shoprenter_shapes(sr_spec: SrDatasetSpec) -> Iterator[None] | 
     assert link_id({"href": "http://x/api/customers/abc="}) == "abc="
     assert local_time("0000-00-00 00:00:00", ZoneInfo("UTC")) is None
     return None
+
+
+async def test_an_expired_token_is_replaced_and_an_uninstalled_app_needs_reauth(sr: SrWorld) -> None:
+    user, org = owner_org(sr.conn)
+    store = await sr.install(user, org)
+    async with sr.worker():
+        await sr.until(lambda: sr.synced(store), what="the first full sync")
+    issued = sr.sandbox.counters["tokens_issued"]
+    # ShopRenter expired the token early (the stored expiry still looks fine): one 401, a new token, done
+    sr.sandbox.expire_tokens(sr.shop)
+    sr.conn.execute("select shopsync.request_sync(%s, array['customers'], 'full')", (store,))
+    async with sr.worker():
+        await sr.until(sr.idle, what="the sync with a replaced token")
+    assert sr.jobs("shoprenter.sync")[-1]["state"] == "succeeded"
+    assert sr.sandbox.counters["tokens_issued"] == issued + 1
+    # the app was removed without the uninstall call reaching us: the store needs re-authorization
+    sr.sandbox.mark_installed(sr.shop, CLIENT_ID, installed=False)
+    sr.sandbox.revoke_tokens(sr.shop)
+    sr.conn.execute("select shopsync.request_sync(%s, array['orders'], 'full')", (store,))
+    async with sr.worker():
+        await sr.until(sr.idle, what="the refused sync")
+    row = sr.conn.execute("select status, status_reason from shopsync.stores where id = %s", (store,)).fetchone()
+    assert row is not None and row["status"] == "needs_reauth" and "refused" in row["status_reason"]
+
+
+async def test_check_webhooks_repairs_subscriptions(sr: SrWorld) -> None:
+    user, org = owner_org(sr.conn)
+    store = await sr.install(user, org)
+    async with sr.worker():
+        await sr.until(lambda: sr.synced(store), what="the first full sync")
+        await sr.until(sr.idle, what="an idle queue")
+    hooks = sorted(sr.shop.webhooks.values(), key=lambda h: h.inner_id)
+    with sr.sandbox.lock:
+        hooks[0].status = 0                                   # switched off in the admin
+        hooks[1].parameters = [{"type": "json", "url": f"{sr.web_url}/shoprenter/webhooks/{store}/old-token"}]
+    sr.conn.execute("select shopsync.enqueue_job('shoprenter.check_webhooks', p_store_id => %s)", (store,))
+    async with sr.worker():
+        await sr.until(sr.idle, what="the check")
+    result = sr.jobs("shoprenter.check_webhooks")[-1]["result"]
+    assert result["enabled"] == [hooks[0].event] and result["created"] == [hooks[1].event]
+    assert result["deleted"] == [hooks[1].event]
+    live = list(sr.shop.webhooks.values())
+    assert sorted(h.event for h in live) == ["order_confirm", "order_status_change"]
+    assert all(h.status == 1 and "old-token" not in h.parameters[0]["url"] for h in live)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import httpx
 import jwt
 import psycopg
 import pytest
@@ -370,3 +371,13 @@ def test_oauth1_signature_matches_woocommerce() -> None:
                                                                                         "cs_secret", method)
 
 
+
+
+async def test_connects_are_off_without_a_way_to_verify_users(woo: WooWorld) -> None:
+    core = woo.core.model_copy(update={"supabase_jwt_secret": None, "supabase_url": None})
+    assert CONNECTOR.public_config(core) is None and CONNECTOR.public_config(woo.core) is not None
+    port = free_port()
+    with serve_app(create_app(core), port=port, name="shopsync-web-no-auth"):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web:
+            response = await web.post("/woocommerce/connect", json={})
+    assert response.status_code == 503 and "SUPABASE_JWT_SECRET" in response.json()["detail"]

@@ -47,6 +47,12 @@ class WebhookEffect:
 
 def parse_time(value: Any) -> datetime | None:
     """ISO 8601 (``…Z``, ``…+00:00``, or naive = UTC) → aware datetime; None and "" stay None."""
+    if value.__class__ is str and value:         # the common case first: called for every synced row
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise MappingError(f"not a timestamp: {value[:40]!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -59,6 +65,14 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def money(value: Any) -> Decimal | None:
+    if value.__class__ is str and value:         # the common case first: amounts arrive as strings
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            raise MappingError(f"not a money amount: {value[:40]!r}") from None
+        if not amount.is_finite():
+            raise MappingError(f"not a money amount: {value!r}")
+        return amount
     if isinstance(value, Mapping):       # MoneyV2 / MoneyBag / REST price_set
         inner = value.get("shopMoney") or value.get("shop_money") or value
         value = inner.get("amount") if isinstance(inner, Mapping) else None

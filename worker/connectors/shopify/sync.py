@@ -2,7 +2,9 @@
 
 Modes (``SyncContext.mode``):
 
-- **full** — one bulk operation per resource, its JSONL streamed in batches of about ``batch_rows`` rows.
+- **full** — one bulk operation per resource, its JSONL streamed in batches of about ``batch_rows`` rows. On
+  a store's first full sync the first job also starts the other resources' operations (API 2026-01+ runs
+  five at once), so Shopify builds them in parallel; each resource's job resumes its operation.
   Checkpoint ``{"bulk_operation_id", "lines_done"}`` (saved once right after the operation starts, then
   after every batch): a killed sync re-opens the same operation's result and skips the lines already
   written; a FAILED / CANCELED / EXPIRED operation or a vanished result file starts a new one. Products
@@ -64,6 +66,7 @@ ClientOpener = Callable[[SyncContext], AbstractAsyncContextManager[ShopifyGraphQ
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _BULK_QUERIES = {"products": q.BULK_PRODUCTS, "customers": q.BULK_CUSTOMERS, "orders": q.BULK_ORDERS}
+_CONCURRENT_BULK_SINCE = "2026-01"        # API versions sort as strings (YYYY-MM)
 _GID_KINDS = {"products": "Product", "product_variants": "ProductVariant", "customers": "Customer",
               "orders": "Order"}
 
@@ -120,6 +123,7 @@ class _Options:
     download_timeout: float
     max_bulk_attempts: int
     reconcile_page: int
+    start_other_exports: bool
 
 
 class _Run:
@@ -188,6 +192,8 @@ class _Run:
                     op, skip = await runner.start(query), 0
                     # saved at once: a sync killed while Shopify exports picks up the same operation
                     yield Batch(checkpoint={"bulk_operation_id": op.id, "lines_done": 0})
+                    if started == 1 and not cp and self.opts.start_other_exports:
+                        await self._start_other_exports(runner)
                 if op.status not in TERMINAL:
                     op = await runner.wait(op.id)
                 if op.status != "COMPLETED":
@@ -203,6 +209,30 @@ class _Run:
                     op = None
                     continue
                 return
+
+    async def _start_other_exports(self, runner: BulkRunner) -> None:
+        """A store's first full sync: start the other resources' exports now, so Shopify builds them while
+        this one streams (API 2026-01+ runs up to five bulk queries per app and shop at once). Each is left
+        as that resource's checkpoint; its own (queued) full sync picks it up instead of starting one."""
+        if self.client.api_version < _CONCURRENT_BULK_SINCE:
+            return
+        for other in _BULK_QUERIES:
+            if other == self.resource:
+                continue
+            rows = await self.ctx.db.rpc("get_sync_context", {"p_store_id": self.ctx.store_id, "p_resource": other})
+            state = rows[0] if rows else None
+            if (state is None or state["policy"] != "sync" or state["last_full_sync_at"] is not None
+                    or state["high_watermark"] is not None or state["checkpoint"] is not None):
+                continue            # synced before, not wanted, or already under way
+            try:
+                op = await runner.start(_BULK_QUERIES[other])
+            except (RetryableError, PermanentError) as exc:
+                log.info("shopify %s: %s export not started early (%s)", self.client.shop, other, exc)
+                return
+            await self.ctx.db.rpc("save_sync_state", {
+                "p_store_id": self.ctx.store_id, "p_resource": other, "p_high_watermark": None,
+                "p_checkpoint": {"bulk_operation_id": op.id, "lines_done": 0, "mode": "full"},
+                "p_job_id": self.ctx.job.id, "p_worker": self.ctx.job_context.worker_id})
 
     async def _consume(self, runner: BulkRunner, op: BulkOperation, skip: int) -> AsyncIterator[Batch]:
         assert op.url is not None
@@ -406,12 +436,12 @@ class _Run:
 def shopify_sync_source(open_client: ClientOpener, *, overlap: timedelta = timedelta(minutes=5),
                         bulk_poll_interval: float = 1.0, batch_rows: int = 5000, bulk_timeout: float = 6 * 3600.0,
                         download_timeout: float = 300.0, max_bulk_attempts: int = 3,
-                        reconcile_page: int = 10_000) -> SyncSource:
+                        reconcile_page: int = 10_000, start_other_exports: bool = True) -> SyncSource:
     """The Shopify source for ``sync_handler``. ``open_client`` gives the store's GraphQL client."""
     if batch_rows < 1 or reconcile_page < 1 or max_bulk_attempts < 1:
         raise ValueError("batch_rows, reconcile_page and max_bulk_attempts must be positive")
     opts = _Options(overlap, bulk_poll_interval, batch_rows, bulk_timeout, download_timeout, max_bulk_attempts,
-                    reconcile_page)
+                    reconcile_page, start_other_exports)
 
     async def source(ctx: SyncContext) -> AsyncIterator[Batch]:
         if ctx.resource not in RESOURCE_TABLES:

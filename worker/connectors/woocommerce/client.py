@@ -9,6 +9,7 @@ connection through the SSRF guard: a store URL is whatever a user typed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -82,6 +83,7 @@ class WooClient:
         self._signature_method = signature_method
         self._basic = None if self._oauth1 else \
             "Basic " + base64.b64encode(f"{consumer_key}:{consumer_secret}".encode()).decode()
+        self.concurrency = max(1, concurrency)
         self.transport = RestTransport(http, name=f"WooCommerce {self.store_url}", pacer=pacer,
                                        concurrency=concurrency, max_attempts=max_attempts, backoff_base=backoff_base,
                                        on_auth_error=self._auth_error)
@@ -132,22 +134,44 @@ class WooClient:
 
     async def pages(self, path: str, params: Mapping[str, Any], *, per_page: int = 100,
                     start: int = 1) -> AsyncIterator[Page]:
-        """Every page from ``start`` on. If the total shrinks while paging (rows deleted at the source, so
-        later rows moved to earlier pages) it steps back far enough that nothing is skipped."""
+        """Every page from ``start`` on. With ``concurrency`` > 1 the next pages are fetched while the caller
+        works on this one. If the total shrinks while paging (rows deleted at the source, so later rows moved
+        to earlier pages) it steps back far enough that nothing is skipped."""
         number = start
         total: int | None = None
-        while True:
-            page = await self.page(path, params, number, per_page)
-            if total is not None and page.total is not None and page.total < total:
-                back = -(-(total - page.total) // per_page)
-                total = page.total
-                number = max(1, number - back)
-                continue
-            total = page.total if page.total is not None else total
-            yield page
-            if not page.items or (page.total_pages is not None and number >= page.total_pages):
-                return
-            number += 1
+        ahead: dict[int, asyncio.Task[Page]] = {}
+
+        def fetch(n: int) -> asyncio.Task[Page]:
+            if n not in ahead:
+                ahead[n] = asyncio.create_task(self.page(path, params, n, per_page))
+            return ahead[n]
+
+        try:
+            while True:
+                page = await fetch(number)
+                del ahead[number]
+                if total is not None and page.total is not None and page.total < total:
+                    back = -(-(total - page.total) // per_page)
+                    total = page.total
+                    number = max(1, number - back)
+                    for task in ahead.values():
+                        task.cancel()
+                    ahead.clear()
+                    continue
+                total = page.total if page.total is not None else total
+                last = not page.items or (page.total_pages is not None and number >= page.total_pages)
+                if not last and page.total_pages is not None:
+                    for n in range(number + 1, min(number + self.concurrency, page.total_pages + 1)):
+                        fetch(n)
+                yield page
+                if last:
+                    return
+                number += 1
+        finally:
+            for task in ahead.values():
+                task.cancel()
+            if ahead:
+                await asyncio.gather(*ahead.values(), return_exceptions=True)
 
     # --- connecting ----------------------------------------------------------------------------------------
 

@@ -114,6 +114,9 @@ def _field(body: Mapping[str, Any], name: str, pattern: re.Pattern[str] | None =
 def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
 
     async def connect(request: Request) -> Response:
+        if not connector.can_verify_users(request.app.state.settings):
+            return error_response(503, "WooCommerce connects are off: set SUPABASE_JWT_SECRET or SUPABASE_URL so "
+                                       "shopsync can verify the user's token")
         try:
             user = await authenticate(request)
         except Unauthenticated as exc:

@@ -48,8 +48,16 @@ class WooConnector:
             sealer = self._sealers[id(core)] = Sealer.from_settings(core)
         return sealer
 
+    @staticmethod
+    def can_verify_users(core: Settings) -> bool:
+        """Connects come from signed-in users: their tokens are checked with the JWT secret or the JWKS."""
+        return core.supabase_jwt_secret is not None or core.supabase_url is not None
+
     def public_config(self, core: Settings) -> dict[str, Any] | None:
-        """Merchants connect with REST keys through ``POST /woocommerce/connect``: nothing to install."""
+        """Merchants connect with REST keys through ``POST /woocommerce/connect``: nothing to install, but
+        the web process must be able to verify the user's token (else connecting is off)."""
+        if not self.can_verify_users(core):
+            return None
         return {"connect_url": f"{core.public_url}/woocommerce/connect",
                 "http_allowed": self.settings.private_allowed(core)}
 

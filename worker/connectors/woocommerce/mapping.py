@@ -6,6 +6,7 @@ a WooCommerce webhook delivers the resource exactly as the REST GET returns it).
   line item's ``variant_id`` is its ``variation_id`` or, for a simple product, its ``product_id``.
 * Times come from the ``*_gmt`` fields (site-local ones are ambiguous); WooCommerce keeps whole seconds.
 * Money arrives as strings; refunds are summarized from ``refunds[].total`` (negative amounts).
+* ``raw`` is the object as received, except an order's ``line_items`` (each is its line item's ``raw``).
 * WooCommerce has no fulfillments or inventory locations: those tables stay empty for its stores.
 """
 
@@ -44,7 +45,7 @@ RESOURCE_TABLES: Mapping[str, tuple[str, ...]] = {
 def gmt(value: Any) -> datetime | None:
     """A ``*_gmt`` field ("2026-01-31T10:00:00", no offset) → aware UTC datetime."""
     parsed = parse_time(value)
-    return parsed.astimezone(UTC) if parsed is not None else None
+    return parsed if parsed is None or parsed.tzinfo is UTC else parsed.astimezone(UTC)
 
 
 def _id(value: Any) -> str | None:
@@ -155,7 +156,9 @@ def order_rows(o: Owner, p: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]
              "tags": [], "processed_at": gmt(p.get("date_paid_gmt")),
              "cancelled_at": updated if status == "cancelled" else None,
              "closed_at": gmt(p.get("date_completed_gmt")), "source_created_at": gmt(p.get("date_created_gmt")),
-             "source_updated_at": updated, "deleted_at": None, "redacted_at": None, "raw": dict(p)}
+             "source_updated_at": updated, "deleted_at": None, "redacted_at": None,
+             # the line items have rows of their own (as a Shopify order's child connections do)
+             "raw": {k: v for k, v in p.items() if k != "line_items"}}
     items = []
     for li in lines:
         quantity = integer(li.get("quantity"))
