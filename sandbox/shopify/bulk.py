@@ -25,15 +25,17 @@ import random
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from sandbox.shopify.clock import format_gql, format_rest, now_us, version_at_least
 from sandbox.shopify.gql import Field, GraphQLSyntaxError, LazyConnection, LazyValue, collect_fields, parse
-from sandbox.shopify.nodes import gid
-from sandbox.shopify.project import CONNECTION_FIELDS, Projector, node_fields
+from sandbox.shopify.nodes import ArgField, ConnField, NodeBuilder, NodeType, ObjField, TypedNode, gid
+from sandbox.shopify.project import CONNECTION_FIELDS, Projector, merge_objects, node_fields
 from sandbox.shopify.search import parse_search
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ ROOTS = {"products": "read_products", "customers": "read_customers", "orders": "
 ACTIVE = ("CREATED", "RUNNING", "CANCELING")
 MAX_CONNECTIONS = 5
 MAX_NESTED_DEPTH = 2
+BATCH_NODES = 16  # root nodes rendered per lock hold: few lock round trips, HTTP handlers wait ≤ a few ms
 
 
 @dataclass
@@ -82,7 +85,9 @@ class BulkOperation:
 
 def bulk_lines(proj: Projector, node: dict[str, Any], fields: list[Field],
                parent_id: str | None) -> list[dict[str, Any]]:
-    """A node's own line followed by its descendants' lines (each after its own parent)."""
+    """A node's own line followed by its descendants' lines (each after its own parent).
+
+    The reference projection: the writer uses ``RenderPlan``, which must produce exactly these lines."""
     children: list[dict[str, Any]] = []
     line = _bulk_object(proj, node, fields, str(node.get("id")), children)
     if parent_id is not None:
@@ -120,6 +125,308 @@ def _bulk_object(proj: Projector, obj: dict[str, Any], fields: list[Field], owne
     return out
 
 
+_MISSING = object()
+
+
+class _Step:
+    """One selected field, compiled: its arguments resolved once, and the shapes of its sub-objects (per
+    typename) and of its connection's nodes cached on it."""
+
+    __slots__ = ("args", "field", "key", "name", "node_shape", "objects", "selected")
+
+    def __init__(self, fld: Field, args: dict[str, Any]) -> None:
+        self.field = fld
+        self.name = fld.name
+        self.key = fld.key
+        self.selected = bool(fld.selections)
+        self.args = args
+        self.objects: dict[str | None, _Shape] = {}
+        self.node_shape: _Shape | None = None
+
+
+class _Shape:
+    """The fields that apply to one kind of object, in order.
+
+    ``flat`` lists (name, key) when every field is a plain lookup (no ``__typename``, no selection set,
+    no key twice): such an object made only of exact scalars is copied without the per-field dispatch."""
+
+    __slots__ = ("flat", "shared_keys", "steps", "typed")
+
+    def __init__(self, steps: tuple[_Step, ...]) -> None:
+        self.steps = steps
+        self.shared_keys = len({s.key for s in steps}) < len(steps)
+        simple = not self.shared_keys and all(s.name != "__typename" and not s.selected for s in steps)
+        self.flat = tuple((s.name, s.key) for s in steps) if simple else None
+        self.typed: dict[NodeType, tuple[_TypedStep, ...]] = {}
+
+
+# How a typed node answers a step: a plain getter, an argument-taking field, a connection, an object, or
+# nothing (a field the sandbox does not model).
+_VALUE, _ARG, _CONN, _OBJ, _UNKNOWN = range(5)
+_TypedStep = tuple[_Step, int, Any]
+
+
+def _typed_steps(shape: _Shape, ntype: NodeType) -> tuple[_TypedStep, ...]:
+    found = shape.typed.get(ntype)
+    if found is None:
+        steps: list[_TypedStep] = []
+        for step in shape.steps:
+            d = ntype.fields.get(step.name)
+            if d is None:
+                steps.append((step, _UNKNOWN, None))
+            elif isinstance(d, ArgField):
+                steps.append((step, _ARG, d.fn))
+            elif isinstance(d, ConnField):
+                steps.append((step, _CONN, d.nodes))
+            elif isinstance(d, ObjField):
+                steps.append((step, _OBJ, d.view))
+            else:
+                steps.append((step, _VALUE, d))
+        found = shape.typed[ntype] = tuple(steps)
+    return found
+
+
+def _plain(value: Any) -> bool:
+    """True if orjson encodes ``value`` byte-for-byte like ``json.dumps(ensure_ascii=False)``.
+
+    Exact str/int/bool/None and lists/str-keyed dicts of them are; floats are not (``1e-07`` vs ``1e-7``,
+    ``NaN`` vs ``null``), nor are subclasses or other types (orjson accepts some that json rejects)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return True
+    if t is list:
+        return all(_plain(v) for v in value)
+    if t is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    return False
+
+
+class RenderPlan:
+    """``bulk_lines`` compiled once per operation.
+
+    A bulk query has no variables, so the fields that apply to an object (per selection and typename) and
+    every field's arguments never change: they are worked out on first use and kept on ``_Step``s, where
+    the per-node projection recomputed them for every object. Exact scalar types are copied before the
+    generic ``isinstance`` dispatch, and objects of a flat shape are copied in one loop (which has no
+    side effects, so falling back to the generic path when it meets anything else is safe). A typed node
+    (``nodes.NodeType`` and its context) is rendered as its full dict would be, calling only the getters
+    of the selected fields.
+
+    Mirrors ``bulk_lines``/``_bulk_object`` for connection nodes and ``Projector.value``/``object`` for
+    values of argument-taking fields, including unknown-field reporting and duplicate-key merging.
+    ``plain`` stays True while every value put in a line is orjson-safe (see ``_plain``); the writer
+    falls back to ``json.dumps`` for a node whose lines are not."""
+
+    def __init__(self, proj: Projector, root: Field) -> None:
+        self.proj = proj
+        self.plain = True
+        self.root_shape = self._shape(node_fields(proj, root))
+
+    def _shape(self, fields: list[Field]) -> _Shape:
+        return _Shape(tuple(_Step(f, self.proj.args(f)) for f in fields))
+
+    def _node_shape(self, step: _Step) -> _Shape:
+        if step.node_shape is None:
+            step.node_shape = self._shape(node_fields(self.proj, step.field))
+        return step.node_shape
+
+    def _object_shape(self, step: _Step, typename: str | None) -> _Shape:
+        shape = step.objects.get(typename)
+        if shape is None:
+            shape = step.objects[typename] = self._shape(self.proj.fields(step.field, typename))
+        return shape
+
+    def lines(self, node: dict[str, Any] | TypedNode) -> list[dict[str, Any]]:
+        """``bulk_lines(node)`` for a root node (a dict or a typed node): its line, then its descendants'."""
+        line: dict[str, Any] = {}
+        out = [line]  # a line goes first, its descendants follow as it is filled
+        if isinstance(node, tuple):
+            ntype, ctx = node
+            self._fill_typed(line, ntype, ctx, self.root_shape, ntype.owner_id(ctx), out)
+        else:
+            self._fill(line, node, self.root_shape.steps, str(node.get("id")), out)
+        return out
+
+    def _fill_typed(self, into: dict[str, Any], ntype: NodeType, ctx: Any, shape: _Shape, owner: str,
+                    children: list[dict[str, Any]]) -> dict[str, Any]:
+        """``_fill`` over ``ntype.node(ctx)``, calling only the getters of the selected fields."""
+        for step, kind, fn in shape.typed.get(ntype) or _typed_steps(shape, ntype):
+            if kind == _VALUE:
+                raw = fn(ctx)
+                t = type(raw)
+                if t is str or t is int or raw is None or t is bool:
+                    into[step.key] = raw
+                elif step.name == "__typename":
+                    into[step.key] = self._scalar(raw)
+                else:
+                    self._put(into, raw, step, owner, children)
+            elif kind == _ARG:
+                into[step.key] = self._value(fn(ctx, dict(step.args)), step)
+            elif kind == _OBJ:
+                view = fn(ctx)
+                if view is None:
+                    into[step.key] = None
+                elif step.selected:
+                    sub_type, sub_ctx = view
+                    sub_shape = step.objects.get(sub_type.name) or self._object_shape(step, sub_type.name)
+                    into[step.key] = self._fill_typed({}, sub_type, sub_ctx, sub_shape, owner, children)
+                else:  # copied whole, as the full node would be
+                    into[step.key] = self._scalar(view[0].node(view[1]))
+            elif kind == _CONN:
+                sub_shape = step.node_shape or self._node_shape(step)
+                for sub_type, sub_ctx in fn(ctx):
+                    line: dict[str, Any] = {}
+                    children.append(line)
+                    self._fill_typed(line, sub_type, sub_ctx, sub_shape, sub_type.owner_id(sub_ctx), children)
+                    line["__parentId"] = owner
+            else:
+                self.proj.unknown_fields.append(f"{ntype.name}.{step.name}")
+                into[step.key] = None
+        return into
+
+    def _fill(self, into: dict[str, Any], obj: dict[str, Any], steps: tuple[_Step, ...], owner: str,
+              children: list[dict[str, Any]]) -> dict[str, Any]:
+        """``_bulk_object`` writing into ``into``."""
+        for step in steps:
+            name = step.name
+            raw = obj.get(name, _MISSING)
+            t = type(raw)
+            if t is str or t is int or raw is None or t is bool:
+                into[step.key] = raw  # also ``__typename`` when the object has one
+            elif name == "__typename":
+                into[step.key] = self._scalar(obj.get("__typename"))
+            elif raw is _MISSING:
+                self.proj.unknown_fields.append(f"{obj.get('__typename') or 'Object'}.{name}")
+                into[step.key] = None
+            else:
+                self._put(into, raw, step, owner, children)
+        return into
+
+    def _put(self, into: dict[str, Any], raw: Any, step: _Step, owner: str, children: list[dict[str, Any]]) -> None:
+        """``_bulk_object`` for a value that is not an exact scalar."""
+        t = type(raw)
+        if t is dict and step.selected:
+            into[step.key] = self._object(raw, step, owner, children)
+        elif t is LazyValue:
+            into[step.key] = self._value(raw.fn(dict(step.args)), step)
+        elif t is LazyConnection:
+            self._connection(raw, step, owner, children)
+        else:
+            value = self._other(raw, step, owner, children)
+            if value is not _MISSING:  # a connection adds lines, not a key
+                into[step.key] = value
+
+    def _connection(self, conn: LazyConnection, step: _Step, owner: str, children: list[dict[str, Any]]) -> None:
+        steps = (step.node_shape or self._node_shape(step)).steps
+        fill = self._fill
+        for child in conn.iterate():
+            line: dict[str, Any] = {}
+            children.append(line)
+            fill(line, child, steps, str(child.get("id")), children)
+            line["__parentId"] = owner
+
+    def _object(self, obj: dict[str, Any], step: _Step, owner: str, children: list[dict[str, Any]]) -> dict[str, Any]:
+        typename = obj.get("__typename")
+        shape = step.objects.get(typename) or self._object_shape(step, typename)
+        if shape.flat is not None:
+            out: dict[str, Any] = {}
+            for name, key in shape.flat:  # no side effects: giving up half-way is safe
+                raw = obj.get(name, _MISSING)
+                t = type(raw)
+                if t is str or t is int or raw is None or t is bool:
+                    out[key] = raw
+                else:
+                    break
+            else:
+                return out
+        return self._fill({}, obj, shape.steps, owner, children)
+
+    def _other(self, raw: Any, step: _Step, owner: str, children: list[dict[str, Any]]) -> Any:
+        """The rest of ``_bulk_object``'s dispatch, in its order (subclasses, lists, unselected objects)."""
+        if isinstance(raw, LazyConnection):
+            self._connection(raw, step, owner, children)
+            return _MISSING
+        if isinstance(raw, LazyValue):
+            return self._value(raw.fn(dict(step.args)), step)
+        if isinstance(raw, dict) and step.selected:
+            return self._object(raw, step, owner, children)
+        if isinstance(raw, list) and step.selected:
+            return [self._object(r, step, owner, children) if isinstance(r, dict) else self._scalar(r) for r in raw]
+        return self._scalar(raw)
+
+    def _scalar(self, value: Any) -> Any:
+        if self.plain and not _plain(value):
+            self.plain = False
+        return value
+
+    # ``Projector.value`` / ``Projector.object`` with the cached shapes and arguments
+    def _value(self, value: Any, step: _Step) -> Any:
+        t = type(value)
+        if t is str or t is int or value is None or t is bool:
+            return value
+        if not step.selected:
+            return self._scalar(value)
+        if isinstance(value, list):
+            return [self._projected(v, step) if isinstance(v, dict) else self._value(v, step) for v in value]
+        if isinstance(value, dict):
+            return self._projected(value, step)
+        return self._scalar(value)
+
+    def _projected(self, obj: dict[str, Any], step: _Step) -> dict[str, Any]:
+        typename = obj.get("__typename")
+        shape = step.objects.get(typename) or self._object_shape(step, typename)
+        out: dict[str, Any] = {}
+        if shape.flat is not None:
+            for name, key in shape.flat:  # no side effects: giving up half-way is safe
+                raw = obj.get(name, _MISSING)
+                t = type(raw)
+                if t is str or t is int or raw is None or t is bool:
+                    out[key] = raw
+                else:
+                    out = {}
+                    break
+            else:
+                return out
+        shared_keys = shape.shared_keys
+        for sub in shape.steps:
+            name, key = sub.name, sub.key
+            if name == "__typename":
+                projected = self._scalar(typename)
+            else:
+                raw = obj.get(name, _MISSING)
+                t = type(raw)
+                if not sub.selected and (t is str or t is int or raw is None or t is bool):
+                    projected = raw
+                elif raw is _MISSING:
+                    self.proj.unknown_fields.append(f"{typename or 'Object'}.{name}")
+                    projected = None
+                else:
+                    if isinstance(raw, LazyConnection):
+                        raw = raw.page(dict(sub.args))
+                    elif isinstance(raw, LazyValue):
+                        raw = raw.fn(dict(sub.args))
+                    projected = self._value(raw, sub)
+            if shared_keys and key in out and isinstance(out[key], dict) and isinstance(projected, dict):
+                out[key] = merge_objects(out[key], projected)
+            else:
+                out[key] = projected
+        return out
+
+
+def encode_lines(lines: list[dict[str, Any]], plain: bool) -> list[bytes]:
+    """JSONL lines as Shopify writes them: compact, UTF-8, ``/`` escaped as ``\\/``, newline-terminated.
+
+    Byte-identical to ``json.dumps(line, ensure_ascii=False, separators=(",", ":"))``; orjson does the
+    work when every value is ``_plain`` (it raises, and json takes over, for >64-bit ints and surrogates)."""
+    if plain:
+        try:
+            return [orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE).replace(b"/", b"\\/") for line in lines]
+        except orjson.JSONEncodeError:
+            pass
+    return [(json.dumps(line, ensure_ascii=False, separators=(",", ":")).replace("/", "\\/") + "\n").encode()
+            for line in lines]
+
+
 def _connections(proj: Projector, fld: Field, depth: int) -> tuple[int, int]:
     """(number of connections, deepest nesting) under ``fld`` (itself a connection at ``depth``)."""
     count, deepest = 0, depth
@@ -133,6 +440,33 @@ def _connections(proj: Projector, fld: Field, depth: int) -> tuple[int, int]:
         else:
             stack.extend((g, d) for g in proj.fields(f))
     return count, deepest
+
+
+class _Sink:
+    """Buffered JSONL output of newline-terminated lines, counted and offset-tracked per line."""
+
+    __slots__ = ("buf", "fh", "op", "pos")
+
+    def __init__(self, fh: Any, op: BulkOperation) -> None:
+        self.fh = fh
+        self.op = op
+        self.pos = 0
+        self.buf: list[bytes] = []
+
+    def put(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        op = self.op
+        self.buf.extend(lines)
+        op.line_ends.extend(islice(accumulate(map(len, lines), initial=self.pos), 1, None))
+        self.pos = op.line_ends[-1]
+        op.object_count += len(lines)
+        op.lines_written += len(lines)
+
+    def flush(self) -> None:
+        if self.buf:
+            self.fh.write(b"".join(self.buf))
+            self.buf.clear()
 
 
 class BulkManager:
@@ -244,44 +578,55 @@ class BulkManager:
         visible = self.sandbox.order_visible(shop, scopes) if root == "orders" else None
         return list(catalog.iterate(table, flt, visible))
 
-    def _node(self, shop: Shop, root: str, i: int) -> dict[str, Any]:
-        builder = shop.nodes
+    @staticmethod
+    def _node(builder: NodeBuilder, root: str, i: int) -> dict[str, Any] | TypedNode:
         if root == "products":
-            return builder.product(i)
+            return builder.product_view(i)
         if root == "customers":
             return builder.customer(i)
         if root == "orders":
-            return builder.order(i)
+            return builder.order_view(i)
         return builder.location(i)
 
     def _write(self, op: BulkOperation, shop: Shop, proj: Projector, root: Field, root_kind: str | None,
                scopes: tuple[str, ...]) -> None:
         rng = random.Random((self.sandbox.seed << 24) ^ op.id)
-        fields = node_fields(proj, root)
-        pending: deque[str] = deque()
+        plan = RenderPlan(proj, root)
+        builder = shop.nodes
+        pending: list[bytes] = []  # children held back (interleaving), oldest first
         try:
             with self.sandbox.lock:
                 indexes = self._indexes(shop, root_kind, proj.args(root), op.version, scopes) if root_kind else []
-            with open(op.path, "w", encoding="utf-8") as fh:
-                for i in indexes:
-                    if self._stop.is_set() or op.cancel_requested or op.forced == ("FAILED", "ACCESS_DENIED"):
+            with open(op.path, "wb") as fh:
+                sink = _Sink(fh, op)
+                for start in range(0, len(indexes), BATCH_NODES):
+                    if self._halted(op):
                         break
+                    # Each node is rendered whole under the lock (a consistent state); encoding and
+                    # writing happen outside it.
+                    rendered: list[tuple[list[dict[str, Any]], bool]] = []
                     with self.sandbox.lock:
-                        lines = bulk_lines(proj, self._node(shop, str(root_kind), i), fields, None)
-                    encoded = [json.dumps(line, ensure_ascii=False, separators=(",", ":")).replace("/", "\\/")
-                               for line in lines]
-                    self._put(fh, op, encoded[0])
-                    op.root_object_count += 1
-                    if op.group_objects:
-                        for text in encoded[1:]:
-                            self._put(fh, op, text)
-                        continue
-                    pending.extend(encoded[1:])
-                    release = len(pending) if rng.random() >= self.interleave else rng.randint(0, len(pending))
-                    for _ in range(release):
-                        self._put(fh, op, pending.popleft())
-                while pending:
-                    self._put(fh, op, pending.popleft())
+                        for i in indexes[start:start + BATCH_NODES]:
+                            plan.plain = True
+                            lines = plan.lines(self._node(builder, str(root_kind), i))
+                            rendered.append((lines, plan.plain))
+                    for lines, plain in rendered:
+                        if self._halted(op):
+                            break
+                        encoded = encode_lines(lines, plain)
+                        op.root_object_count += 1
+                        if op.group_objects:
+                            sink.put(encoded)
+                            continue
+                        sink.put(encoded[:1])
+                        pending.extend(encoded[1:])
+                        release = len(pending) if rng.random() >= self.interleave else rng.randint(0, len(pending))
+                        if release:
+                            sink.put(pending[:release])
+                            del pending[:release]
+                    sink.flush()
+                sink.put(pending)
+                sink.flush()
         except OSError as exc:  # disk trouble: surface as Shopify would, a failed operation
             op.forced = ("FAILED", "INTERNAL_SERVER_ERROR")
             self.sandbox.count("bulk_write_errors")
@@ -294,13 +639,8 @@ class BulkManager:
         with self.sandbox.lock:
             self._settle(op)
 
-    @staticmethod
-    def _put(fh: Any, op: BulkOperation, text: str) -> None:
-        fh.write(text)
-        fh.write("\n")
-        op.object_count += 1
-        op.lines_written += 1
-        op.line_ends.append(fh.tell())
+    def _halted(self, op: BulkOperation) -> bool:
+        return self._stop.is_set() or op.cancel_requested or op.forced == ("FAILED", "ACCESS_DENIED")
 
     def _settle(self, op: BulkOperation) -> None:
         """Decide the terminal status once the file is written (idempotent; caller holds the lock)."""

@@ -87,8 +87,32 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
+_SALTED: dict[tuple[int, str], int] = {}
+
+
 def _h(seed: int, salt: str, i: int, j: int = 0) -> int:
-    return _mix(_mix(_mix((seed << 8) ^ _SALT[salt]) ^ i) ^ j)
+    """``_mix(_mix(_mix((seed << 8) ^ salt) ^ i) ^ j)``; hot in bulk exports, so the innermost mix (which
+    depends on seed and salt only) is computed once and the other two are inlined."""
+    x = _SALTED.get((seed, salt))
+    if x is None:
+        x = _SALTED[(seed, salt)] = _mix((seed << 8) ^ _SALT[salt])
+    x = ((x ^ i) + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    x = ((x ^ (x >> 31) ^ j) + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+
+
+@functools.lru_cache(maxsize=8192)
+def _inventory_base(seed: int, n: int, loc: int) -> tuple[int, int]:
+    """(available, committed) of an untouched level (pure in seed, n, loc): a variant's total and then each
+    of its levels need it, so recent ones are remembered."""
+    r = _h(seed, "inv", n, loc)
+    return (r % 60) - 5 if (r >> 8) % 10 else 0, (r >> 16) % 4
 
 
 def _pick(seq: Sequence[Any], r: int, shift: int = 0) -> Any:
@@ -104,11 +128,16 @@ def money(cents: int | None) -> str | None:
     return f"{sign}{cents // 100}.{cents % 100:02d}"
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16_384)  # every generated product title (5,760) and customer name fits
 def _slug(text: str) -> str:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()  # handles and emails stay ASCII
     out = "".join(c.lower() if c.isalnum() else "-" for c in text)
     return "-".join(p for p in out.split("-") if p)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sku_prefix(vendor: str) -> str:
+    return _slug(vendor)[:4].upper()
 
 
 def encode_cursor(last_id: int, last_value: int | str) -> str:
@@ -269,8 +298,17 @@ class Catalog:
             "updated_us": self.products.updated[i],
             "base_price_cents": 500 + ((r >> 48) % 150) * 100 + 99,
         }
-        rec.update(self.products.overrides.get(i, {}))
+        ov = self.products.overrides.get(i)
+        if ov:
+            rec.update(ov)
         return rec
+
+    def variant_count(self, i: int) -> int:
+        """``int(product(i)["variant_count"])`` without building the product."""
+        ov = self.products.overrides.get(i)
+        if ov and "variant_count" in ov:
+            return int(ov["variant_count"])
+        return max(1, min(self.spec.variants_per_product, MAX_CHILDREN))
 
     def variant(self, i: int, k: int, product: dict[str, Any] | None = None) -> dict[str, Any]:
         product = product or self.product(i)
@@ -278,9 +316,11 @@ class Catalog:
         count = int(product["variant_count"])
         if count == 1:
             options = [("Title", "Default Title")]
+            title = "Default Title"
         else:
-            color = _COLORS[(k // len(_SIZES) + (r % 3)) % len(_COLORS)]
-            options = [("Size", _SIZES[k % len(_SIZES)]), ("Color", color)]
+            size, color = _SIZES[k % len(_SIZES)], _COLORS[(k // len(_SIZES) + (r % 3)) % len(_COLORS)]
+            options = [("Size", size), ("Color", color)]
+            title = f"{size} / {color}"  # the option values joined by " / "
         price = int(product["base_price_cents"]) + k * 100
         rec: dict[str, Any] = {
             "product_index": i,
@@ -288,9 +328,9 @@ class Catalog:
             "id": VARIANT_BASE + i * MAX_CHILDREN + k,
             "product_id": product["id"],
             "inventory_item_id": INVENTORY_ITEM_BASE + i * MAX_CHILDREN + k,
-            "title": " / ".join(v for _, v in options),
+            "title": title,
             "options": options,
-            "sku": f"{_slug(str(product['vendor']))[:4].upper()}-{i + 1:06d}-{k + 1:02d}",
+            "sku": f"{_sku_prefix(str(product['vendor']))}-{i + 1:06d}-{k + 1:02d}",
             "barcode": f"{(r % 10 ** 12):012d}",
             "price_cents": price,
             "compare_at_cents": price + 1000 if (r >> 40) % 4 == 0 else None,
@@ -301,7 +341,9 @@ class Catalog:
             "updated_us": product["updated_us"],
             "weight_grams": 100 + (r >> 50) % 900,
         }
-        rec.update(self.variant_overrides.get((i, k), {}))
+        ov = self.variant_overrides.get((i, k))
+        if ov:
+            rec.update(ov)
         return rec
 
     def variants(self, i: int, product: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -319,16 +361,14 @@ class Catalog:
         if offset < 0:
             return None
         i, k = divmod(offset, MAX_CHILDREN)
-        if not self.products.alive(i) or k >= int(self.product(i)["variant_count"]):
+        if not self.products.alive(i) or k >= self.variant_count(i):
             return None
         return i, k
 
     def inventory_level(self, i: int, k: int, loc: int, variant: dict[str, Any] | None = None) -> dict[str, Any]:
         stored = self.inventory.get((i, k, loc))
         if stored is None:
-            r = _h(self.seed, "inv", i * MAX_CHILDREN + k, loc)
-            available = (r % 60) - 5 if (r >> 8) % 10 else 0
-            committed = (r >> 16) % 4
+            available, committed = _inventory_base(self.seed, i * MAX_CHILDREN + k, loc)
             updated = variant["updated_us"] if variant else self.products.updated[i]
             stored = (available, available + committed, int(updated))
         available, on_hand, updated_us = stored
@@ -343,8 +383,16 @@ class Catalog:
         }
 
     def inventory_total(self, i: int, k: int) -> int:
-        return sum(int(self.inventory_level(i, k, j)["available"]) for j in range(len(self.locations))
-                   if self.locations[j]["active"])
+        """Sum of ``available`` over active locations (what ``inventory_level`` reports, without the dicts)."""
+        total = 0
+        for j, loc in enumerate(self.locations):
+            if loc["active"]:
+                stored = self.inventory.get((i, k, j))
+                if stored is None:
+                    total += _inventory_base(self.seed, i * MAX_CHILDREN + k, j)[0]
+                else:
+                    total += int(stored[0])
+        return total
 
     # --- locations ---------------------------------------------------------------------------------------
 
@@ -475,6 +523,11 @@ class Catalog:
                 "cancelled": created + 3_600 * US if financial == "VOIDED" else None}
 
     def order(self, o: int) -> dict[str, Any]:
+        return self.order_with_customer(o)[0]
+
+    def order_with_customer(self, o: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The order and the customer record it was built from (None without one): callers that need
+        both build the customer once."""
         m = self.order_money(o)
         r = int(m["r"])
         created = self.orders.created[o]
@@ -533,7 +586,7 @@ class Catalog:
             "closed_us": closed,
         }
         rec.update({k: v for k, v in ov.items() if k not in ("customer_index", "line_items")})
-        return rec
+        return rec, cust
 
     def _base_lines(self, o: int, r: int) -> list[dict[str, Any]]:
         lines: list[dict[str, Any]] = []
@@ -549,7 +602,7 @@ class Catalog:
                 title, vendor = str(base["title"]), str(base["vendor"])
                 product_id: int | None = self.products.legacy_id(pi)
                 variant_id: int | None = VARIANT_BASE + pi * MAX_CHILDREN + vk
-                sku: str | None = f"{_slug(vendor)[:4].upper()}-{pi + 1:06d}-{vk + 1:02d}"
+                sku: str | None = f"{_sku_prefix(vendor)}-{pi + 1:06d}-{vk + 1:02d}"
                 variant_title = None if self.spec.variants_per_product <= 1 else _SIZES[vk % len(_SIZES)]
             else:
                 price, title, vendor = 1999, "Custom item", None

@@ -1,7 +1,10 @@
 """GraphQL node shapes and REST (webhook) payloads built from ``dataset`` records.
 
 GraphQL nodes are *full* dicts — every modelled field — with nested connections as ``LazyConnection``
-and argument-taking fields as ``LazyValue``; ``project.Projector`` keeps what the request selected.
+and argument-taking fields as ``LazyValue``; ``project.Projector`` keeps what the request selected. The
+types bulk exports stream by the hundred thousand (products, variants, inventory, orders, line items, money)
+are ``NodeType``s — field getters over a per-node context — so an export computes only what it selects
+(``*_view`` builders) from the same definitions that make the full dicts.
 Scalar encodings follow the Admin API: IDs are GIDs, ``DateTime`` is second-precision UTC, ``Money`` and
 ``Decimal`` are strings, ``UnsignedInt64`` (``numberOfOrders``) is a string.
 
@@ -12,6 +15,7 @@ tags, ``admin_graphql_api_id``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox.shopify.clock import format_gql, format_rest
@@ -22,7 +26,8 @@ from sandbox.shopify.project import FieldError
 if TYPE_CHECKING:
     from sandbox.shopify.state import Shop
 
-__all__ = ["MAX_PAGE_SIZE", "NodeBuilder", "connection", "gid", "page_args", "parse_gid"]
+__all__ = ["MAX_PAGE_SIZE", "ArgField", "ConnField", "NodeBuilder", "NodeType", "ObjField", "TypedNode",
+           "connection", "gid", "page_args", "parse_gid"]
 
 MAX_PAGE_SIZE = 250
 T = TypeVar("T")
@@ -102,17 +107,408 @@ def list_connection(items: Sequence[T], build: Callable[[T], dict[str, Any]], ke
     return connection(nodes, cursors, has_next, has_prev)
 
 
-def _money_bag(cents: int, currency: str) -> dict[str, Any]:
-    amount = {"__typename": "MoneyV2", "amount": money(cents), "currencyCode": currency}
-    return {"__typename": "MoneyBag", "shopMoney": amount, "presentmentMoney": dict(amount)}
-
-
 def _first_n(items: list[T], args: dict[str, Any]) -> list[T]:
     first = args.get("first")
     return items[:first] if isinstance(first, int) else items
 
 
+# --- typed nodes ----------------------------------------------------------------------------------------------
+#
+# The busiest types (products, variants, inventory items and levels, orders, line items, money) are defined as
+# field getters over a small per-node context object. ``NodeType.node`` turns one into the full node dict that
+# ``project.Projector`` cuts down for a request; a bulk export (``bulk.RenderPlan``) calls only the getters its
+# query selects. One definition serves both, so they cannot drift apart.
+
+class ArgField:
+    """A field that takes arguments: ``fn(ctx, args)``; a ``LazyValue`` in the full node."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any, dict[str, Any]], Any]) -> None:
+        self.fn = fn
+
+
+class ConnField:
+    """A nested connection: ``page(ctx, args)`` answers a request, ``nodes(ctx)`` yields every node typed."""
+
+    __slots__ = ("nodes", "page")
+
+    def __init__(self, page: Callable[[Any, dict[str, Any]], dict[str, Any]],
+                 nodes: Callable[[Any], Iterator[TypedNode]]) -> None:
+        self.page = page
+        self.nodes = nodes
+
+
+class ObjField:
+    """A nested object of a typed kind: ``view(ctx)`` gives it (or None)."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: Callable[[Any], TypedNode | None]) -> None:
+        self.view = view
+
+
+FieldDef = Callable[[Any], Any] | ArgField | ConnField | ObjField
+
+
+class NodeType:
+    """A GraphQL object type: ``__typename`` plus named field definitions over a context object."""
+
+    def __init__(self, name: str, fields: dict[str, FieldDef]) -> None:
+        self.name = name
+        self.fields: dict[str, FieldDef] = {"__typename": lambda _c: name, **fields}
+        self._full = tuple((field_name, _full_getter(d)) for field_name, d in self.fields.items())
+        self._id = dict(self._full).get("id")
+
+    def node(self, ctx: Any) -> dict[str, Any]:
+        """The full node: every field, argument-taking ones as ``LazyValue``, connections as ``LazyConnection``."""
+        return {field_name: get(ctx) for field_name, get in self._full}
+
+    def owner_id(self, ctx: Any) -> str:
+        """``str(node.get("id"))`` of the full node, without building it."""
+        return str(self._id(ctx) if self._id is not None else None)
+
+
+TypedNode = tuple[NodeType, Any]
+
+
+def _full_getter(d: FieldDef) -> Callable[[Any], Any]:
+    if isinstance(d, ArgField):
+        fn = d.fn
+        return lambda ctx: LazyValue(partial(fn, ctx))
+    if isinstance(d, ConnField):
+        page, nodes = d.page, d.nodes
+        return lambda ctx: LazyConnection(partial(page, ctx), partial(_full_nodes, nodes, ctx))
+    if isinstance(d, ObjField):
+        view = d.view
+        return lambda ctx: _full_node(view(ctx))
+    return d
+
+
+def _full_nodes(nodes: Callable[[Any], Iterator[TypedNode]], ctx: Any) -> Iterator[dict[str, Any]]:
+    return (ntype.node(c) for ntype, c in nodes(ctx))
+
+
+def _full_node(view: TypedNode | None) -> dict[str, Any] | None:
+    return None if view is None else view[0].node(view[1])
+
+
+# --- money ---------------------------------------------------------------------------------------------------
+
+class _Money:
+    __slots__ = ("amount", "currency")
+
+    def __init__(self, cents: Any, currency: str) -> None:
+        self.amount = money(cents)
+        self.currency = currency
+
+
+MONEY = NodeType("MoneyV2", {"amount": lambda c: c.amount, "currencyCode": lambda c: c.currency})
+MONEY_BAG = NodeType("MoneyBag", {"shopMoney": ObjField(lambda c: (MONEY, c)),
+                                  "presentmentMoney": ObjField(lambda c: (MONEY, c))})
+
+
+def _money_bag(cents: int, currency: str) -> dict[str, Any]:
+    return MONEY_BAG.node(_Money(cents, currency))
+
+
+def _bag(cents: Callable[[Any], Any]) -> ObjField:
+    """A ``MoneyBag`` field in the context's currency (``ctx.cur``)."""
+    return ObjField(lambda c: (MONEY_BAG, _Money(cents(c), c.cur)))
+
+
+# --- products ------------------------------------------------------------------------------------------------
+
+class _Product:
+    __slots__ = ("b", "i", "pid", "rec", "variants")
+
+    def __init__(self, b: NodeBuilder, i: int) -> None:
+        self.b = b
+        self.i = i
+        self.rec = rec = b.catalog.product(i)
+        self.variants = b.catalog.variants(i, rec)
+        self.pid = gid("Product", rec["id"])
+
+
+def _options(c: _Product) -> list[dict[str, Any]]:
+    option_names: dict[str, list[str]] = {}
+    for v in c.variants:
+        for name, value in v["options"]:
+            values = option_names.setdefault(name, [])
+            if value not in values:
+                values.append(value)
+    return [{"__typename": "ProductOption", "id": gid("ProductOption", c.rec["id"] * 10 + n),
+             "name": name, "position": n + 1, "values": values}
+            for n, (name, values) in enumerate(option_names.items())]
+
+
+PRODUCT = NodeType("Product", {
+    "id": lambda c: c.pid,
+    "legacyResourceId": lambda c: str(c.rec["id"]),
+    "title": lambda c: c.rec["title"],
+    "handle": lambda c: c.rec["handle"],
+    "status": lambda c: c.rec["status"],
+    "vendor": lambda c: c.rec["vendor"],
+    "productType": lambda c: c.rec["product_type"],
+    "tags": lambda c: list(c.rec["tags"]),
+    "descriptionHtml": lambda c: c.rec["description"],
+    "description": lambda c: str(c.rec["description"]).replace("<p>", "").replace("</p>", ""),
+    "createdAt": lambda c: format_gql(c.rec["created_us"]),
+    "updatedAt": lambda c: format_gql(c.rec["updated_us"]),
+    "publishedAt": lambda c: format_gql(c.rec["created_us"]) if c.rec["status"] == "ACTIVE" else None,
+    "templateSuffix": lambda c: None,
+    "onlineStoreUrl": lambda c: None,
+    "tracksInventory": lambda c: True,
+    "isGiftCard": lambda c: False,
+    "totalInventory": ArgField(lambda c, _a: sum(c.b.catalog.inventory_total(c.i, int(v["index"]))
+                                                 for v in c.variants)),
+    "variantsCount": lambda c: {"count": len(c.variants), "precision": "EXACT"},
+    "options": _options,
+    "variants": ConnField(
+        lambda c, args: list_connection(c.variants, lambda v: c.b.variant(c.i, int(v["index"]), c.rec, v),
+                                        lambda v: int(v["id"]), args),
+        lambda c: (c.b.variant_view(c.i, int(v["index"]), c.rec, v) for v in c.variants)),
+})
+
+
+class _Variant:
+    __slots__ = ("b", "i", "k", "product", "rec", "vid")
+
+    def __init__(self, b: NodeBuilder, i: int, k: int, product: dict[str, Any] | None,
+                 rec: dict[str, Any] | None) -> None:
+        self.b = b
+        self.i = i
+        self.k = k
+        self.product = product = product or b.catalog.product(i)
+        self.rec = rec = rec or b.catalog.variant(i, k, product)
+        self.vid = gid("ProductVariant", rec["id"])
+
+
+VARIANT = NodeType("ProductVariant", {
+    "id": lambda c: c.vid,
+    "legacyResourceId": lambda c: str(c.rec["id"]),
+    "title": lambda c: c.rec["title"],
+    "displayName": lambda c: f"{c.product['title']} - {c.rec['title']}",
+    "sku": lambda c: c.rec["sku"],
+    "barcode": lambda c: c.rec["barcode"],
+    "price": lambda c: money(c.rec["price_cents"]),
+    "compareAtPrice": lambda c: money(c.rec["compare_at_cents"]),
+    "position": lambda c: c.rec["position"],
+    "taxable": lambda c: c.rec["taxable"],
+    "inventoryPolicy": lambda c: c.rec["inventory_policy"],
+    "availableForSale": lambda c: c.product["status"] == "ACTIVE",
+    "inventoryQuantity": ArgField(lambda c, _a: c.b.catalog.inventory_total(c.i, c.k)),
+    "selectedOptions": lambda c: [{"__typename": "SelectedOption", "name": n, "value": v}
+                                  for n, v in c.rec["options"]],
+    "createdAt": lambda c: format_gql(c.rec["created_us"]),
+    "updatedAt": lambda c: format_gql(c.rec["updated_us"]),
+    "product": lambda c: {"__typename": "Product", "id": gid("Product", c.product["id"]),
+                          "title": c.product["title"], "handle": c.product["handle"],
+                          "legacyResourceId": str(c.product["id"])},
+    "inventoryItem": ObjField(lambda c: c.b.item_view(c.i, c.k, c.rec, c.vid)),
+})
+
+
+class _Item:
+    __slots__ = ("b", "gid", "i", "k", "locations", "variant", "variant_gid")
+
+    def __init__(self, b: NodeBuilder, i: int, k: int, variant: dict[str, Any], variant_gid: str) -> None:
+        self.b = b
+        self.i = i
+        self.k = k
+        self.variant = variant
+        self.variant_gid = variant_gid
+        self.gid = gid("InventoryItem", variant["inventory_item_id"])
+        self.locations = [j for j, loc in enumerate(b.catalog.locations) if loc["active"]]
+
+
+def _level_for(c: _Item, args: dict[str, Any]) -> dict[str, Any] | None:
+    parsed = parse_gid(args.get("locationId"))
+    j = c.b.catalog.location_index(parsed[1]) if parsed else None
+    return c.b.inventory_level(c.i, c.k, j, c.variant) if j is not None else None
+
+
+ITEM = NodeType("InventoryItem", {
+    "id": lambda c: c.gid,
+    "legacyResourceId": lambda c: str(c.variant["inventory_item_id"]),
+    "sku": lambda c: c.variant["sku"],
+    "tracked": lambda c: True,
+    "requiresShipping": lambda c: True,
+    "createdAt": lambda c: format_gql(c.variant["created_us"]),
+    "updatedAt": lambda c: format_gql(c.variant["updated_us"]),
+    "variant": lambda c: {"__typename": "ProductVariant", "id": c.variant_gid},
+    "inventoryLevel": ArgField(_level_for),
+    "inventoryLevels": ConnField(
+        lambda c, args: list_connection(c.locations, lambda j: c.b.inventory_level(c.i, c.k, j, c.variant),
+                                        lambda j: LOCATION_BASE + j + 1, args),
+        lambda c: (c.b.level_view(c.i, c.k, j, c.variant) for j in c.locations)),
+})
+
+
+class _Level:
+    __slots__ = ("gid", "loc", "lvl", "updated")
+
+    def __init__(self, b: NodeBuilder, i: int, k: int, j: int, variant: dict[str, Any] | None) -> None:
+        self.lvl = lvl = b.catalog.inventory_level(i, k, j, variant)
+        self.loc = loc = b.catalog.locations[j]
+        self.updated = format_gql(lvl["updated_us"])
+        self.gid = f"gid://shopify/InventoryLevel/{loc['id']}?inventory_item_id={lvl['inventory_item_id']}"
+
+
+def _quantities(c: _Level, args: dict[str, Any]) -> list[dict[str, Any]]:
+    lvl = c.lvl  # has available / on_hand / committed and no other quantity name: the rest are 0
+    names = args.get("names") or ["available"]
+    return [{"__typename": "InventoryQuantity", "id": None, "name": n, "quantity": lvl.get(n, 0),
+             "updatedAt": c.updated} for n in names if n in QUANTITY_NAMES]
+
+
+LEVEL = NodeType("InventoryLevel", {
+    "id": lambda c: c.gid,
+    "location": lambda c: {"__typename": "Location", "id": gid("Location", c.loc["id"]), "name": c.loc["name"]},
+    "item": lambda c: {"__typename": "InventoryItem", "id": gid("InventoryItem", c.lvl["inventory_item_id"])},
+    "quantities": ArgField(_quantities),
+    "canDeactivate": lambda c: True,
+    "createdAt": lambda c: format_gql(c.loc["created_us"]),
+    "updatedAt": lambda c: c.updated,
+})
+
+
+# --- orders --------------------------------------------------------------------------------------------------
+
+class _Order:
+    __slots__ = ("b", "buyer", "cur", "gid", "lines", "rec")
+
+    def __init__(self, b: NodeBuilder, o: int) -> None:
+        self.b = b
+        self.rec, self.buyer = b.catalog.order_with_customer(o)
+        self.cur = b.currency
+        self.lines: list[dict[str, Any]] = self.rec["line_items"]
+        self.gid = gid("Order", self.rec["id"])
+
+
+def _order_customer(c: _Order) -> dict[str, Any] | None:
+    rec = c.rec
+    if rec["customer_id"] is None:
+        return None
+    # ``buyer`` is None exactly when ``customer_index`` is (then int(None) fails, as it always did)
+    cust = c.buyer if c.buyer is not None else c.b.catalog.customer(int(rec["customer_index"]))
+    return {"__typename": "Customer", "id": gid("Customer", rec["customer_id"]),
+            "legacyResourceId": str(rec["customer_id"]), "email": cust["email"], "firstName": cust["first_name"],
+            "lastName": cust["last_name"], "displayName": f"{cust['first_name']} {cust['last_name']}"}
+
+
+def _fulfillment(f: dict[str, Any]) -> dict[str, Any]:
+    tracking = [{"__typename": "FulfillmentTrackingInfo", "company": f["company"], "number": f["number"],
+                 "url": f["url"]}]
+    return {
+        "__typename": "Fulfillment",
+        "id": gid("Fulfillment", f["id"]),
+        "legacyResourceId": str(f["id"]),
+        "status": f["status"],
+        "displayStatus": "FULFILLED",
+        "trackingInfo": LazyValue(lambda a: _first_n(tracking, a)),
+        "createdAt": format_gql(f["created_us"]),
+        "updatedAt": format_gql(f["updated_us"]),
+    }
+
+
+def _refund(r: dict[str, Any], cur: str) -> dict[str, Any]:
+    return {"__typename": "Refund", "id": gid("Refund", r["id"]), "note": None,
+            "totalRefundedSet": _money_bag(r["amount_cents"], cur), "createdAt": format_gql(r["created_us"]),
+            "updatedAt": format_gql(r["created_us"])}
+
+
+ORDER = NodeType("Order", {
+    "id": lambda c: c.gid,
+    "legacyResourceId": lambda c: str(c.rec["id"]),
+    "name": lambda c: c.rec["name"],
+    "email": lambda c: c.rec["email"],
+    "phone": lambda c: c.rec["phone"],
+    "displayFinancialStatus": lambda c: c.rec["financial_status"],
+    "displayFulfillmentStatus": lambda c: c.rec["fulfillment_status"],
+    "currencyCode": lambda c: c.cur,
+    "presentmentCurrencyCode": lambda c: c.cur,
+    "subtotalPriceSet": _bag(lambda c: c.rec["subtotal_cents"]),
+    "totalPriceSet": _bag(lambda c: c.rec["total_cents"]),
+    "currentTotalPriceSet": _bag(lambda c: int(c.rec["total_cents"]) - int(c.rec["refunded_cents"])),
+    "totalTaxSet": _bag(lambda c: c.rec["tax_cents"]),
+    "totalDiscountsSet": _bag(lambda c: c.rec["discount_cents"]),
+    "totalShippingPriceSet": _bag(lambda c: c.rec["shipping_cents"]),
+    "totalRefundedSet": _bag(lambda c: c.rec["refunded_cents"]),
+    "totalLineItemsPriceSet": _bag(lambda c: sum(int(li["price_cents"]) * int(li["quantity"]) for li in c.lines)),
+    "customer": _order_customer,
+    "shippingAddress": lambda c: c.b.mailing_address(c.rec["shipping_address"], "Address"),
+    "billingAddress": lambda c: c.b.mailing_address(c.rec["billing_address"], "Address"),
+    "tags": lambda c: list(c.rec["tags"]),
+    "note": lambda c: c.rec["note"],
+    "test": lambda c: False,
+    "confirmed": lambda c: True,
+    "closed": lambda c: c.rec["closed_us"] is not None,
+    "cancelReason": lambda c: "OTHER" if c.rec["cancelled_us"] else None,
+    "processedAt": lambda c: format_gql(c.rec["processed_us"]),
+    "cancelledAt": lambda c: format_gql(c.rec["cancelled_us"]),
+    "closedAt": lambda c: format_gql(c.rec["closed_us"]),
+    "createdAt": lambda c: format_gql(c.rec["created_us"]),
+    "updatedAt": lambda c: format_gql(c.rec["updated_us"]),
+    "lineItems": ConnField(
+        lambda c, args: list_connection(c.lines, lambda li: c.b.line_item(li, c.rec), lambda li: int(li["id"]), args),
+        lambda c: (c.b.line_item_view(li, c.rec) for li in c.lines)),
+    "fulfillments": ArgField(lambda c, a: _first_n([_fulfillment(f) for f in c.rec["fulfillments"]], a)),
+    "refunds": ArgField(lambda c, a: _first_n([_refund(r, c.cur) for r in c.rec["refunds"]], a)),
+})
+
+
+class _LineItem:
+    __slots__ = ("b", "cur", "disc", "gid", "li", "order", "price", "qty")
+
+    def __init__(self, b: NodeBuilder, li: dict[str, Any], order: dict[str, Any]) -> None:
+        self.b = b
+        self.li = li
+        self.order = order
+        self.cur = b.currency
+        self.qty, self.price, self.disc = int(li["quantity"]), int(li["price_cents"]), int(li["discount_cents"])
+        self.gid = gid("LineItem", li["id"])
+
+
+def _line_product(c: _LineItem) -> dict[str, Any] | None:
+    li = c.li
+    if li["product_id"] is None or c.b.catalog.products.live_index(int(li["product_id"])) is None:
+        return None
+    return {"__typename": "Product", "id": gid("Product", li["product_id"])}
+
+
+def _line_variant(c: _LineItem) -> dict[str, Any] | None:
+    li = c.li
+    if li["product_id"] is None or c.b.catalog.products.live_index(int(li["product_id"])) is None \
+            or c.b.catalog.variant_by_id(int(li["variant_id"])) is None:
+        return None
+    return {"__typename": "ProductVariant", "id": gid("ProductVariant", li["variant_id"])}
+
+
+LINE_ITEM = NodeType("LineItem", {
+    "id": lambda c: c.gid,
+    "title": lambda c: c.li["title"],
+    "name": lambda c: f"{c.li['title']} - {c.li['variant_title']}" if c.li["variant_title"] else c.li["title"],
+    "sku": lambda c: c.li["sku"],
+    "vendor": lambda c: c.li["vendor"],
+    "quantity": lambda c: c.qty,
+    "currentQuantity": lambda c: c.qty,
+    "unfulfilledQuantity": lambda c: 0 if c.order["fulfillment_status"] == "FULFILLED" else c.qty,
+    "variantTitle": lambda c: c.li["variant_title"],
+    "taxable": lambda c: True,
+    "requiresShipping": lambda c: True,
+    "originalUnitPriceSet": _bag(lambda c: c.price),
+    "discountedUnitPriceSet": _bag(lambda c: c.price - c.disc // max(c.qty, 1)),
+    "originalTotalSet": _bag(lambda c: c.price * c.qty),
+    "totalDiscountSet": _bag(lambda c: c.disc),
+    "product": _line_product,
+    "variant": _line_variant,
+})
+
+
 class NodeBuilder:
+    """GraphQL nodes of one shop: ``product(i)`` etc. give full node dicts, ``*_view`` the typed form."""
+
     def __init__(self, shop: Shop) -> None:
         self.shop = shop
         self.catalog: Catalog = shop.catalog
@@ -121,122 +517,30 @@ class NodeBuilder:
     # --- products --------------------------------------------------------------------------------------
 
     def product(self, i: int) -> dict[str, Any]:
-        rec = self.catalog.product(i)
-        variants = self.catalog.variants(i, rec)
-        option_names: dict[str, list[str]] = {}
-        for v in variants:
-            for name, value in v["options"]:
-                values = option_names.setdefault(name, [])
-                if value not in values:
-                    values.append(value)
-        pid = gid("Product", rec["id"])
-        return {
-            "__typename": "Product",
-            "id": pid,
-            "legacyResourceId": str(rec["id"]),
-            "title": rec["title"],
-            "handle": rec["handle"],
-            "status": rec["status"],
-            "vendor": rec["vendor"],
-            "productType": rec["product_type"],
-            "tags": list(rec["tags"]),
-            "descriptionHtml": rec["description"],
-            "description": str(rec["description"]).replace("<p>", "").replace("</p>", ""),
-            "createdAt": format_gql(rec["created_us"]),
-            "updatedAt": format_gql(rec["updated_us"]),
-            "publishedAt": format_gql(rec["created_us"]) if rec["status"] == "ACTIVE" else None,
-            "templateSuffix": None,
-            "onlineStoreUrl": None,
-            "tracksInventory": True,
-            "isGiftCard": False,
-            "totalInventory": LazyValue(lambda _a: sum(self.catalog.inventory_total(i, int(v["index"]))
-                                                       for v in variants)),
-            "variantsCount": {"count": len(variants), "precision": "EXACT"},
-            "options": [{"__typename": "ProductOption", "id": gid("ProductOption", rec["id"] * 10 + n),
-                         "name": name, "position": n + 1, "values": values}
-                        for n, (name, values) in enumerate(option_names.items())],
-            "variants": LazyConnection(
-                lambda args: list_connection(variants, lambda v: self.variant(i, int(v["index"]), rec, v),
-                                             lambda v: int(v["id"]), args),
-                lambda: (self.variant(i, int(v["index"]), rec, v) for v in variants)),
-        }
+        return PRODUCT.node(_Product(self, i))
+
+    def product_view(self, i: int) -> TypedNode:
+        return PRODUCT, _Product(self, i)
 
     def variant(self, i: int, k: int, product: dict[str, Any] | None = None,
                 rec: dict[str, Any] | None = None) -> dict[str, Any]:
-        product = product or self.catalog.product(i)
-        rec = rec or self.catalog.variant(i, k, product)
-        vid = gid("ProductVariant", rec["id"])
-        return {
-            "__typename": "ProductVariant",
-            "id": vid,
-            "legacyResourceId": str(rec["id"]),
-            "title": rec["title"],
-            "displayName": f"{product['title']} - {rec['title']}",
-            "sku": rec["sku"],
-            "barcode": rec["barcode"],
-            "price": money(rec["price_cents"]),
-            "compareAtPrice": money(rec["compare_at_cents"]),
-            "position": rec["position"],
-            "taxable": rec["taxable"],
-            "inventoryPolicy": rec["inventory_policy"],
-            "availableForSale": product["status"] == "ACTIVE",
-            "inventoryQuantity": LazyValue(lambda _a: self.catalog.inventory_total(i, k)),
-            "selectedOptions": [{"__typename": "SelectedOption", "name": n, "value": v} for n, v in rec["options"]],
-            "createdAt": format_gql(rec["created_us"]),
-            "updatedAt": format_gql(rec["updated_us"]),
-            "product": {"__typename": "Product", "id": gid("Product", product["id"]), "title": product["title"],
-                        "handle": product["handle"], "legacyResourceId": str(product["id"])},
-            "inventoryItem": self.inventory_item(i, k, rec, vid),
-        }
+        return VARIANT.node(_Variant(self, i, k, product, rec))
+
+    def variant_view(self, i: int, k: int, product: dict[str, Any] | None = None,
+                     rec: dict[str, Any] | None = None) -> TypedNode:
+        return VARIANT, _Variant(self, i, k, product, rec)
 
     def inventory_item(self, i: int, k: int, variant: dict[str, Any], variant_gid: str) -> dict[str, Any]:
-        item_gid = gid("InventoryItem", variant["inventory_item_id"])
-        locations = [j for j, loc in enumerate(self.catalog.locations) if loc["active"]]
+        return ITEM.node(_Item(self, i, k, variant, variant_gid))
 
-        def level_for(args: dict[str, Any]) -> dict[str, Any] | None:
-            parsed = parse_gid(args.get("locationId"))
-            j = self.catalog.location_index(parsed[1]) if parsed else None
-            return self.inventory_level(i, k, j, variant) if j is not None else None
-
-        return {
-            "__typename": "InventoryItem",
-            "id": item_gid,
-            "legacyResourceId": str(variant["inventory_item_id"]),
-            "sku": variant["sku"],
-            "tracked": True,
-            "requiresShipping": True,
-            "createdAt": format_gql(variant["created_us"]),
-            "updatedAt": format_gql(variant["updated_us"]),
-            "variant": {"__typename": "ProductVariant", "id": variant_gid},
-            "inventoryLevel": LazyValue(level_for),
-            "inventoryLevels": LazyConnection(
-                lambda args: list_connection(locations, lambda j: self.inventory_level(i, k, j, variant),
-                                             lambda j: LOCATION_BASE + j + 1, args),
-                lambda: (self.inventory_level(i, k, j, variant) for j in locations)),
-        }
+    def item_view(self, i: int, k: int, variant: dict[str, Any], variant_gid: str) -> TypedNode:
+        return ITEM, _Item(self, i, k, variant, variant_gid)
 
     def inventory_level(self, i: int, k: int, j: int, variant: dict[str, Any] | None = None) -> dict[str, Any]:
-        lvl = self.catalog.inventory_level(i, k, j, variant)
-        loc = self.catalog.locations[j]
-        values = {"available": lvl["available"], "on_hand": lvl["on_hand"], "committed": lvl["committed"]}
-        updated = format_gql(lvl["updated_us"])
+        return LEVEL.node(_Level(self, i, k, j, variant))
 
-        def quantities(args: dict[str, Any]) -> list[dict[str, Any]]:
-            names = args.get("names") or ["available"]
-            return [{"__typename": "InventoryQuantity", "id": None, "name": n, "quantity": values.get(n, 0),
-                     "updatedAt": updated} for n in names if n in QUANTITY_NAMES]
-
-        item_gid = gid("InventoryItem", lvl["inventory_item_id"])
-        return {
-            "__typename": "InventoryLevel",
-            "id": f"gid://shopify/InventoryLevel/{loc['id']}?inventory_item_id={lvl['inventory_item_id']}",
-            "location": {"__typename": "Location", "id": gid("Location", loc["id"]), "name": loc["name"]},
-            "item": {"__typename": "InventoryItem", "id": item_gid},
-            "quantities": LazyValue(quantities),
-            "canDeactivate": True,
-            "createdAt": format_gql(loc["created_us"]),
-            "updatedAt": updated,
-        }
+    def level_view(self, i: int, k: int, j: int, variant: dict[str, Any] | None = None) -> TypedNode:
+        return LEVEL, _Level(self, i, k, j, variant)
 
     # --- locations -------------------------------------------------------------------------------------
 
@@ -332,105 +636,16 @@ class NodeBuilder:
     # --- orders ----------------------------------------------------------------------------------------
 
     def order(self, o: int) -> dict[str, Any]:
-        rec = self.catalog.order(o)
-        cur = self.currency
-        lines: list[dict[str, Any]] = rec["line_items"]
-        customer = None
-        if rec["customer_id"] is not None:
-            cust = self.catalog.customer(int(rec["customer_index"]))
-            customer = {"__typename": "Customer", "id": gid("Customer", rec["customer_id"]),
-                        "legacyResourceId": str(rec["customer_id"]), "email": cust["email"],
-                        "firstName": cust["first_name"], "lastName": cust["last_name"],
-                        "displayName": f"{cust['first_name']} {cust['last_name']}"}
-        fulfillments = [self._fulfillment(f, cur) for f in rec["fulfillments"]]
-        refunds = [{"__typename": "Refund", "id": gid("Refund", r["id"]), "note": None,
-                    "totalRefundedSet": _money_bag(r["amount_cents"], cur), "createdAt": format_gql(r["created_us"]),
-                    "updatedAt": format_gql(r["created_us"])} for r in rec["refunds"]]
-        line_total = sum(int(li["price_cents"]) * int(li["quantity"]) for li in lines)
-        return {
-            "__typename": "Order",
-            "id": gid("Order", rec["id"]),
-            "legacyResourceId": str(rec["id"]),
-            "name": rec["name"],
-            "email": rec["email"],
-            "phone": rec["phone"],
-            "displayFinancialStatus": rec["financial_status"],
-            "displayFulfillmentStatus": rec["fulfillment_status"],
-            "currencyCode": cur,
-            "presentmentCurrencyCode": cur,
-            "subtotalPriceSet": _money_bag(rec["subtotal_cents"], cur),
-            "totalPriceSet": _money_bag(rec["total_cents"], cur),
-            "currentTotalPriceSet": _money_bag(int(rec["total_cents"]) - int(rec["refunded_cents"]), cur),
-            "totalTaxSet": _money_bag(rec["tax_cents"], cur),
-            "totalDiscountsSet": _money_bag(rec["discount_cents"], cur),
-            "totalShippingPriceSet": _money_bag(rec["shipping_cents"], cur),
-            "totalRefundedSet": _money_bag(rec["refunded_cents"], cur),
-            "totalLineItemsPriceSet": _money_bag(line_total, cur),
-            "customer": customer,
-            "shippingAddress": self.mailing_address(rec["shipping_address"], "Address"),
-            "billingAddress": self.mailing_address(rec["billing_address"], "Address"),
-            "tags": list(rec["tags"]),
-            "note": rec["note"],
-            "test": False,
-            "confirmed": True,
-            "closed": rec["closed_us"] is not None,
-            "cancelReason": "OTHER" if rec["cancelled_us"] else None,
-            "processedAt": format_gql(rec["processed_us"]),
-            "cancelledAt": format_gql(rec["cancelled_us"]),
-            "closedAt": format_gql(rec["closed_us"]),
-            "createdAt": format_gql(rec["created_us"]),
-            "updatedAt": format_gql(rec["updated_us"]),
-            "lineItems": LazyConnection(
-                lambda args: list_connection(lines, lambda li: self._line_item(li, rec), lambda li: int(li["id"]),
-                                             args),
-                lambda: (self._line_item(li, rec) for li in lines)),
-            "fulfillments": LazyValue(lambda a: _first_n(fulfillments, a)),
-            "refunds": LazyValue(lambda a: _first_n(refunds, a)),
-        }
+        return ORDER.node(_Order(self, o))
 
-    def _line_item(self, li: dict[str, Any], order: dict[str, Any]) -> dict[str, Any]:
-        cur = self.currency
-        qty, price, disc = int(li["quantity"]), int(li["price_cents"]), int(li["discount_cents"])
-        product = variant = None
-        if li["product_id"] is not None and self.catalog.products.live_index(int(li["product_id"])) is not None:
-            product = {"__typename": "Product", "id": gid("Product", li["product_id"])}
-            if self.catalog.variant_by_id(int(li["variant_id"])) is not None:
-                variant = {"__typename": "ProductVariant", "id": gid("ProductVariant", li["variant_id"])}
-        fulfilled = order["fulfillment_status"] == "FULFILLED"
-        return {
-            "__typename": "LineItem",
-            "id": gid("LineItem", li["id"]),
-            "title": li["title"],
-            "name": f"{li['title']} - {li['variant_title']}" if li["variant_title"] else li["title"],
-            "sku": li["sku"],
-            "vendor": li["vendor"],
-            "quantity": qty,
-            "currentQuantity": qty,
-            "unfulfilledQuantity": 0 if fulfilled else qty,
-            "variantTitle": li["variant_title"],
-            "taxable": True,
-            "requiresShipping": True,
-            "originalUnitPriceSet": _money_bag(price, cur),
-            "discountedUnitPriceSet": _money_bag(price - disc // max(qty, 1), cur),
-            "originalTotalSet": _money_bag(price * qty, cur),
-            "totalDiscountSet": _money_bag(disc, cur),
-            "product": product,
-            "variant": variant,
-        }
+    def order_view(self, o: int) -> TypedNode:
+        return ORDER, _Order(self, o)
 
-    def _fulfillment(self, f: dict[str, Any], cur: str) -> dict[str, Any]:
-        tracking = [{"__typename": "FulfillmentTrackingInfo", "company": f["company"], "number": f["number"],
-                     "url": f["url"]}]
-        return {
-            "__typename": "Fulfillment",
-            "id": gid("Fulfillment", f["id"]),
-            "legacyResourceId": str(f["id"]),
-            "status": f["status"],
-            "displayStatus": "FULFILLED",
-            "trackingInfo": LazyValue(lambda a: _first_n(tracking, a)),
-            "createdAt": format_gql(f["created_us"]),
-            "updatedAt": format_gql(f["updated_us"]),
-        }
+    def line_item(self, li: dict[str, Any], order: dict[str, Any]) -> dict[str, Any]:
+        return LINE_ITEM.node(_LineItem(self, li, order))
+
+    def line_item_view(self, li: dict[str, Any], order: dict[str, Any]) -> TypedNode:
+        return LINE_ITEM, _LineItem(self, li, order)
 
     # --- REST payloads (webhook bodies) -----------------------------------------------------------------
 
@@ -541,7 +756,7 @@ class NodeBuilder:
         }
 
     def order_rest(self, o: int) -> dict[str, Any]:
-        rec = self.catalog.order(o)
+        rec, buyer = self.catalog.order_with_customer(o)
         cur = self.currency
 
         def price_set(cents: int) -> dict[str, Any]:
@@ -550,7 +765,7 @@ class NodeBuilder:
 
         customer = None
         if rec["customer_id"] is not None:
-            cust = self.catalog.customer(int(rec["customer_index"]))
+            cust = buyer if buyer is not None else self.catalog.customer(int(rec["customer_index"]))
             customer = {"id": cust["id"], "email": cust["email"], "first_name": cust["first_name"],
                         "last_name": cust["last_name"], "phone": cust["phone"], "state": str(cust["state"]).lower(),
                         "admin_graphql_api_id": gid("Customer", cust["id"]),

@@ -18,7 +18,8 @@ from typing import Any
 
 from sandbox.shopify.gql import Document, Field, LazyConnection, LazyValue, collect_fields, resolve_arguments
 
-__all__ = ["CONNECTION_FIELDS", "FieldError", "Projector", "actual_cost", "node_fields", "requested_cost"]
+__all__ = ["CONNECTION_FIELDS", "FieldError", "Projector", "actual_cost", "merge_objects", "node_fields",
+           "requested_cost"]
 
 # Fields that are connections even when the request omits ``first`` (it must not, but cost it anyway).
 CONNECTION_FIELDS = frozenset({
@@ -79,7 +80,7 @@ class Projector:
             raw = self.resolve(obj[sub.name], sub)
             projected = self.value(raw, sub)
             if sub.key in out and isinstance(out[sub.key], dict) and isinstance(projected, dict):
-                out[sub.key] = _merge(out[sub.key], projected)
+                out[sub.key] = merge_objects(out[sub.key], projected)
             else:
                 out[sub.key] = projected
         return out
@@ -92,11 +93,12 @@ class Projector:
         return raw
 
 
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def merge_objects(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``b`` merged into a copy of ``a``, recursively (a field selected twice with different selections)."""
     out = dict(a)
     for k, v in b.items():
         if k in out and isinstance(out[k], dict) and isinstance(v, dict):
-            out[k] = _merge(out[k], v)
+            out[k] = merge_objects(out[k], v)
         else:
             out[k] = v
     return out

@@ -594,3 +594,118 @@ def test_dataset_scales_to_100k_products_and_orders() -> None:
         shop.update_product(shop.product_ids()[50_000], title="x")
         body = gql(sandbox, token, "{ products(first: 5, sortKey: UPDATED_AT, reverse: true) { nodes { title } } }")
         assert body["data"]["products"]["nodes"][0]["title"] == "x"
+
+
+# --- bulk export bytes -------------------------------------------------------------------------------------
+
+# sha256 of the JSONL files for the sync's bulk queries (products, orders, customers), recorded from the
+# plain per-node projection before the export was compiled into a render plan: the fast path must not move
+# a single byte (line order, interleaving, key order, escaping of "/" and non-ASCII).
+BULK_GOLDEN = {
+    False: ("d95afba7e81b06c738c290a267bf5095e013afdc487029e56c136d4d8e6ca1f2",
+            "3fa962e154aa4bd507a47f030f30c4b94667942885b0e6c3dabe09bb5f733641",
+            "25905844ddb76599aa580ebc092cf268b1409b8fa5e7b3abd7b2b49153ccf06f"),
+    True: ("16405ec4c16859895045d9ba02d52b48a7a735db27b95105db78e9db53848a8a",
+           "63319b603fa374719cb8cf7d2cf556a06b7761e7a27dcb75029da6c43fc627a5",
+           "25905844ddb76599aa580ebc092cf268b1409b8fa5e7b3abd7b2b49153ccf06f"),
+}
+
+
+def bulk_export(sandbox: ShopifySandbox, shop: Shop, query: str, group_objects: bool) -> tuple[Any, bytes]:
+    scopes = ("read_products", "read_customers", "read_orders", "read_all_orders", "read_locations")
+    op, errors = sandbox.bulk.create(shop, CLIENT_ID, scopes, query, group_objects, V)
+    assert op is not None and errors == []
+    deadline = time.monotonic() + 30
+    while not op.written and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert op.written
+    return op, op.path.read_bytes()
+
+
+@pytest.mark.parametrize("group_objects", [False, True])
+def test_bulk_export_bytes_match_golden(group_objects: bool) -> None:
+    from worker.connectors.shopify.queries import BULK_CUSTOMERS, BULK_ORDERS, BULK_PRODUCTS
+
+    sandbox = ShopifySandbox(bulk_created_delay=0, bulk_run_seconds=0, seed=3)
+    shop = sandbox.add_shop(SHOP, DatasetSpec(products=2000, orders=2000, customers=500, seed=7,
+                                              anchor=datetime(2026, 1, 15, 12, tzinfo=UTC)))
+    try:
+        for query, golden in zip((BULK_PRODUCTS, BULK_ORDERS, BULK_CUSTOMERS), BULK_GOLDEN[group_objects],
+                                 strict=True):
+            op, data = bulk_export(sandbox, shop, query, group_objects)
+            assert hashlib.sha256(data).hexdigest() == golden
+            # bookkeeping follows the bytes: one count and one end offset per line
+            ends = [n + 1 for n, byte in enumerate(data) if byte == 0x0A]
+            assert op.line_ends == ends and op.object_count == op.lines_written == len(ends)
+            assert op.file_size == len(data)
+    finally:
+        sandbox.close()
+
+
+# Queries beyond the sync's own: fragments, inline fragments (matching and not), aliases, a field twice with
+# different selections, __typename, fields the sandbox does not model, argument-taking fields, nodes vs edges.
+ODD_BULK_QUERIES = [
+    '''{ products { edges { node { ...P __typename t: title title id missingField
+        options { __typename id name values position } variantsCount { count precision } variantsCount { count }
+        totalInventory descriptionHtml description publishedAt
+        variants { edges { node { id ... on ProductVariant { sku price } ... on Customer { email }
+          selectedOptions { name value } product { id title } displayName inventoryQuantity
+          inventoryItem { id tracked inventoryLevel(locationId: "gid://shopify/Location/70000000002") {
+              id quantities(names: ["available", "committed", "bogus"]) { name quantity updatedAt } }
+            inventoryLevels { nodes { id location { id name } quantities(names: ["on_hand"]) { name quantity } } }
+          } } } } } } } }
+      fragment P on Product { handle tags vendor id productType }''',
+    '''{ locations { nodes { id name isActive address { city formatted zip }
+        inventoryLevels { nodes { id item { id } quantities(names: ["available"]) { quantity } } } } } }''',
+    '''{ customers { edges { node { id email numberOfOrders amountSpent { amount currencyCode __typename }
+        addresses(first: 2) { id city formatted } defaultAddress { name address1 address2 }
+        emailMarketingConsent { marketingState consentUpdatedAt } note tags displayName x: state } } } }''',
+    '''{ orders { edges { node { id name note tags test closed cancelReason customer { id email displayName }
+        fulfillments(first: 1) { id status trackingInfo(first: 1) { company number url } trackingInfo { url } }
+        refunds { id totalRefundedSet { shopMoney { amount } presentmentMoney { currencyCode } } }
+        totalPriceSet { shopMoney { amount currencyCode } shopMoney { amount } } currentTotalPriceSet { nope }
+        lineItems { edges { node { id name variantTitle product { id } variant { id } unfulfilledQuantity
+          discountedUnitPriceSet { __typename shopMoney { amount } } } } } } } } }''',
+]
+
+
+def test_bulk_render_plan_matches_the_reference_projection() -> None:
+    from sandbox.shopify.bulk import RenderPlan, bulk_lines, encode_lines
+    from sandbox.shopify.gql import collect_fields, parse
+    from sandbox.shopify.project import Projector, node_fields
+
+    sandbox, _app, shop = make(DatasetSpec(products=12, customers=6, orders=15, locations=3,
+                                           anchor=datetime(2026, 1, 15, tzinfo=UTC)))
+    pids, cids, oids = shop.product_ids(), shop.customer_ids(), shop.order_ids()
+    # values orjson would encode differently from json.dumps, and strings that need escaping
+    shop.update_product(pids[0], title='Ünïcödé / \u2028 \x01 tab\t "q" back\\slash </p> 😀', tags=["a/b", "é"],
+                        vendor=1.5, product_type=1e-7, handle=10**20, emit=False)
+    shop.update_product(pids[1], description=float("nan"), emit=False)
+    shop.delete_product(pids[2])
+    shop.update_customer(cids[0], note=2.0)
+    shop.update_order(oids[0], note=float("inf"), tags=["p/q"])
+    nodes = shop.nodes
+    builders = {"products": (nodes.product_view, nodes.product, len(pids)),
+                "orders": (nodes.order_view, nodes.order, len(oids)),
+                "customers": (nodes.customer, nodes.customer, len(cids)),
+                "locations": (nodes.location, nodes.location, 3)}
+    rendered = b""
+    for query in ODD_BULK_QUERIES:
+        doc = parse(query)
+        root = collect_fields(doc.operation(None).selections, doc, {}, None)[0]
+        fast, full, count = builders[root.name]
+        plan, proj = RenderPlan(Projector(doc, {}), root), Projector(doc, {})
+        fields = node_fields(proj, root)
+        for i in range(count):
+            plan.plain = True
+            got = encode_lines(plan.lines(fast(i)), plan.plain)
+            want = [(json.dumps(line, ensure_ascii=False, separators=(",", ":")).replace("/", "\\/") + "\n").encode()
+                    for line in bulk_lines(proj, full(i), fields, None)]
+            assert got == want, (root.name, i)
+            rendered += b"".join(got)
+        assert plan.proj.unknown_fields == proj.unknown_fields  # same fields reported, same order
+    text = rendered.decode()
+    for fragment in ('"vendor":1.5', '"productType":1e-07', '"handle":100000000000000000000', '"description":"nan"',
+                     '"descriptionHtml":NaN', '"note":2.0', '"note":Infinity', '\\u0001', '\\"q\\"', "😀",
+                     '"tags":["a\\/b","é"]', '"email":null', '"missingField":null', '"nope":null'):
+        assert fragment in text, fragment

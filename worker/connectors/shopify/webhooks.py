@@ -16,13 +16,13 @@ deliveries, and the topics wanted follow the store's access policies.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -108,8 +108,8 @@ def webhook_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         except InvalidShopDomain:
             return error_response(400, "missing or invalid X-Shopify-Shop-Domain")
         try:
-            payload = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             return error_response(400, "the body is not valid JSON")
         if not isinstance(payload, dict):
             return error_response(400, "the body must be a JSON object")
