@@ -70,7 +70,8 @@ def run(bench: Bench) -> list[Row]:
         n, span, refused = _used(sandbox, start)
         rate = (n - 1) / span if span else 0.0
         bench.note(f"ShopRenter: {n} API requests (pages of {settings.page_size}) in {seconds:.1f} s; client pace "
-                   f"{settings.requests_per_second}/s; {result.get('inserted', 0):,} products written")
+                   f"{settings.requests_per_second}/s; {result.get('inserted', 0):,} rows written (a product "
+                   "row and its variant row each)")
         rows += [Row(NAME, "one worker: requests/s used", rate, "req/s", f"allowed {LIMIT:g}/s", rate / LIMIT,
                      f"≥ {TARGET_SHARE:.0%} and 0 × 429", rate / LIMIT >= TARGET_SHARE and refused == 0),
                  Row(NAME, "one worker: 429 responses", refused, "", "", None, "0", refused == 0)]

@@ -30,7 +30,7 @@ from worker.migrate import checksum, migration_files
 from worker.paths import SQL_DIR
 from worker.web.metrics import CONTENT_TYPE, WebMetrics
 
-__all__ = ["BodyLimitMiddleware", "create_app", "error_response", "route_template", "serve"]
+__all__ = ["BodyLimitMiddleware", "create_app", "error_response", "header_value", "route_template", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,14 @@ def error_response(status: int, detail: str, headers: Mapping[str, str] | None =
     except ValueError:      # a non-standard status some handler chose
         code = "error"
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def header_value(request: Request, name: str, max_length: int = 200) -> str | None:
+    """A request header stripped, or None when it is missing, blank or longer than ``max_length``."""
+    value = request.headers.get(name)
+    if value is None or not value.strip() or len(value) > max_length:
+        return None
+    return value.strip()
 
 
 # --- routing labels -------------------------------------------------------------------------------

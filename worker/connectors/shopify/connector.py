@@ -13,37 +13,23 @@ from uuid import UUID
 from starlette.routing import BaseRoute
 
 from worker.config import Settings
+from worker.connectors.base import ConnectorBase
 from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.oauth import ShopifyOAuth
 from worker.connectors.shopify.settings import SHOP_PATTERN, ShopifySettings, shopify_settings
 from worker.connectors.shopify.tokens import StoreTokens
 from worker.jobs.registry import JobContext, JobRegistry
-from worker.sealing import Sealer
 from worker.sync.engine import SyncContext, sync_handler
 
 __all__ = ["ShopifyConnector"]
 
 
-class ShopifyConnector:
+class ShopifyConnector(ConnectorBase[ShopifySettings]):
     platform = "shopify"
     display_name = "Shopify"
 
     def __init__(self, settings: ShopifySettings | None = None) -> None:
-        self._settings = settings
-        self._sealers: dict[int, Sealer] = {}
-
-    # --- configuration ---------------------------------------------------------------------------------
-    @property
-    def settings(self) -> ShopifySettings:
-        if self._settings is None:
-            self._settings = shopify_settings()
-        return self._settings
-
-    def sealer(self, core: Settings) -> Sealer:
-        sealer = self._sealers.get(id(core))
-        if sealer is None:
-            sealer = self._sealers[id(core)] = Sealer.from_settings(core)
-        return sealer
+        super().__init__(settings, shopify_settings)
 
     def public_config(self, core: Settings) -> dict[str, Any] | None:
         """Published to the database at start-up for ``begin_install`` (no secrets)."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.config import Settings
+from worker.connectors.base import load_platform_settings
 from worker.errors import ConfigError
 
 __all__ = ["DEFAULT_SCOPES", "SHOP_PATTERN", "ShopifySettings", "shopify_settings"]
@@ -89,11 +90,7 @@ class ShopifySettings(BaseSettings):
 
 
 def load_shopify_settings(**overrides: Any) -> ShopifySettings:
-    try:
-        return ShopifySettings(**overrides)
-    except ValidationError as exc:
-        lines = [f"shopify.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("invalid Shopify configuration:\n  " + "\n  ".join(lines)) from None
+    return load_platform_settings(ShopifySettings, "Shopify", **overrides)
 
 
 @lru_cache(maxsize=1)

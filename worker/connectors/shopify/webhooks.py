@@ -28,14 +28,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from worker.config import Settings
+from worker.connectors.base import active_store_handler
 from worker.connectors.shopify.auth import InvalidShopDomain, normalize_shop_domain, verify_webhook
 from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.mapping import NOT_IN_WEBHOOKS, WEBHOOK_TOPICS, webhook_effect
 from worker.db.port import Database
-from worker.errors import PermanentError, RetryableError
+from worker.errors import RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.sync.inbox import inbox_handler
-from worker.web.app import error_response
+from worker.web.app import error_response, header_value
 
 if TYPE_CHECKING:
     from worker.connectors.shopify.connector import ShopifyConnector
@@ -50,7 +51,6 @@ COMPLIANCE_TOPICS = {"customers/data_request": "data_request", "customers/redact
                      "shop/redact": "shop_redact"}
 UNINSTALLED = "app/uninstalled"
 KNOWN_TOPICS = frozenset(WEBHOOK_TOPICS) | frozenset(COMPLIANCE_TOPICS) | {UNINSTALLED}
-MAX_HEADER = 200
 
 SUBSCRIPTIONS = """
 query Subscriptions($first: Int!, $after: String) {
@@ -72,13 +72,6 @@ mutation Unsubscribe($id: ID!) {
 }"""
 
 
-def _header(request: Request, name: str) -> str | None:
-    value = request.headers.get(name)
-    if value is None or not value.strip() or len(value) > MAX_HEADER:
-        return None
-    return value.strip()
-
-
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -97,8 +90,8 @@ def webhook_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         # authenticity first: nothing about an unsigned request is looked at, stored or echoed
         if not verify_webhook(raw, request.headers.get("x-shopify-hmac-sha256"), connector.settings.secrets()):
             return error_response(401, "invalid webhook signature")
-        topic = _header(request, "x-shopify-topic")
-        delivery_id = _header(request, "x-shopify-webhook-id")
+        topic = header_value(request, "x-shopify-topic")
+        delivery_id = header_value(request, "x-shopify-webhook-id")
         if topic is None or delivery_id is None:
             return error_response(400, "missing X-Shopify-Topic or X-Shopify-Webhook-Id")
         if topic not in KNOWN_TOPICS:
@@ -116,8 +109,8 @@ def webhook_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         db: Database = request.app.state.db
         recorded = await db.rpc("receive_webhook", {     # one round trip: find the store, record once
             "p_platform": PLATFORM, "p_shop_key": shop, "p_delivery_id": delivery_id, "p_topic": topic,
-            "p_payload": payload, "p_event_id": _header(request, "x-shopify-event-id"),
-            "p_triggered_at": _parse_time(_header(request, "x-shopify-triggered-at"))})
+            "p_payload": payload, "p_event_id": header_value(request, "x-shopify-event-id"),
+            "p_triggered_at": _parse_time(header_value(request, "x-shopify-triggered-at"))})
         if not recorded:
             if topic in COMPLIANCE_TOPICS or topic == UNINSTALLED:
                 # nothing stored for this shop (never claimed, or already redacted): nothing to do
@@ -187,20 +180,15 @@ async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event:
 
 def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
 
-    async def check(job: Job, jctx: JobContext) -> Mapping[str, Any]:
-        if job.store_id is None:
-            raise PermanentError(f"shopify.check_webhooks job {job.id} has no store")
-        rows = await jctx.db.rpc("get_store", {"p_store_id": job.store_id})
-        if not rows or rows[0]["status"] != "active":
-            return {"skipped": "the store is not active"}
-        async with connector.open_client(jctx, job.store_id, rows[0]["shop_key"]) as client:
-            return await ensure_subscriptions(connector, client, jctx.settings, rows[0])
+    async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
+        async with connector.open_client(jctx, store["id"], store["shop_key"]) as client:
+            return await ensure_subscriptions(connector, client, jctx.settings, store)
 
     async def apply(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
         return await _apply(connector, job, jctx, event)
 
     registry.register("shopify.webhook", inbox_handler("shopify.webhook", apply))
-    registry.register("shopify.check_webhooks", check)
+    registry.register("shopify.check_webhooks", active_store_handler("shopify.check_webhooks", check))
 
 
 # --- subscriptions ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import httpx
 from starlette.routing import BaseRoute
 
 from worker.config import Settings
+from worker.connectors.base import ConnectorBase
 from worker.connectors.shoprenter.client import ShopRenterClient, ShopRenterTokens
 from worker.connectors.shoprenter.settings import SHOP_PATTERN, ShopRenterSettings, shoprenter_settings
 from worker.connectors.store_secrets import load_secrets
@@ -20,35 +21,21 @@ from worker.db.port import Database
 from worker.errors import NeedsReauthError
 from worker.jobs.registry import JobContext, JobRegistry
 from worker.ratelimit import DbRateLimiter
-from worker.sealing import Sealer
 from worker.sync.engine import SyncContext, sync_handler
 
 __all__ = ["ShopRenterConnector"]
 
 
-class ShopRenterConnector:
+class ShopRenterConnector(ConnectorBase[ShopRenterSettings]):
     platform = "shoprenter"
     display_name = "ShopRenter"
 
     def __init__(self, settings: ShopRenterSettings | None = None) -> None:
-        self._settings = settings
-        self._sealers: dict[int, Sealer] = {}
-
-    @property
-    def settings(self) -> ShopRenterSettings:
-        if self._settings is None:
-            self._settings = shoprenter_settings()
-        return self._settings
+        super().__init__(settings, shoprenter_settings)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
-
-    def sealer(self, core: Settings) -> Sealer:
-        sealer = self._sealers.get(id(core))
-        if sealer is None:
-            sealer = self._sealers[id(core)] = Sealer.from_settings(core)
-        return sealer
 
     def public_config(self, core: Settings) -> dict[str, Any] | None:
         """Installs start in the ShopRenter admin; these are the URLs to register with ShopRenter."""

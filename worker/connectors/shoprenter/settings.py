@@ -10,10 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.config import Settings
+from worker.connectors.base import load_platform_settings
 from worker.errors import ConfigError
 
 __all__ = ["SHOP_PATTERN", "ShopRenterSettings", "shoprenter_settings"]
@@ -98,11 +99,7 @@ class ShopRenterSettings(BaseSettings):
 
 
 def load_shoprenter_settings(**overrides: Any) -> ShopRenterSettings:
-    try:
-        return ShopRenterSettings(**overrides)
-    except ValidationError as exc:
-        lines = [f"shoprenter.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("invalid ShopRenter configuration:\n  " + "\n  ".join(lines)) from None
+    return load_platform_settings(ShopRenterSettings, "ShopRenter", **overrides)
 
 
 @lru_cache(maxsize=1)

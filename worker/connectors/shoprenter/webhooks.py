@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from worker.connectors.base import active_store_handler
 from worker.connectors.canonical import Owner
 from worker.connectors.shoprenter.client import ShopRenterClient
 from worker.connectors.shoprenter.mapping import order_rows
 from worker.connectors.store_secrets import WebhookSecretCache
 from worker.db.port import Database
-from worker.errors import PermanentError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.sync.inbox import inbox_handler
 from worker.web.app import error_response
@@ -120,21 +120,16 @@ def register_jobs(connector: ShopRenterConnector, registry: JobRegistry) -> None
             "p_inbox_id": event["id"]})
         return None
 
-    async def check(job: Job, jctx: JobContext) -> Mapping[str, Any]:
-        if job.store_id is None:
-            raise PermanentError(f"shoprenter.check_webhooks job {job.id} has no store")
-        rows = await jctx.db.rpc("get_store", {"p_store_id": job.store_id})
-        if not rows or rows[0]["status"] != "active":
-            return {"skipped": "the store is not active"}
-        async with connector.open_client(jctx, job.store_id, rows[0]["shop_key"]) as client:
-            token = await connector.webhook_token(jctx, job.store_id)
-            uri = connector.settings.webhook_uri(jctx.settings, job.store_id, token)
-            wanted = set(EVENTS) if rows[0]["orders_policy"] == "sync" else set()
+    async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
+        async with connector.open_client(jctx, store["id"], store["shop_key"]) as client:
+            token = await connector.webhook_token(jctx, store["id"])
+            uri = connector.settings.webhook_uri(jctx.settings, store["id"], token)
+            wanted = set(EVENTS) if store["orders_policy"] == "sync" else set()
             return await ensure_webhooks(client, uri, wanted, prefix=connector.settings.webhook_uri(
-                jctx.settings, job.store_id, ""))
+                jctx.settings, store["id"], ""))
 
     registry.register("shoprenter.webhook", inbox_handler("shoprenter.webhook", apply))
-    registry.register("shoprenter.check_webhooks", check)
+    registry.register("shoprenter.check_webhooks", active_store_handler("shoprenter.check_webhooks", check))
 
 
 async def ensure_webhooks(client: ShopRenterClient, uri: str, wanted: set[str], *, prefix: str) -> dict[str, Any]:

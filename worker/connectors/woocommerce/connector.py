@@ -12,6 +12,7 @@ import httpx
 from starlette.routing import BaseRoute
 
 from worker.config import Settings
+from worker.connectors.base import ConnectorBase
 from worker.connectors.store_secrets import load_secrets
 from worker.connectors.woocommerce.client import WooClient
 from worker.connectors.woocommerce.settings import WooSettings, woo_settings
@@ -20,7 +21,6 @@ from worker.errors import NeedsReauthError
 from worker.jobs.registry import JobContext, JobRegistry
 from worker.netguard import guarded_client
 from worker.ratelimit import UNPACED, DbRateLimiter, Pacer
-from worker.sealing import Sealer
 from worker.sync.engine import SyncContext, sync_handler
 
 __all__ = ["CREDENTIALS_KIND", "WooConnector"]
@@ -28,25 +28,12 @@ __all__ = ["CREDENTIALS_KIND", "WooConnector"]
 CREDENTIALS_KIND = "woocommerce_keys"
 
 
-class WooConnector:
+class WooConnector(ConnectorBase[WooSettings]):
     platform = "woocommerce"
     display_name = "WooCommerce"
 
     def __init__(self, settings: WooSettings | None = None) -> None:
-        self._settings = settings
-        self._sealers: dict[int, Sealer] = {}
-
-    @property
-    def settings(self) -> WooSettings:
-        if self._settings is None:
-            self._settings = woo_settings()
-        return self._settings
-
-    def sealer(self, core: Settings) -> Sealer:
-        sealer = self._sealers.get(id(core))
-        if sealer is None:
-            sealer = self._sealers[id(core)] = Sealer.from_settings(core)
-        return sealer
+        super().__init__(settings, woo_settings)
 
     @staticmethod
     def can_verify_users(core: Settings) -> bool:

@@ -8,11 +8,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.config import Settings
-from worker.errors import ConfigError
+from worker.connectors.base import load_platform_settings
 
 __all__ = ["WEBHOOK_TOPICS", "WooSettings", "woo_settings"]
 
@@ -50,11 +50,7 @@ class WooSettings(BaseSettings):
 
 
 def load_woo_settings(**overrides: Any) -> WooSettings:
-    try:
-        return WooSettings(**overrides)
-    except ValidationError as exc:
-        lines = [f"woocommerce.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("invalid WooCommerce configuration:\n  " + "\n  ".join(lines)) from None
+    return load_platform_settings(WooSettings, "WooCommerce", **overrides)
 
 
 @lru_cache(maxsize=1)

@@ -24,15 +24,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from worker.connectors.base import active_store_handler
 from worker.connectors.store_secrets import WebhookSecretCache
 from worker.connectors.woocommerce.client import WooClient
 from worker.connectors.woocommerce.mapping import webhook_effect
 from worker.connectors.woocommerce.settings import WEBHOOK_TOPICS
 from worker.db.port import Database
-from worker.errors import PermanentError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.sync.inbox import inbox_handler
-from worker.web.app import error_response
+from worker.web.app import error_response, header_value
 
 if TYPE_CHECKING:
     from worker.connectors.woocommerce.connector import WooConnector
@@ -58,13 +58,6 @@ def _is_ping(request: Request, body: bytes) -> bool:
             and body[len(b"webhook_id="):].strip().isdigit())
 
 
-def _header(request: Request, name: str) -> str | None:
-    value = request.headers.get(name)
-    if value is None or not value.strip() or len(value) > MAX_HEADER:
-        return None
-    return value.strip()
-
-
 def webhook_routes(connector: WooConnector) -> Sequence[BaseRoute]:
     secrets = WebhookSecretCache(PLATFORM, "webhook_secret", connector.sealer)
 
@@ -85,8 +78,8 @@ def webhook_routes(connector: WooConnector) -> Sequence[BaseRoute]:
                                         fresh=True)      # the secret may have just changed
             if found is None or found[0] is None or not verify_signature(found[0], raw, signature):
                 return error_response(401, "invalid webhook signature")
-        topic = _header(request, "x-wc-webhook-topic")
-        delivery_id = _header(request, "x-wc-webhook-delivery-id")
+        topic = header_value(request, "x-wc-webhook-topic")
+        delivery_id = header_value(request, "x-wc-webhook-delivery-id")
         if topic is None or delivery_id is None:
             return error_response(400, "missing X-WC-Webhook-Topic or X-WC-Webhook-Delivery-ID")
         if topic not in WEBHOOK_TOPICS:
@@ -127,18 +120,13 @@ def register_jobs(connector: WooConnector, registry: JobRegistry) -> None:
             "p_job_id": job.id, "p_worker": jctx.worker_id, "p_inbox_id": event["id"]})
         return None
 
-    async def check(job: Job, jctx: JobContext) -> Mapping[str, Any]:
-        if job.store_id is None:
-            raise PermanentError(f"woocommerce.check_webhooks job {job.id} has no store")
-        rows = await jctx.db.rpc("get_store", {"p_store_id": job.store_id})
-        if not rows or rows[0]["status"] != "active":
-            return {"skipped": "the store is not active"}
-        async with connector.open_client(jctx, job.store_id, rows[0]["shop_key"]) as (client, fields):
-            return await ensure_webhooks(client, connector.settings.webhook_uri(jctx.settings, job.store_id),
-                                         str(fields["webhook_secret"]), wanted_topics(rows[0]))
+    async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
+        async with connector.open_client(jctx, store["id"], store["shop_key"]) as (client, fields):
+            return await ensure_webhooks(client, connector.settings.webhook_uri(jctx.settings, store["id"]),
+                                         str(fields["webhook_secret"]), wanted_topics(store))
 
     registry.register("woocommerce.webhook", inbox_handler("woocommerce.webhook", apply))
-    registry.register("woocommerce.check_webhooks", check)
+    registry.register("woocommerce.check_webhooks", active_store_handler("woocommerce.check_webhooks", check))
 
 
 # --- the store's webhooks ---------------------------------------------------------------------------------

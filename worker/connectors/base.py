@@ -1,0 +1,64 @@
+"""What every connector class shares: its settings (loaded on first use, replaceable in tests) and one
+``Sealer`` per core settings object (opening a store's credentials must not re-parse the keys each time)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from worker.config import Settings
+from worker.errors import ConfigError, PermanentError
+from worker.jobs.registry import Handler, Job, JobContext
+from worker.sealing import Sealer
+
+__all__ = ["ConnectorBase", "active_store_handler", "load_platform_settings"]
+
+StoreJob = Callable[[Job, JobContext, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_platform_settings(model: type[S], label: str, **overrides: Any) -> S:
+    """A platform's settings from the environment, or one ConfigError listing every invalid field."""
+    try:
+        return model(**overrides)
+    except ValidationError as exc:
+        lines = [f"{label.lower()}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"invalid {label} configuration:\n  " + "\n  ".join(lines)) from None
+
+
+class ConnectorBase(Generic[S]):
+    def __init__(self, settings: S | None, loader: Callable[[], S]) -> None:
+        self._settings = settings
+        self._loader = loader
+        self._sealers: dict[int, Sealer] = {}
+
+    @property
+    def settings(self) -> S:
+        if self._settings is None:
+            self._settings = self._loader()
+        return self._settings
+
+    def sealer(self, core: Settings) -> Sealer:
+        sealer = self._sealers.get(id(core))
+        if sealer is None:
+            sealer = self._sealers[id(core)] = Sealer.from_settings(core)
+        return sealer
+
+
+def active_store_handler(kind: str, work: StoreJob) -> Handler:
+    """A handler for a job about one store that only makes sense while the store is active (e.g.
+    ``<platform>.check_webhooks``): ``work`` gets the store row from ``get_store``."""
+
+    async def handle(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        if job.store_id is None:
+            raise PermanentError(f"{kind} job {job.id} has no store")
+        rows = await jctx.db.rpc("get_store", {"p_store_id": job.store_id})
+        if not rows or rows[0]["status"] != "active":
+            return {"skipped": "the store is not active"}
+        return await work(job, jctx, {**rows[0], "id": job.store_id})
+
+    return handle
