@@ -17,6 +17,7 @@ from bench.shopify_common import free_port, table_counts
 from bench.shopify_ingest import copy_baseline
 from worker.config import load_settings
 from worker.connectors.woocommerce import CONNECTOR
+from worker.connectors.woocommerce.connector import CREDENTIALS_KIND
 from worker.connectors.woocommerce.settings import WooSettings
 from worker.db.direct import DirectDatabase
 from worker.runtime import build_registry
@@ -48,7 +49,7 @@ def run(bench: Bench) -> list[Row]:
         core = load_settings(_env_file=None, database_url=dsn, sealing_keys=keys, local_dev=True,
                              log_level="WARNING")
         CONNECTOR._settings = WooSettings(_env_file=None, requests_per_second=0, concurrency=4)  # type: ignore[call-arg]
-        store_id = wire_rest_store(dsn, core, "woocommerce", sandbox.info["store_url"], "woocommerce_keys", {
+        store_id = wire_rest_store(dsn, core, "woocommerce", sandbox.info["store_url"], CREDENTIALS_KIND, {
             "consumer_key": sandbox.info["consumer_key"], "consumer_secret": sandbox.info["consumer_secret"],
             "webhook_secret": "bench"})
         with __import__("psycopg").connect(dsn, autocommit=True) as conn:

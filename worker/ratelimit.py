@@ -46,13 +46,11 @@ class DbRateLimiter:
         self.key = key
         self.per_second = per_second
         self.burst = burst
-        self.waited = 0.0           # seconds spent waiting for slots (for stats and benchmarks)
 
     async def wait(self) -> None:
         delay = float(await self.db.rpc("reserve_request_slot", {
             "p_key": self.key, "p_per_second": self.per_second, "p_burst": self.burst}))
         if delay > 0:
-            self.waited += delay
             await asyncio.sleep(delay)
 
     async def defer(self, seconds: float) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -22,7 +21,7 @@ import orjson
 from worker.errors import PermanentError, RetryableError
 from worker.ratelimit import UNPACED, Pacer
 
-__all__ = ["PlatformHttpError", "RestStats", "RestTransport", "json_body", "retry_after"]
+__all__ = ["PlatformHttpError", "RestTransport", "json_body", "retry_after"]
 
 _MAX_BACKOFF = 30.0
 
@@ -34,15 +33,6 @@ class PlatformHttpError(PermanentError):
         super().__init__(message)
         self.status = status
         self.code = code
-
-
-@dataclass
-class RestStats:
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    seconds_paced: float = 0.0
-    statuses: dict[int, int] = field(default_factory=dict)
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -74,7 +64,6 @@ class RestTransport:
         self.backoff_base = backoff_base
         self.rate_limit_wait = rate_limit_wait
         self.on_auth_error = on_auth_error
-        self.stats = RestStats()
 
     async def send(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
                    headers: Mapping[str, str] | None = None, json: Any = None,
@@ -90,7 +79,6 @@ class RestTransport:
             try:
                 async with self.gate:
                     await self.pacer.wait()
-                    self.stats.requests += 1
                     response = await self.http.request(method, url, params=query, headers=headers, json=json)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 failures += 1
@@ -100,17 +88,14 @@ class RestTransport:
                 await self._backoff(failures)
                 continue
             status = response.status_code
-            self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
             if status < 300 or status in expect:
                 return response
             if status == 429:
-                self.stats.rate_limited += 1
                 wait = retry_after(response) or self.rate_limit_wait
                 await self.pacer.defer(wait)
                 failures += 1
                 if failures >= self.max_attempts:
                     raise RetryableError(f"{self.name}: rate limited {failures} times", retry_in=wait)
-                self.stats.retries += 1
                 await asyncio.sleep(wait if self.pacer is UNPACED else 0)   # a shared pacer already waits
                 continue
             if status >= 500:
@@ -126,7 +111,6 @@ class RestTransport:
             raise PlatformHttpError(f"{self.name}: HTTP {status} {code or ''} {message}".strip(), status, code)
 
     async def _backoff(self, failures: int, at_least: float | None = None) -> None:
-        self.stats.retries += 1
         delay = min(_MAX_BACKOFF, self.backoff_base * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
         await asyncio.sleep(max(delay, at_least or 0.0))
 

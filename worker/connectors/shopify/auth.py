@@ -10,14 +10,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 import time
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlencode
 
+from worker.connectors.signatures import base64_hmac_matches, hex_hmac_matches
 from worker.errors import PermanentError
 
 __all__ = ["InvalidShopDomain", "authorize_url", "callback_message", "normalize_shop_domain",
@@ -60,13 +58,6 @@ def callback_message(params: Iterable[tuple[str, str]]) -> str:
     return "&".join(f"{_form_encode(k)}={_form_encode(v)}" for k, v in kept)
 
 
-def _any_matches(expected: Iterable[bytes], given: bytes) -> bool:
-    matched = False
-    for candidate in expected:   # no early exit: the time taken does not tell which secret matched
-        matched |= hmac.compare_digest(candidate, given)
-    return matched
-
-
 def verify_callback(params: Sequence[tuple[str, str]], secrets: Sequence[str], *, now: float | None = None,
                     max_age: float = CALLBACK_MAX_AGE_SECONDS) -> bool:
     """True if the OAuth callback's hmac is valid for one of ``secrets`` and its timestamp is recent."""
@@ -80,17 +71,12 @@ def verify_callback(params: Sequence[tuple[str, str]], secrets: Sequence[str], *
         return False
     if abs(age) > max_age:
         return False
-    message = callback_message(params).encode("utf-8")
-    expected = [hmac.new(s.encode("utf-8"), message, hashlib.sha256).hexdigest().encode() for s in secrets]
-    return _any_matches(expected, given[0].strip().lower().encode("ascii", "replace"))
+    return hex_hmac_matches([callback_message(params)], given[0], secrets)
 
 
 def verify_webhook(raw_body: bytes, signature_header: str | None, secrets: Sequence[str]) -> bool:
     """True if ``X-Shopify-Hmac-Sha256`` is the base64 HMAC of the raw body under one of ``secrets``."""
-    if not signature_header or not secrets:
-        return False
-    expected = [base64.b64encode(hmac.new(s.encode("utf-8"), raw_body, hashlib.sha256).digest()) for s in secrets]
-    return _any_matches(expected, signature_header.strip().encode("ascii", "replace"))
+    return base64_hmac_matches(raw_body, signature_header, secrets)
 
 
 def authorize_url(shop: str, *, client_id: str, scopes: Sequence[str], redirect_uri: str, state: str,

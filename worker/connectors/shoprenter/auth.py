@@ -9,8 +9,6 @@ are accepted — each is still an HMAC over exactly the values received.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import time
 from collections.abc import Mapping
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from worker.connectors.shoprenter.settings import SHOP_PATTERN
+from worker.connectors.signatures import hex_hmac_matches
 
 __all__ = ["InvalidSignedCall", "SignedCall", "verify_signed_call"]
 
@@ -65,13 +64,7 @@ def verify_signed_call(params: Mapping[str, str], secrets: list[str], *, max_age
         timestamp = int(params.get("timestamp", ""))
     except ValueError:
         raise InvalidSignedCall("missing or invalid timestamp") from None
-    given = signature.lower().encode()
-    valid = False
-    for secret in secrets:
-        for text in _candidates(params):
-            expected = hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest().encode()
-            valid |= hmac.compare_digest(expected, given)       # every candidate checked: no early exit
-    if not valid:
+    if not hex_hmac_matches(_candidates(params), signature, secrets):
         raise InvalidSignedCall("invalid signature")
     if abs((now if now is not None else time.time()) - timestamp) > max_age:
         raise InvalidSignedCall("the signed call is too old (or from the future): replays are refused")

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from worker.connectors.rest import PlatformHttpError
 from worker.connectors.store_secrets import seal_secrets
 from worker.connectors.woocommerce.client import WooAuthError, WooClient
+from worker.connectors.woocommerce.connector import CREDENTIALS_KIND
 from worker.connectors.woocommerce.settings import WEBHOOK_TOPICS
 from worker.connectors.woocommerce.webhooks import ensure_webhooks
 from worker.db.port import Database
@@ -164,7 +165,7 @@ def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
                 except WooAuthError as exc:
                     raise ConnectRefused(422, "these API keys are read-only: shopsync registers webhooks, so "
                                               "create keys with Read/Write permission") from exc
-            box = seal_secrets(connector.sealer(core), store_id, "woocommerce_keys", {
+            box = seal_secrets(connector.sealer(core), store_id, CREDENTIALS_KIND, {
                 "consumer_key": key, "consumer_secret": secret, "webhook_secret": webhook_secret})
             store = await db.rpc("connect_store_for_user", {
                 "p_user_id": user.user_id, "p_organization_id": org, "p_platform": PLATFORM, "p_shop_key": store_url,
