@@ -222,3 +222,16 @@ def test_sealed_dataclass_fields() -> None:
     sealed = s.seal({"t": token}, context="c")
     assert isinstance(sealed, Sealed)
     assert Sealed(sealed.key_id, sealed.sealed) == sealed
+
+
+def test_a_connector_seals_with_the_settings_it_is_given_now() -> None:
+    # settings objects come and go (tests, reloads); one freed settings object's id() can be reused by the
+    # next, which must still get a sealer with its own keys
+    from worker.connectors.shoprenter import CONNECTOR
+
+    for i in range(20):
+        core = load_settings(sealing_keys=generate_key_spec(f"k{i}"))
+        sealed = CONNECTOR.sealer(core).seal(CREDS, context="store-1")
+        assert sealed.key_id == f"k{i}"
+        assert Sealer.from_settings(core).open_json(sealed.key_id, sealed.sealed, context="store-1") == CREDS
+        del core

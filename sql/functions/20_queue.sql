@@ -52,8 +52,10 @@ create or replace function shopsync.claim_jobs(
   p_kinds text[] default null,
   p_lease_seconds double precision default 60
 ) returns setof shopsync.jobs
-  language sql set search_path = '' set jit = off
+  language plpgsql set search_path = '' set jit = off
   as $$
+  begin
+    return query
     with candidates as (
       select j.id, j.concurrency_key
         from shopsync.jobs j
@@ -86,7 +88,8 @@ create or replace function shopsync.claim_jobs(
                                 where c.concurrency_key is null or c.id in (select k.job_id from keyed k)))
       returning j.*
     )
-    select * from claimed c order by c.priority, c.run_at, c.id
+    select * from claimed c order by c.priority, c.run_at, c.id;
+  end
   $$;
 
 -- Extend the leases this worker still holds; returns the ids it still holds (a missing id was

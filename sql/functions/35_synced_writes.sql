@@ -19,10 +19,93 @@ create or replace function shopsync_private.synced_table_key(p_table text) retur
     end
   $$;
 
+-- The merge statement for one synced table. Reading from pg_temp.<p_stage> (the COPY path) it is run
+-- with EXECUTE, planned once per batch of thousands of rows. Reading from a JSON array (p_rows) it is
+-- compiled into its own function (define_row_mergers) so that its plan is cached per session: small
+-- writes (a webhook's product and variants) would otherwise spend more time planning than merging.
+-- One row per key (the newest when a page repeats an object), in key order (fewer deadlocks against
+-- concurrent writers); organization_id always comes from the store, never the caller. Columns named in
+-- p_keep (an expression: a text[] literal for COPY, p_keep for JSON) keep their stored value on update:
+-- the source did not send them (e.g. totals a webhook payload lacks).
+create or replace function shopsync_private.merge_statement(p_table text, p_source text, p_keep text) returns text
+  language plpgsql stable set search_path = ''
+  as $$
+  declare
+    v_key text[] := shopsync_private.synced_table_key(p_table);
+    v_cols text[];
+    v_has_updated boolean;
+    v_update text[];     -- the non-key columns an update may change (organization_id never changes)
+  begin
+    select array_agg(a.attname::text order by a.attnum) into v_cols
+      from pg_attribute a
+     where a.attrelid = format('shopsync.%I', p_table)::regclass and a.attnum > 0 and not a.attisdropped
+       and a.attname <> 'synced_at';
+    v_has_updated := 'source_updated_at' = any (v_cols);
+    v_update := array(select c from unnest(v_cols) c where c <> all (v_key));
+    return format(
+      'with merged as (
+         insert into shopsync.%1$I as t (%2$s, synced_at)
+         select distinct on (%8$s) %6$s, now()
+           from %3$s st join shopsync.stores s on s.id = st.store_id
+          order by %8$s %7$s
+         on conflict (%4$s) do update set %5$s, synced_at = now() %9$s
+         returning (xmax = 0) as inserted)
+       select jsonb_build_object(''inserted'', count(*) filter (where inserted),
+                                 ''updated'', count(*) filter (where not inserted)) from merged',
+      p_table,
+      (select string_agg(format('%I', c), ', ') from unnest(v_cols) c),
+      p_source,
+      (select string_agg(format('%I', c), ', ') from unnest(v_key) c),
+      (select string_agg(format('%1$I = case when %2$L = any (%3$s) then t.%1$I else excluded.%1$I end', c, c,
+                                p_keep), ', ') from unnest(v_update) c),
+      (select string_agg(case c when 'organization_id' then 's.organization_id' else format('st.%I', c) end, ', ')
+         from unnest(v_cols) c),
+      case when v_has_updated then ', st.source_updated_at desc nulls last' else '' end,
+      (select string_agg(format('st.%I', c), ', ') from unnest(v_key) c),
+      -- the staleness guard: never overwrite newer data with older
+      case when v_has_updated then
+        'where (t.source_updated_at is null or excluded.source_updated_at is null
+               or t.source_updated_at <= excluded.source_updated_at)' else 'where true' end
+      -- a row redacted for GDPR stays redacted: later syncs or deliveries must not bring the data back
+      || case when 'redacted_at' = any (v_cols) then ' and t.redacted_at is null' else '' end
+      -- an unchanged row is not rewritten (no WAL, no Realtime event; counted as skipped)
+      || format(' and (%s) is distinct from (%s)',
+                (select string_agg(format('t.%I', c), ', ') from unnest(v_update) c where c <> 'organization_id'),
+                (select string_agg(format('case when %2$L = any (%3$s) then t.%1$I else excluded.%1$I end', c, c,
+                                          p_keep), ', ')
+                   from unnest(v_update) c where c <> 'organization_id')));
+  end
+  $$;
+
+-- One function per synced table, shopsync_private.merge_json_<table>(p_rows jsonb, p_keep text[]),
+-- holding that table's merge of a JSON array as static SQL. Every migration re-applies this file, so
+-- the functions always match the tables' current columns.
+create or replace function shopsync_private.define_row_mergers() returns void
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_table text;
+  begin
+    foreach v_table in array array['inventory_locations', 'products', 'product_variants', 'inventory_levels',
+                                   'customers', 'orders', 'order_line_items', 'order_fulfillments'] loop
+      execute format(
+        'create or replace function shopsync_private.%I(p_rows jsonb, p_keep text[]) returns jsonb
+           language plpgsql set search_path = %L
+           as %L',
+        'merge_json_' || v_table, '',
+        format(E'declare v_result jsonb;\nbegin\n%s into v_result;\nreturn v_result;\nend',
+               shopsync_private.merge_statement(v_table,
+                 format('jsonb_populate_recordset(null::shopsync.%I, p_rows)', v_table), 'p_keep')));
+    end loop;
+  end
+  $$;
+
+select shopsync_private.define_row_mergers();
+
 -- Merge rows into shopsync.<p_table>: from pg_temp.<p_stage> (the COPY path), or from p_rows, a JSON
 -- array of row objects, read in place (small writes: no temp table to create and drop).
--- Returns {"inserted", "updated", "skipped"}. p_keep names columns the source did not send (e.g.
--- totals a webhook payload lacks): an update keeps their stored values instead of nulling them.
+-- Returns {"inserted", "updated", "skipped"}. p_keep names columns the source did not send: an update
+-- keeps their stored values instead of nulling them.
 drop function if exists shopsync_private.merge_staged(text, text, bigint, text);
 drop function if exists shopsync_private.merge_staged(text, text, bigint, text, text[]);
 create or replace function shopsync_private.merge_staged(p_table text, p_stage text, p_job_id bigint default null,
@@ -32,62 +115,23 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
   language plpgsql set search_path = ''
   as $$
   declare
-    v_key text[] := shopsync_private.synced_table_key(p_table);
-    v_cols text[];
-    v_has_updated boolean;
     v_staged bigint;
-    v_sql text;
     v_result jsonb;
   begin
-    if v_key is null then
+    if shopsync_private.synced_table_key(p_table) is null then
       raise exception 'not a synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
     perform shopsync_private.assert_job_held(p_job_id, p_worker);
-    select array_agg(a.attname::text order by a.attnum) into v_cols
-      from pg_attribute a
-     where a.attrelid = format('shopsync.%I', p_table)::regclass and a.attnum > 0 and not a.attisdropped
-       and a.attname <> 'synced_at';
-    v_has_updated := 'source_updated_at' = any (v_cols);
     if p_rows is null then
       execute format('select count(*) from pg_temp.%I', p_stage) into v_staged;
+      execute shopsync_private.merge_statement(p_table, format('pg_temp.%I', p_stage),
+                                               quote_literal(coalesce(p_keep, '{}')) || '::text[]')
+        into v_result;
     else
       v_staged := jsonb_array_length(p_rows);
+      execute format('select shopsync_private.%I($1, $2)', 'merge_json_' || p_table) into v_result
+        using p_rows, p_keep;
     end if;
-    -- one row per key (the newest when a page repeats an object), in key order (fewer deadlocks
-    -- against concurrent writers); organization_id always comes from the store, never the caller
-    v_sql := format(
-      'with merged as (
-         insert into shopsync.%1$I as t (%2$s, synced_at)
-         select distinct on (%9$s) %7$s, now()
-           from %3$s st join shopsync.stores s on s.id = st.store_id
-          order by %9$s %8$s
-         on conflict (%4$s) do update set %5$s, synced_at = now() %6$s
-         returning (xmax = 0) as inserted)
-       select jsonb_build_object(''inserted'', count(*) filter (where inserted),
-                                 ''updated'', count(*) filter (where not inserted)) from merged',
-      p_table,
-      (select string_agg(format('%I', c), ', ') from unnest(v_cols) c),
-      case when p_rows is null then format('pg_temp.%I', p_stage)
-           else format('jsonb_populate_recordset(null::shopsync.%I, $1)', p_table) end,
-      (select string_agg(format('%I', c), ', ') from unnest(v_key) c),
-      (select string_agg(format('%1$I = excluded.%1$I', c), ', ') from unnest(v_cols) c
-        where c <> all (v_key) and c <> all (coalesce(p_keep, '{}'))),
-      case when v_has_updated then
-        'where (t.source_updated_at is null or excluded.source_updated_at is null
-               or t.source_updated_at <= excluded.source_updated_at)' else 'where true' end
-      -- a row redacted for GDPR stays redacted: later syncs or deliveries must not bring the data back
-      || case when 'redacted_at' = any (v_cols) then ' and t.redacted_at is null' else '' end
-      -- an unchanged row is not rewritten (no WAL, no Realtime event; counted as skipped)
-      || format(' and (%s) is distinct from (%s)',
-                (select string_agg(format('t.%I', c), ', ') from unnest(v_cols) c
-                  where c <> all (v_key) and c <> all (coalesce(p_keep, '{}')) and c <> 'organization_id'),
-                (select string_agg(format('excluded.%I', c), ', ') from unnest(v_cols) c
-                  where c <> all (v_key) and c <> all (coalesce(p_keep, '{}')) and c <> 'organization_id')),
-      (select string_agg(case c when 'organization_id' then 's.organization_id' else format('st.%I', c) end, ', ')
-         from unnest(v_cols) c),
-      case when v_has_updated then ', st.source_updated_at desc nulls last' else '' end,
-      (select string_agg(format('st.%I', c), ', ') from unnest(v_key) c));
-    execute v_sql into v_result using p_rows;
     return v_result || jsonb_build_object(
       'skipped', v_staged - (v_result ->> 'inserted')::bigint - (v_result ->> 'updated')::bigint);
   end

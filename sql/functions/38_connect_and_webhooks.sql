@@ -24,12 +24,15 @@ create or replace function shopsync_private.platform_config(p_platform text) ret
 -- changed (a shop reinstalled into another organization leaves an uninstalled store behind).
 create or replace function shopsync.find_store(p_platform text, p_shop_key text)
   returns table (store_id uuid, organization_id uuid, status text)
-  language sql stable set search_path = ''
+  language plpgsql stable set search_path = ''   -- plpgsql: its plan is cached (every webhook asks)
   as $$
-    select s.id, s.organization_id, s.status from shopsync.stores s
-     where s.platform = p_platform and s.shop_key = lower(p_shop_key)
-     order by (s.status = 'active') desc, s.updated_at desc
-     limit 1
+  begin
+    return query
+      select s.id, s.organization_id, s.status from shopsync.stores s
+       where s.platform = p_platform and s.shop_key = lower(p_shop_key)
+       order by (s.status = 'active') desc, s.updated_at desc
+       limit 1;
+  end
   $$;
 
 -- Every store of a shop, in any organization and state: GDPR requests must reach all of them.
@@ -108,17 +111,20 @@ create or replace function shopsync.get_webhook(p_inbox_id bigint)
   returns table (id bigint, platform text, store_id uuid, organization_id uuid, topic text, event_id text,
                  triggered_at timestamptz, payload jsonb, status text, store_status text, shop_key text,
                  products_policy text, customers_policy text, orders_policy text, event_already_applied boolean)
-  language sql stable set search_path = ''
+  language plpgsql stable set search_path = ''   -- plpgsql: its plan is cached (one call per delivery)
   as $$
-    select w.id, w.platform, w.store_id, w.organization_id, w.topic, w.event_id, w.triggered_at, w.payload,
-           w.status, s.status, s.shop_key, c.products_policy, c.customers_policy, c.orders_policy,
-           w.event_id is not null and exists (
-             select 1 from shopsync.webhook_inbox o
-              where o.platform = w.platform and o.store_id = w.store_id and o.event_id = w.event_id
-                and o.id <> w.id and o.status = 'processed')
-      from shopsync.webhook_inbox w left join shopsync.stores s on s.id = w.store_id
-      left join shopsync.store_sync_config c on c.store_id = w.store_id
-     where w.id = p_inbox_id
+  begin
+    return query
+      select w.id, w.platform, w.store_id, w.organization_id, w.topic, w.event_id, w.triggered_at, w.payload,
+             w.status, s.status, s.shop_key, c.products_policy, c.customers_policy, c.orders_policy,
+             w.event_id is not null and exists (
+               select 1 from shopsync.webhook_inbox o
+                where o.platform = w.platform and o.store_id = w.store_id and o.event_id = w.event_id
+                  and o.id <> w.id and o.status = 'processed')
+        from shopsync.webhook_inbox w left join shopsync.stores s on s.id = w.store_id
+        left join shopsync.store_sync_config c on c.store_id = w.store_id
+       where w.id = p_inbox_id;
+  end
   $$;
 
 create or replace function shopsync.finish_webhook(p_inbox_id bigint, p_status text, p_error text default null)

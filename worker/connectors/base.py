@@ -34,7 +34,7 @@ class ConnectorBase(Generic[S]):
     def __init__(self, settings: S | None, loader: Callable[[], S]) -> None:
         self._settings = settings
         self._loader = loader
-        self._sealers: dict[int, Sealer] = {}
+        self._sealer: tuple[Settings, Sealer] | None = None
 
     @property
     def settings(self) -> S:
@@ -43,10 +43,12 @@ class ConnectorBase(Generic[S]):
         return self._settings
 
     def sealer(self, core: Settings) -> Sealer:
-        sealer = self._sealers.get(id(core))
-        if sealer is None:
-            sealer = self._sealers[id(core)] = Sealer.from_settings(core)
-        return sealer
+        # keyed by the settings object itself, held here: an id() could be reused by newer settings
+        # once the old object is freed, and hand them a sealer with the old keys
+        cached = self._sealer
+        if cached is None or cached[0] is not core:
+            cached = self._sealer = (core, Sealer.from_settings(core))
+        return cached[1]
 
 
 def active_store_handler(kind: str, work: StoreJob) -> Handler:
