@@ -147,6 +147,30 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.02
 
 # --- worker subprocesses -------------------------------------------------------------------------
 
+def cpu_seconds(pid: int, *, exited_children: bool = False) -> float:
+    """User + system CPU a process has used so far (Linux /proc); with ``exited_children``, plus that of
+    its children that have exited (a PostgreSQL postmaster's: backends that came and went)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if exited_children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_cpu_seconds(cluster: Cluster) -> float:
+    """CPU the whole PostgreSQL cluster has used so far: the postmaster, its live processes and those that
+    have exited."""
+    postmaster = int((cluster.pg.data_dir / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(postmaster, exited_children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == postmaster:
+                    total += cpu_seconds(int(entry.name))
+            except (OSError, ValueError):
+                continue            # a backend that exited meanwhile is in the postmaster's share
+    return total
+
+
 def worker_env(dsn: str, **settings: Any) -> dict[str, str]:
     """Environment for ``python -m tests.worker_app``: ours minus any shopsync/Supabase settings, plus
     DATABASE_URL and the given settings as ``SHOPSYNC_<NAME>``."""

@@ -12,13 +12,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
-from bench.common import ROOT, stop_process
+from bench.common import ROOT, cpu_seconds, stop_process
 from worker.config import Settings
 from worker.connectors.store_secrets import save_secrets
 from worker.db.direct import DirectDatabase
@@ -49,10 +48,9 @@ class JsonSandbox:
         return self
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the sandbox process has used so far (Linux /proc)."""
+        """User + system CPU the sandbox process has used so far."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def __exit__(self, *_exc: object) -> None:
         if self.proc is not None:

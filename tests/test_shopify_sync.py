@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -17,6 +18,7 @@ from sandbox.shopify import DatasetSpec, ShopifySandbox, serve_shopify_sandbox
 from sandbox.shopify.state import Shop
 from tests.conftest import job_context, new_user, personal_org
 from worker.connectors.shopify import queries as q
+from worker.connectors.shopify.bulk import BulkRunner
 from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.sync import shopify_sync_source
 from worker.db.direct import DirectDatabase
@@ -384,3 +386,26 @@ async def test_list_synced_ids_pages_live_ids(db: DirectDatabase, conn: psycopg.
     with pytest.raises(DatabaseError) as info:
         await db.rpc("list_synced_ids", {"p_table": "orders", "p_store_id": store_id, "p_limit": 0})
     assert info.value.sqlstate == "22023"
+
+
+async def test_bulk_lines_are_whole_whatever_the_chunks() -> None:
+    # lines split anywhere across chunks (one across three), blank lines, CRLF, no final newline;
+    # resumed readers get None for children up to the skip and still see parents
+    chunks = [b'{"id":"gid://shopify/Product/1","title":"A"}\n{"id":"gid://sho', b"pify/ProductVariant/2",
+              b'","__parentId":"gid://shopify/Product/1"}\r\n\n  \n{"id":"gid://shopify/Product/3","ti',
+              b'tle":"\xc3\xa9"}']
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in chunks:
+                yield chunk
+        return httpx.Response(200, content=body())
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(serve)) as http:
+        runner = BulkRunner(None, http)  # type: ignore[arg-type]  # downloading needs no GraphQL client
+        got = [item async for item in runner.lines("http://bulk.test/x.jsonl")]
+        resumed = [item async for item in runner.lines("http://bulk.test/x.jsonl", skip=2)]
+    assert got == [(1, {"id": "gid://shopify/Product/1", "title": "A"}),
+                   (2, {"id": "gid://shopify/ProductVariant/2", "__parentId": "gid://shopify/Product/1"}),
+                   (3, {"id": "gid://shopify/Product/3", "title": "é"})]
+    assert resumed == [got[0], (2, None), got[2]]
