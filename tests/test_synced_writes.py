@@ -218,3 +218,25 @@ async def test_a_fresh_write_inserts_directly_and_falls_back_to_the_merge(db: Da
     await db.write_synced("products", [stray], fresh=True)
     assert conn.execute("select organization_id::text as o from shopsync.products where id = '4'").fetchone()["o"] \
         == store[1]
+
+
+def test_json_merges_follow_the_tables_columns(conn: psycopg.Connection[Any], store: tuple[str, str]) -> None:
+    # every synced table has its compiled JSON merge, and regenerating them (as every migration does)
+    # picks up a column added since; all inside one rolled-back transaction
+    names = {r["proname"] for r in conn.execute(
+        "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = 'shopsync_private' and p.proname like 'merge\\_json\\_%'")}
+    assert names == {f"merge_json_{t}" for t in ("inventory_locations", "products", "product_variants",
+                                                 "inventory_levels", "customers", "orders", "order_line_items",
+                                                 "order_fulfillments")}
+    row = {"store_id": store[0], "id": "p1", "organization_id": store[1], "title": "T", "tags": [],
+           "source_updated_at": T0.isoformat(), "raw": {}, "season": "winter"}
+    with conn.transaction(force_rollback=True):
+        conn.execute("alter table shopsync.products add column season text")
+        conn.execute("select shopsync_private.define_row_mergers()")
+        result = conn.execute("select shopsync.upsert_synced('products', %s) as r",
+                              (psycopg.types.json.Jsonb([row]),)).fetchone()["r"]
+        assert result == {"inserted": 1, "updated": 0, "skipped": 0}
+        assert conn.execute("select season from shopsync.products where id = 'p1'").fetchone()["season"] == "winter"
+    assert conn.execute("select count(*) as n from information_schema.columns where table_schema = 'shopsync' "
+                        "and table_name = 'products' and column_name = 'season'").fetchone()["n"] == 0
