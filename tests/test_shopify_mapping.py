@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -20,6 +21,7 @@ from worker.connectors.shopify.mapping import (
     RESOURCE_TABLES,
     WEBHOOK_TOPICS,
     Owner,
+    bulk_raw,
     customer_row,
     fulfillment_row,
     legacy_id,
@@ -205,3 +207,29 @@ def test_ids_from_gids_plain_and_escaped() -> None:
 def test_bad_webhooks_fail_permanently_with_a_clear_message(topic: str, payload: Any, message: str) -> None:
     with pytest.raises(PermanentError, match=message):
         effect(topic, payload)
+
+
+@pytest.mark.parametrize("line", [
+    # a root line, Shopify's escaped slashes, nested objects and lists
+    rb'{"id":"gid:\/\/shopify\/Product\/1","title":"A \"quoted\", \\ title","tags":["x"],"seo":{"t":null}}',
+    # a child: __parentId last is cut off; its inventoryItem stays
+    rb'{"id":"gid:\/\/shopify\/ProductVariant\/2","inventoryItem":{"id":"gid:\/\/shopify\/InventoryItem\/3"},'
+    rb'"title":"x\",\"__parentId\":\"y","__parentId":"gid:\/\/shopify\/Product\/1"}',
+])
+def test_bulk_raw_is_the_line_itself_when_it_holds_what_raw_keeps(line: bytes) -> None:
+    node = orjson.loads(line)
+    raw = bulk_raw(line, node)
+    assert isinstance(raw, orjson.Fragment)
+    assert orjson.loads(orjson.dumps(raw)) == variant_row(OWNER, node, "1")["raw"]
+
+
+@pytest.mark.parametrize("line", [
+    rb'{"id":"gid:\/\/shopify\/ProductVariant\/2","__parentId":"gid:\/\/shopify\/Product\/1","title":"t"}',
+    rb'{"id":"gid:\/\/shopify\/Product\/1","variants":{"edges":[]}}',
+    rb'{"id":"gid:\/\/shopify\/ProductVariant\/2","inventoryItem":{"id":"x","inventoryLevels":[]},'
+    rb'"__parentId":"gid:\/\/shopify\/Product\/1"}',
+    rb'{"__parentId":"gid:\/\/shopify\/Product\/1"}',
+])
+def test_bulk_raw_falls_back_to_the_object_when_the_line_holds_more(line: bytes) -> None:
+    # __parentId not last, an inline child connection (also inside the inventory item), nothing before it
+    assert bulk_raw(line, orjson.loads(line)) is None

@@ -14,6 +14,8 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 __all__ = ["as_datetime", "to_json"]
 
 
@@ -37,6 +39,8 @@ def to_json(value: Any) -> Any:
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_json(v) for v in value]
+    if isinstance(value, orjson.Fragment):                 # JSON already serialized (a bulk line's raw)
+        return orjson.loads(orjson.dumps(value))
     raise TypeError(f"cannot send a {type(value).__name__} as JSON")
 
 

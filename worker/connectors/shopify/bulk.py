@@ -133,9 +133,10 @@ class BulkRunner:
                                      retry_in=60.0)
             await asyncio.sleep(self.poll_interval)
 
-    async def lines(self, url: str, skip: int = 0) -> AsyncIterator[tuple[int, dict[str, Any] | None]]:
-        """Yield ``(line number, object)`` for every line (1-based). Lines up to ``skip`` yield ``None``
-        as the object unless they are parents (no ``__parentId``): a resumed reader still sees those."""
+    async def lines(self, url: str, skip: int = 0) -> AsyncIterator[tuple[int, dict[str, Any] | None, bytes]]:
+        """Yield ``(line number, object, the line's bytes)`` for every line (1-based). Lines up to ``skip``
+        yield ``None`` as the object unless they are parents (no ``__parentId``): a resumed reader still
+        sees those."""
         number = 0
         try:
             async with self.http.stream("GET", url) as response:
@@ -148,7 +149,7 @@ class BulkRunner:
                 async for line in _jsonl_lines(response):
                     number += 1
                     if number <= skip and b'"__parentId"' in line:
-                        yield number, None
+                        yield number, None, line
                         continue
                     try:
                         obj = orjson.loads(line)
@@ -156,15 +157,15 @@ class BulkRunner:
                         raise RetryableError(f"bulk result line {number} is not JSON (truncated download?)") from None
                     if not isinstance(obj, dict):
                         raise PermanentError(f"bulk result line {number} is not an object")
-                    yield number, obj
+                    yield number, obj, line
         except httpx.TransportError as exc:
             # the checkpoint holds the lines already written: the retried job resumes after them
             raise RetryableError(f"bulk result download interrupted ({type(exc).__name__})") from None
 
 
 async def _jsonl_lines(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The non-blank lines of a JSONL body as bytes: split in C and handed to orjson as bytes, not
-    decoded to text and split in Python first."""
+    """The non-blank lines of a JSONL body as bytes (without a CRLF's CR): split in C and handed to
+    orjson as bytes, not decoded to text and split in Python first."""
     pending: list[bytes] = []       # the start of a line that continues in a later chunk
     async for chunk in response.aiter_bytes():
         parts = chunk.split(b"\n")
@@ -178,8 +179,8 @@ async def _jsonl_lines(response: httpx.Response) -> AsyncIterator[bytes]:
         pending.append(parts.pop())
         for line in parts:
             if line.strip():
-                yield line
-    rest = b"".join(pending)
+                yield line.rstrip(b"\r")
+    rest = b"".join(pending).rstrip(b"\r")
     if rest.strip():
         yield rest
 

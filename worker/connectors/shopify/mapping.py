@@ -24,6 +24,8 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from worker.connectors.canonical import MappingError, Owner, WebhookEffect, parse_time
 from worker.connectors.canonical import enum_text as _enum
 from worker.connectors.canonical import integer as _int
@@ -78,6 +80,7 @@ NOT_IN_WEBHOOKS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 # GraphQL keys that are child connections: not part of the parent's ``raw``
 CHILD_CONNECTIONS = frozenset({"variants", "inventoryLevels", "lineItems", "__parentId"})
+_INLINE_CHILDREN = tuple(CHILD_CONNECTIONS - {"__parentId"})
 
 _GID = re.compile(r"^gid:(?:\\?/){2}shopify(?:\\?/)[A-Za-z]+(?:\\?/)(\d+)(?:\?.*)?$")
 
@@ -157,26 +160,48 @@ def _node_raw(node: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in node.items() if k not in CHILD_CONNECTIONS}
 
 
+_PARENT_KEY = b',"__parentId":"'
+
+
+def bulk_raw(line: bytes, node: Mapping[str, Any]) -> orjson.Fragment | None:
+    """A bulk JSONL line's ``raw``, as its own bytes, when they hold exactly what ``_node_raw`` keeps: no
+    child connection inline and ``__parentId``, if any, the last key (cut off). At a million lines this
+    saves copying every object and serializing it again. None: use the object."""
+    if "__parentId" in node:
+        cut = line.rfind(_PARENT_KEY)
+        if cut < 0 or not line.endswith(b'"}') or b'"' in line[cut + len(_PARENT_KEY):-2]:
+            return None
+        line = line[:cut] + b"}"
+    if any(key in node for key in _INLINE_CHILDREN):
+        return None
+    item = node.get("inventoryItem")
+    if isinstance(item, Mapping) and not CHILD_CONNECTIONS.isdisjoint(item):
+        return None
+    return orjson.Fragment(line)
+
+
 # --- rows from GraphQL nodes ------------------------------------------------------------------------------
 
-def product_row(o: Owner, node: Mapping[str, Any]) -> dict[str, Any]:
+def product_row(o: Owner, node: Mapping[str, Any], raw: Any = None) -> dict[str, Any]:
     node = _require(node, "product")
     return {**o.cols(), "id": legacy_id(node["id"]), "title": _text(node.get("title")),
             "handle": _text(node.get("handle")), "status": _enum(node.get("status")),
             "vendor": _text(node.get("vendor")), "product_type": _text(node.get("productType")),
             "tags": _tags(node.get("tags")), "source_created_at": parse_time(node.get("createdAt")),
-            "source_updated_at": parse_time(node.get("updatedAt")), "deleted_at": None, "raw": _node_raw(node)}
+            "source_updated_at": parse_time(node.get("updatedAt")), "deleted_at": None,
+            "raw": _node_raw(node) if raw is None else raw}
 
 
-def variant_row(o: Owner, node: Mapping[str, Any], product_id: str | None = None) -> dict[str, Any]:
+def variant_row(o: Owner, node: Mapping[str, Any], product_id: str | None = None, raw: Any = None) -> dict[str, Any]:
     node = _require(node, "variant")
     pid = product_id or _opt_id(node.get("product")) or _opt_id(node.get("__parentId"))
     if pid is None:
         raise MappingError("variant has no product")
     item = node.get("inventoryItem")
-    raw = _node_raw(node)
-    if isinstance(item, Mapping):
-        raw["inventoryItem"] = _node_raw(item)
+    if raw is None:
+        raw = _node_raw(node)
+        if isinstance(item, Mapping):
+            raw["inventoryItem"] = _node_raw(item)
     return {**o.cols(), "id": legacy_id(node["id"]), "product_id": pid, "title": _text(node.get("title")),
             "sku": _text(node.get("sku")), "barcode": _text(node.get("barcode")), "price": _money(node.get("price")),
             "compare_at_price": _money(node.get("compareAtPrice")), "currency": None,
@@ -185,7 +210,8 @@ def variant_row(o: Owner, node: Mapping[str, Any], product_id: str | None = None
             "source_updated_at": parse_time(node.get("updatedAt")), "deleted_at": None, "raw": raw}
 
 
-def level_row(o: Owner, node: Mapping[str, Any], inventory_item_id: str | None = None) -> dict[str, Any]:
+def level_row(o: Owner, node: Mapping[str, Any], inventory_item_id: str | None = None,
+              raw: Any = None) -> dict[str, Any]:
     if not isinstance(node, Mapping):
         raise MappingError("inventory level is not an object")
     item = inventory_item_id or _opt_id(node.get("item"))
@@ -195,7 +221,8 @@ def level_row(o: Owner, node: Mapping[str, Any], inventory_item_id: str | None =
     quantities = {q.get("name"): q.get("quantity") for q in node.get("quantities") or [] if isinstance(q, Mapping)}
     return {**o.cols(), "inventory_item_id": item, "location_id": location,
             "available": _int(quantities.get("available")), "on_hand": _int(quantities.get("on_hand")),
-            "source_updated_at": parse_time(node.get("updatedAt")), "deleted_at": None, "raw": _node_raw(node)}
+            "source_updated_at": parse_time(node.get("updatedAt")), "deleted_at": None,
+            "raw": _node_raw(node) if raw is None else raw}
 
 
 def location_row(o: Owner, node: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,7 +233,7 @@ def location_row(o: Owner, node: Mapping[str, Any]) -> dict[str, Any]:
             "source_updated_at": parse_time(node.get("updatedAt")), "deleted_at": None, "raw": _node_raw(node)}
 
 
-def customer_row(o: Owner, node: Mapping[str, Any]) -> dict[str, Any]:
+def customer_row(o: Owner, node: Mapping[str, Any], raw: Any = None) -> dict[str, Any]:
     node = _require(node, "customer")
     consent = node.get("emailMarketingConsent")
     marketing = consent.get("marketingState") if isinstance(consent, Mapping) else None
@@ -219,10 +246,10 @@ def customer_row(o: Owner, node: Mapping[str, Any]) -> dict[str, Any]:
             "default_address": _address(node.get("defaultAddress")),
             "source_created_at": parse_time(node.get("createdAt")),
             "source_updated_at": parse_time(node.get("updatedAt")), "deleted_at": None, "redacted_at": None,
-            "raw": _node_raw(node)}
+            "raw": _node_raw(node) if raw is None else raw}
 
 
-def order_row(o: Owner, node: Mapping[str, Any]) -> dict[str, Any]:
+def order_row(o: Owner, node: Mapping[str, Any], raw: Any = None) -> dict[str, Any]:
     node = _require(node, "order")
     refunds = node.get("refunds") or []
     return {**o.cols(), "id": legacy_id(node["id"]), "name": _text(node.get("name")),
@@ -241,17 +268,17 @@ def order_row(o: Owner, node: Mapping[str, Any]) -> dict[str, Any]:
             "processed_at": parse_time(node.get("processedAt")), "cancelled_at": parse_time(node.get("cancelledAt")),
             "closed_at": parse_time(node.get("closedAt")), "source_created_at": parse_time(node.get("createdAt")),
             "source_updated_at": parse_time(node.get("updatedAt")), "deleted_at": None, "redacted_at": None,
-            "raw": _node_raw(node)}
+            "raw": _node_raw(node) if raw is None else raw}
 
 
 def line_item_row(o: Owner, node: Mapping[str, Any], order_id: str,
-                  order_updated_at: datetime | None) -> dict[str, Any]:
+                  order_updated_at: datetime | None, raw: Any = None) -> dict[str, Any]:
     node = _require(node, "line item")
     return {**o.cols(), "id": legacy_id(node["id"]), "order_id": order_id, "product_id": _opt_id(node.get("product")),
             "variant_id": _opt_id(node.get("variant")), "sku": _text(node.get("sku")),
             "title": _text(node.get("title")), "quantity": _int(node.get("quantity")),
             "price": _money(node.get("originalUnitPriceSet")), "total_discount": _money(node.get("totalDiscountSet")),
-            "source_updated_at": order_updated_at, "raw": _node_raw(node)}
+            "source_updated_at": order_updated_at, "raw": _node_raw(node) if raw is None else raw}
 
 
 def fulfillment_row(o: Owner, node: Mapping[str, Any], order_id: str) -> dict[str, Any]:

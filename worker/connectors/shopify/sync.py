@@ -42,6 +42,7 @@ from worker.connectors.shopify.bulk import (
 from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.mapping import (
     RESOURCE_TABLES,
+    bulk_raw,
     customer_row,
     fulfillment_row,
     legacy_id,
@@ -240,14 +241,14 @@ class _Run:
         facts = ParentFacts()
         last = skip
         orphans = 0
-        async for number, obj in runner.lines(op.url, skip):
+        async for number, obj, line in runner.lines(op.url, skip):
             if number <= skip:
                 if obj is not None and self.resource == "orders" and gid_kind(obj.get("id")) == "Order":
                     facts.put(int(legacy_id(obj["id"])), self._us(parse_time(obj.get("updatedAt"))))
                 continue
             if obj is None:
                 continue
-            orphans += self._bulk_line(obj, rows, facts)
+            orphans += self._bulk_line(obj, line, rows, facts)
             last = number
             if rows.count >= self.opts.batch_rows:
                 yield rows.batch({"bulk_operation_id": op.id, "lines_done": number}, op.created_at)
@@ -260,37 +261,38 @@ class _Run:
     def _us(value: datetime | None) -> int | None:
         return None if value is None else (value - _EPOCH) // _US
 
-    def _bulk_line(self, obj: dict[str, Any], rows: _Rows, facts: ParentFacts) -> int:
+    def _bulk_line(self, obj: dict[str, Any], line: bytes, rows: _Rows, facts: ParentFacts) -> int:
         """Map one JSONL line into ``rows``; returns 1 for a child whose parent was not seen."""
         kind = gid_kind(obj.get("id"))
         o = self.owner
+        raw = bulk_raw(line, obj)
         if kind == "Product":
-            row = product_row(o, obj)
+            row = product_row(o, obj, raw)
             rows.saw(row["source_updated_at"])
             rows.add("products", row)
         elif kind == "ProductVariant":
-            rows.add("product_variants", variant_row(o, obj, legacy_id(obj["__parentId"])))
+            rows.add("product_variants", variant_row(o, obj, legacy_id(obj["__parentId"]), raw))
         elif kind == "InventoryLevel":
-            rows.add("inventory_levels", level_row(o, obj))
+            rows.add("inventory_levels", level_row(o, obj, raw=raw))
         elif kind == "Customer":
-            row = customer_row(o, obj)
+            row = customer_row(o, obj, raw)
             rows.saw(row["source_updated_at"])
             rows.add("customers", row)
         elif kind == "Order":
-            self._order(obj, rows, with_lines=False)
+            self._order(obj, rows, with_lines=False, raw=raw)
             facts.put(int(legacy_id(obj["id"])), self._us(parse_time(obj.get("updatedAt"))))
         elif kind == "LineItem":
             parent = int(legacy_id(obj["__parentId"]))
             us = facts.get(parent)
             updated = None if us is None else _EPOCH + timedelta(microseconds=us)
-            rows.add("order_line_items", line_item_row(o, obj, str(parent), updated))
+            rows.add("order_line_items", line_item_row(o, obj, str(parent), updated, raw))
             return 0 if parent in facts else 1
         else:
             log.debug("shopify %s: skipping a bulk line of kind %s", self.client.shop, kind)
         return 0
 
-    def _order(self, node: dict[str, Any], rows: _Rows, *, with_lines: bool) -> dict[str, Any]:
-        row = order_row(self.owner, node)
+    def _order(self, node: dict[str, Any], rows: _Rows, *, with_lines: bool, raw: Any = None) -> dict[str, Any]:
+        row = order_row(self.owner, node, raw)
         rows.saw(row["source_updated_at"])
         rows.add("orders", row)
         for f in node.get("fulfillments") or []:
