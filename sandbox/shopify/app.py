@@ -13,7 +13,6 @@ Every request passes the fault injector and lands in ``sandbox.request_log``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -28,8 +27,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from sandbox.fault_middleware import FaultAnswers, HttpMiddleware, serve_with_faults
 from sandbox.serving import serve_app
 from sandbox.shopify.faults import classify_path, fault_body
 from sandbox.shopify.oauth import authorize, token_endpoint
@@ -40,19 +40,13 @@ __all__ = ["create_app", "serve_shopify_sandbox"]
 
 UNAUTHORIZED = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 CHUNK = 64 * 1024
+FAULT_ANSWERS = FaultAnswers(fault_body, retry_after=lambda seconds: f"{seconds:.1f}")
 
 
-class SandboxMiddleware:
-    """Fault injection + request log, as a plain ASGI wrapper (sees every route, including 404s)."""
+class SandboxMiddleware(HttpMiddleware[ShopifySandbox]):
+    """Fault injection + request log."""
 
-    def __init__(self, app: ASGIApp, sandbox: ShopifySandbox) -> None:
-        self.app = app
-        self.sandbox = sandbox
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         sandbox = self.sandbox
         start = time.monotonic()
         endpoint, shop = classify_path(scope["path"])
@@ -60,33 +54,8 @@ class SandboxMiddleware:
             host = dict(scope.get("headers") or []).get(b"host", b"").decode().split(":")[0]
             shop = host if host in sandbox.shops else None
         scope.setdefault("state", {})
-        latency, rule = sandbox.faults.take(endpoint, shop)
-        if latency:
-            await asyncio.sleep(latency)
-        status = 0
-        fault: str | None = None
-        if rule is not None:
-            sandbox.count("faults_injected")
-            fault = f"{rule.kind}:{rule.status}"
-            if rule.kind == "hang":
-                await asyncio.sleep(rule.seconds)
-            status = rule.status
-            body, ctype = fault_body(status)
-            if rule.body is not None:
-                body = rule.body.encode()
-            headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
-            if rule.retry_after is not None:
-                headers.append((b"retry-after", f"{rule.retry_after:.1f}".encode()))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-        else:
-            async def send_wrapper(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = int(message["status"])
-                await send(message)
-
-            await self.app(scope, receive, send_wrapper)
+        status, fault = await serve_with_faults(self.app, scope, receive, send, sandbox.faults.take(endpoint, shop),
+                                                FAULT_ANSWERS, lambda: sandbox.count("faults_injected"))
         detail = scope["state"].get("sandbox_detail") or {}
         sandbox.count(f"http_{endpoint}")
         sandbox.count(f"status_{status}")

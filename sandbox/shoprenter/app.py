@@ -17,7 +17,6 @@ app and shop, then 429. Every request passes the fault injector and lands in ``s
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -35,8 +34,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from sandbox.fault_middleware import FaultAnswers, HttpMiddleware, serve_with_faults
 from sandbox.serving import serve_app
 from sandbox.shoprenter.dataset import LANGUAGES, ORDER_STATUSES, Customer, Order, Product
 from sandbox.shoprenter.faults import ACCESS_DENIED, classify_path, fault_body
@@ -53,6 +53,7 @@ from sandbox.shoprenter.webhooks import EVENTS, SrWebhook
 
 __all__ = ["create_app", "serve_shoprenter_sandbox"]
 
+FAULT_ANSWERS = FaultAnswers(fault_body, retry_after=lambda seconds: str(math.ceil(seconds)))
 COMMON_PARAMS = frozenset({"page", "limit", "full"})
 # resource -> (filter params it accepts)
 FILTERS: dict[str, frozenset[str]] = {
@@ -82,48 +83,17 @@ class ApiError(Exception):
         return {"error": self.code, "message": self.message} if self.code else {"message": self.message}
 
 
-class SandboxMiddleware:
-    """Fault injection + request log as a plain ASGI wrapper (sees every route, including 404s)."""
+class SandboxMiddleware(HttpMiddleware[ShopRenterSandbox]):
+    """Fault injection + request log."""
 
-    def __init__(self, app: ASGIApp, sandbox: ShopRenterSandbox) -> None:
-        self.app = app
-        self.sandbox = sandbox
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         sandbox = self.sandbox
         start = time.monotonic()
         endpoint, resource, shop = classify_path(scope["path"])
         state = scope.setdefault("state", {})
-        latency, rule = sandbox.faults.take(endpoint, resource, shop)
-        if latency:
-            await asyncio.sleep(latency)
-        status = 0
-        fault: str | None = None
-        if rule is not None:
-            sandbox.count("faults_injected")
-            fault = f"{rule.kind}:{rule.status}"
-            if rule.kind == "hang":
-                await asyncio.sleep(rule.seconds)
-            status = rule.status
-            body, ctype = fault_body(status)
-            if rule.body is not None:
-                body = rule.body.encode()
-            headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
-            if rule.retry_after is not None:
-                headers.append((b"retry-after", str(math.ceil(rule.retry_after)).encode()))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-        else:
-            async def send_wrapper(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = int(message["status"])
-                await send(message)
-
-            await self.app(scope, receive, send_wrapper)
+        status, fault = await serve_with_faults(self.app, scope, receive, send,
+                                                sandbox.faults.take(endpoint, resource, shop), FAULT_ANSWERS,
+                                                lambda: sandbox.count("faults_injected"))
         if status == 429:
             sandbox.count("rate_limited")
         sandbox.count(f"http_{endpoint}")

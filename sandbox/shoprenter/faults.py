@@ -10,15 +10,17 @@ or ``other``. Kinds:
 * ``hang`` — hold the request for ``seconds`` (longer than the client's timeout), then 504;
 * ``latency`` — delay by ``seconds`` and then serve normally (stacks with other rules).
 
-``remaining=None`` keeps a rule until ``clear()``; ``probability`` < 1 makes it intermittent (seeded).
+``remaining=None`` keeps a rule until ``clear()``; ``probability`` < 1 makes it intermittent (seeded). The rule
+queue itself is ``sandbox.faults``; this module says what ShopRenter's endpoints and fault answers are.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox import faults
 
 __all__ = ["ACCESS_DENIED", "FaultInjector", "FaultRule", "classify_path", "fault_body"]
 
@@ -27,22 +29,9 @@ ACCESS_DENIED = "The resource owner or authorization server denied the request."
 
 
 @dataclass
-class FaultRule:
-    kind: str = "status"  # "status" | "hang" | "latency"
-    status: int = 503
-    remaining: int | None = 1
-    endpoint: str = "*"
-    shop: str | None = None
-    retry_after: float | None = None
-    seconds: float = 0.0
-    body: str | None = None
-    probability: float = 1.0
-    fired: int = 0
-
+class FaultRule(faults.FaultRule):
     def applies(self, endpoint: str, resource: str | None, shop: str | None) -> bool:
-        if self.remaining is not None and self.remaining <= 0:
-            return False
-        if self.shop is not None and self.shop != shop:
+        if not self.live_for(shop):
             return False
         if self.endpoint == "*":
             return endpoint in ("token", "api")
@@ -80,23 +69,9 @@ def fault_body(status: int) -> tuple[bytes, str]:
 
 
 @dataclass
-class FaultInjector:
-    rules: list[FaultRule] = field(default_factory=list)
-    seed: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _rng: random.Random = field(default_factory=random.Random, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rng.seed(self.seed)
-
-    def add(self, rule: FaultRule) -> FaultRule:
-        with self._lock:
-            self.rules.append(rule)
-        return rule
-
-    def fail_next(self, n: int = 1, status: int = 503, *, endpoint: str = "*", shop: str | None = None,
-                  retry_after: float | None = None, body: str | None = None) -> FaultRule:
-        return self.add(FaultRule("status", status, n, endpoint, shop, retry_after, body=body))
+class FaultInjector(faults.ShopFaultInjector[FaultRule]):
+    def new_rule(self, **fields: Any) -> FaultRule:
+        return FaultRule(**fields)
 
     def rate_limit_next(self, n: int = 1, *, endpoint: str = "api", shop: str | None = None,
                         retry_after: float | None = None) -> FaultRule:
@@ -105,39 +80,10 @@ class FaultInjector:
     def unauthorized_next(self, n: int = 1, *, endpoint: str = "api", shop: str | None = None) -> FaultRule:
         return self.add(FaultRule("status", 401, n, endpoint, shop))
 
-    def hang_next(self, n: int = 1, *, seconds: float = 30.0, endpoint: str = "*",
-                  shop: str | None = None) -> FaultRule:
-        return self.add(FaultRule("hang", 504, n, endpoint, shop, seconds=seconds))
-
-    def slow(self, seconds: float, n: int | None = None, *, endpoint: str = "*", shop: str | None = None) -> FaultRule:
-        return self.add(FaultRule("latency", 200, n, endpoint, shop, seconds=seconds))
-
     def intermittent(self, probability: float, status: int = 503, *, endpoint: str = "*",
                      shop: str | None = None) -> FaultRule:
         return self.add(FaultRule("status", status, None, endpoint, shop, probability=probability))
 
-    def clear(self) -> None:
-        with self._lock:
-            self.rules.clear()
-
     def take(self, endpoint: str, resource: str | None, shop: str | None) -> tuple[float, FaultRule | None]:
         """Consume the rules matching a request -> (total latency, the terminal rule if any)."""
-        latency = 0.0
-        terminal: FaultRule | None = None
-        with self._lock:
-            for rule in self.rules:
-                if not rule.applies(endpoint, resource, shop):
-                    continue
-                if rule.probability < 1.0 and self._rng.random() >= rule.probability:
-                    continue
-                if rule.kind == "latency":
-                    latency += rule.seconds
-                elif terminal is None:
-                    terminal = rule
-                else:
-                    continue
-                rule.fired += 1
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-            self.rules = [r for r in self.rules if r.remaining is None or r.remaining > 0]
-        return latency, terminal
+        return self.take_matching(lambda rule: rule.applies(endpoint, resource, shop))

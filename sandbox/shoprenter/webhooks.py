@@ -8,13 +8,13 @@ A subscription is ``{label, event, status, webHookParameters: [{type: json|xml, 
 Deliveries are POSTs of ``{"orders": {"order": [{...}]}}`` (or its XML) with **no signature** — ShopRenter
 documents none, so a receiver can only treat a delivery as a hint and re-fetch the order. Retries are not
 documented either: by default a failed delivery is not retried (``max_retries``). ``webHookDelay`` is stored and
-echoed but deliveries are immediate. A background thread sends them; faults drop or duplicate deliveries.
+echoed but deliveries are immediate. A background thread sends them; faults drop or duplicate deliveries. The
+queue and faults are ``sandbox.webhook_delivery``'s; this module adds ShopRenter's payloads and sending.
 """
 
 from __future__ import annotations
 
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
+
+from sandbox.webhook_delivery import DeliveryFaults, DeliveryQueue
 
 __all__ = [
     "EVENTS",
@@ -78,99 +80,27 @@ class DeliveryRecord:
 
 
 @dataclass
-class WebhookFaults:
-    drop_next: int = 0  # lose the next N deliveries outright
-    duplicate_next: int = 0  # send the next N deliveries twice
-    drop_rate: float = 0.0
-    duplicate_rate: float = 0.0
-    delay: float = 0.0  # seconds before each delivery
+class WebhookFaults(DeliveryFaults):
+    """``delay`` sleeps before each delivery (deliveries go out one at a time, in order)."""
 
 
 _STOP = object()
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(DeliveryQueue[Delivery, WebhookFaults]):
     """One worker thread, deliveries in order; tests and server handlers enqueue from any thread."""
+
+    thread_name = "shoprenter-sandbox-webhooks"
 
     def __init__(self, count: Callable[[str], None], *, seed: int = 0, max_retries: int = 0,
                  retry_delay: float = 0.05, timeout: float = 5.0) -> None:
+        super().__init__(WebhookFaults(), seed=seed)
         self._count = count
         self.max_retries = max_retries
         self.retry_delay = retry_delay
         self.timeout = timeout
-        self.faults = WebhookFaults()
         self.log: list[DeliveryRecord] = []
-        self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._held: list[Delivery] | None = None
         self._queue: queue.Queue[object] = queue.Queue()
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(target=self._run, name="shoprenter-sandbox-webhooks", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(_STOP)
-            thread.join(timeout=10)
-        with self._lock:
-            self._queue = queue.Queue()
-            self._pending = 0
-            self._held = None
-
-    # --- public API ------------------------------------------------------------------------------------
-
-    def enqueue(self, deliveries: list[Delivery]) -> None:
-        if not deliveries:
-            return
-        self.start()
-        with self._lock:
-            self._pending += len(deliveries)
-            if self._held is not None:
-                self._held.extend(deliveries)
-                return
-            q = self._queue
-        for d in deliveries:
-            q.put(d)
-
-    def hold(self) -> None:
-        """Buffer new deliveries until ``release`` (lets a test build a batch, e.g. to reorder it)."""
-        with self._lock:
-            if self._held is None:
-                self._held = []
-
-    def release(self, *, shuffle: bool = False) -> None:
-        with self._lock:
-            held, self._held = self._held or [], None
-            q = self._queue
-        if shuffle:
-            self._rng.shuffle(held)
-        for d in held:
-            q.put(d)
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return self._pending
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every enqueued delivery finished (delivered, dropped or given up)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._pending == 0:
-                    return True
-            time.sleep(0.01)
-        return False
 
     def records(self, event: str | None = None, outcome: str | None = None) -> list[DeliveryRecord]:
         with self._lock:
@@ -185,14 +115,22 @@ class WebhookDispatcher:
                                            d.duplicate, d.order_id, d.body))
         self._count(f"webhook_{outcome}")
 
-    def _roll(self, counter: str, rate: float) -> bool:
+    def _submit(self, deliveries: list[Delivery]) -> None:
         with self._lock:
-            if getattr(self.faults, counter) > 0:
-                setattr(self.faults, counter, getattr(self.faults, counter) - 1)
-                return True
-            return rate > 0 and self._rng.random() < rate
+            q = self._queue
+        for d in deliveries:
+            q.put(d)
 
-    def _run(self) -> None:
+    def _stop_worker(self, thread: threading.Thread) -> None:
+        self._queue.put(_STOP)
+        thread.join(timeout=10)
+
+    def _forget_in_flight(self) -> None:
+        super()._forget_in_flight()
+        self._queue = queue.Queue()
+
+    def _work(self) -> None:
+        self._ready.set()
         with httpx.Client(timeout=httpx.Timeout(self.timeout, connect=1.0)) as client:
             while True:
                 item = self._queue.get()
@@ -211,8 +149,7 @@ class WebhookDispatcher:
                     if self.faults.delay > 0:
                         time.sleep(self.faults.delay)
                     self._deliver(client, d)
-                with self._lock:
-                    self._pending -= len(copies) if copies else 1
+                self._done(len(copies) or 1)
 
     def _deliver(self, client: httpx.Client, d: Delivery) -> None:
         while True:

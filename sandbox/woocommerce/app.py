@@ -31,8 +31,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from sandbox.fault_middleware import FaultAnswers, HttpMiddleware, serve_with_faults
 from sandbox.serving import serve_app
 from sandbox.woocommerce.faults import classify_path, fault_body
 from sandbox.woocommerce.php import php_json, php_query, wp_error
@@ -43,6 +44,7 @@ from sandbox.woocommerce.tls import TlsTerminator, make_certificates
 __all__ = ["create_app", "serve_woocommerce_sandbox"]
 
 _SECRET_PARAM = re.compile(r"((?:^|&)consumer_secret=)[^&]*")
+FAULT_ANSWERS = FaultAnswers(fault_body, retry_after=lambda seconds: f"{seconds:g}", headers=((b"server", b"nginx"),))
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _REST_HEADERS = [
     ("X-Robots-Tag", "noindex"),
@@ -54,56 +56,24 @@ _REST_HEADERS = [
 ]
 
 
-class WooMiddleware:
-    """Latency, faults, concurrency counters and the request log — a plain ASGI wrapper that sees every route."""
+class WooMiddleware(HttpMiddleware[WooSandbox]):
+    """Latency, faults, concurrency counters and the request log."""
 
-    def __init__(self, app: ASGIApp, sandbox: WooSandbox) -> None:
-        self.app = app
-        self.sandbox = sandbox
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         sandbox = self.sandbox
         start = time.monotonic()
         endpoint, store_name = classify_path(scope["path"])
         store = sandbox.stores.get(store_name) if store_name else None
         scope.setdefault("state", {})
-        status = 0
-        fault: str | None = None
         if store is not None:
             store.concurrent_requests += 1
             store.max_concurrent_requests = max(store.max_concurrent_requests, store.concurrent_requests)
         try:
             if sandbox.latency > 0 and endpoint != "other":
                 await asyncio.sleep(sandbox.latency)
-            latency, rule = sandbox.faults.take(endpoint, store_name)
-            if latency:
-                await asyncio.sleep(latency)
-            if rule is not None:
-                sandbox.count("faults_injected")
-                fault = f"{rule.kind}:{rule.status}"
-                if rule.kind == "hang":
-                    await asyncio.sleep(rule.seconds)
-                status = rule.status
-                body, ctype = fault_body(status)
-                if rule.body is not None:
-                    body = rule.body.encode()
-                headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode()),
-                           (b"server", b"nginx")]
-                if rule.retry_after is not None:
-                    headers.append((b"retry-after", f"{rule.retry_after:g}".encode()))
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-            else:
-                async def send_wrapper(message: Message) -> None:
-                    nonlocal status
-                    if message["type"] == "http.response.start":
-                        status = int(message["status"])
-                    await send(message)
-
-                await self.app(scope, receive, send_wrapper)
+            status, fault = await serve_with_faults(self.app, scope, receive, send,
+                                                    sandbox.faults.take(endpoint, store_name), FAULT_ANSWERS,
+                                                    lambda: sandbox.count("faults_injected"))
         finally:
             if store is not None:
                 store.concurrent_requests -= 1

@@ -11,13 +11,14 @@ Endpoints (what a rule matches; ``store=`` narrows it to one store):
 Kinds: ``status`` (answer at once: 5xx bodies are HTML — nginx's gateway pages, or WordPress's "critical error"
 page for 500 — and 429 carries ``Retry-After``), ``hang`` (hold the request ``seconds``, then nginx's 504) and
 ``latency`` (delay, then serve normally; stacks with other rules). ``remaining=None`` keeps a rule until
-``clear()``.
+``clear()``; ``probability`` < 1 makes it intermittent (seeded). The rule queue itself is ``sandbox.faults``.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from sandbox.faults import FaultQueue
 
 __all__ = ["ENDPOINTS", "FaultRule", "WooFaults", "classify_path", "fault_body"]
 
@@ -34,6 +35,7 @@ class FaultRule:
     retry_after: float | None = None
     seconds: float = 0.0
     body: str | None = None
+    probability: float = 1.0
     fired: int = 0
 
     def applies(self, endpoint: str, store: str | None) -> bool:
@@ -92,16 +94,11 @@ def fault_body(status: int) -> tuple[bytes, str]:
 
 
 @dataclass
-class WooFaults:
-    rules: list[FaultRule] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
+class WooFaults(FaultQueue[FaultRule]):
     def add(self, rule: FaultRule) -> FaultRule:
         if rule.endpoint not in ENDPOINTS:
             raise ValueError(f"unknown fault endpoint {rule.endpoint!r}; use one of {', '.join(ENDPOINTS)}")
-        with self._lock:
-            self.rules.append(rule)
-        return rule
+        return super().add(rule)
 
     def fail_next(self, n: int = 1, status: int = 503, *, endpoint: str = "*", store: str | None = None,
                   retry_after: float | None = None, body: str | None = None) -> FaultRule:
@@ -119,26 +116,6 @@ class WooFaults:
              store: str | None = None) -> FaultRule:
         return self.add(FaultRule("latency", 200, n, endpoint, store, seconds=seconds))
 
-    def clear(self) -> None:
-        with self._lock:
-            self.rules.clear()
-
     def take(self, endpoint: str, store: str | None) -> tuple[float, FaultRule | None]:
         """Consume the rules matching a request -> (total added latency, the terminal rule if any)."""
-        latency = 0.0
-        terminal: FaultRule | None = None
-        with self._lock:
-            for rule in self.rules:
-                if not rule.applies(endpoint, store):
-                    continue
-                if rule.kind == "latency":
-                    latency += rule.seconds
-                elif terminal is None:
-                    terminal = rule
-                else:
-                    continue
-                rule.fired += 1
-                if rule.remaining is not None:
-                    rule.remaining -= 1
-            self.rules = [r for r in self.rules if r.remaining is None or r.remaining > 0]
-        return latency, terminal
+        return self.take_matching(lambda rule: rule.applies(endpoint, store))

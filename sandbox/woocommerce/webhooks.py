@@ -25,7 +25,8 @@ What WooCommerce does (class-wc-webhook.php, wc-webhook-functions.php) and the s
 
 Delivery faults (``dispatcher.faults``): ``drop_next`` (the action never runs), ``duplicate_next``, ``delay``,
 ``reorder_window``; ``hold()``/``release(shuffle=True)``. ``lag`` delays every first attempt (Action Scheduler
-runs every minute or so on a real site), which widens the coalescing window.
+runs every minute or so on a real site), which widens the coalescing window. The queue, worker loop and faults
+are ``sandbox.webhook_delivery``'s; this module adds WooCommerce's coalescing, payloads, signing and outcomes.
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import random
 import ssl
-import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
+
+from sandbox.webhook_delivery import DeliveryLoop, ReorderableFaults
 
 if TYPE_CHECKING:
     from sandbox.woocommerce.state import WooSandbox, WooStore
@@ -165,145 +166,49 @@ class DeliveryRecord:
 
 
 @dataclass
-class WooWebhookFaults:
-    drop_next: int = 0  # the next N deliveries never run
-    duplicate_next: int = 0  # the next N deliveries are sent twice
-    drop_rate: float = 0.0
-    duplicate_rate: float = 0.0
-    delay: float = 0.0  # seconds before each first attempt, concurrently (so order may change)
-    reorder_window: float = 0.0  # gather deliveries this long, then send them shuffled
+class WooWebhookFaults(ReorderableFaults):
+    """A dropped delivery's action never runs; ``delay`` sleeps concurrently, so order may change."""
 
 
-class WooWebhookDispatcher:
+class WooWebhookDispatcher(DeliveryLoop[Delivery, WooWebhookFaults]):
     """Runs its own event-loop thread, so tests (any thread) and the server loop can enqueue."""
+
+    thread_name = "woo-sandbox-webhooks"
 
     def __init__(self, sandbox: WooSandbox, *, retry: bool = False,
                  retry_delays: Sequence[float] = (0.05, 0.1, 0.2), max_retries: int = 3, lag: float = 0.0,
                  timeout: float = 5.0, connect_timeout: float = 1.0, max_failures: int = 5,
                  verify: bool | str = True) -> None:
+        super().__init__(WooWebhookFaults(), seed=1, timeout=timeout, connect_timeout=connect_timeout)
         self.sandbox = sandbox
         self.retry = retry
         self.retry_delays = tuple(retry_delays)
         self.max_retries = max_retries
         self.lag = lag
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
         self.max_failures = max_failures
         self.verify = verify
-        self.faults = WooWebhookFaults()
         self.log: list[DeliveryRecord] = []
-        self._rng = random.Random(1)
-        self._lock = threading.Lock()
-        self._pending = 0
         self._queued_keys: dict[tuple[str, int, int], int] = {}  # first attempts not started yet
-        self._held: list[Delivery] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[Delivery] | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    # --- lifecycle -----------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._ready.clear()
-            self._thread = threading.Thread(target=self._thread_main, name="woo-sandbox-webhooks", daemon=True)
-            self._thread.start()
-        self._ready.wait(5)
-
-    def stop(self) -> None:
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._thread = None
-        if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
-        with self._lock:
-            self._pending = 0
-            self._queued_keys.clear()
-            self._held = None
 
     def _client(self) -> httpx.AsyncClient:
         verify: bool | ssl.SSLContext = self.verify if isinstance(self.verify, bool) else \
             ssl.create_default_context(cafile=self.verify)
         return httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout), verify=verify)
 
-    def _thread_main(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        self._loop = loop
-        self._queue = asyncio.Queue()
-        client = self._client()
-        main = loop.create_task(self._run(client))
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            main.cancel()
-            for task in list(self._tasks):
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(main, *self._tasks, return_exceptions=True))
-            loop.run_until_complete(client.aclose())
-            loop.close()
-            self._loop = None
-
-    # --- public API ----------------------------------------------------------------------------------------
-
-    def enqueue(self, deliveries: Sequence[Delivery]) -> int:
-        """Queue first attempts, coalescing with identical pending ones; returns how many were queued."""
-        if not deliveries:
-            return 0
-        self.start()
+    def _admit(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Coalesce with identical deliveries whose first attempt has not started."""
         fresh: list[Delivery] = []
-        with self._lock:
-            for d in deliveries:
-                if d.key in self._queued_keys:
-                    self.sandbox.count("webhook_coalesced")
-                    continue
-                self._queued_keys[d.key] = self._queued_keys.get(d.key, 0) + 1
-                fresh.append(d)
-            self._pending += len(fresh)
-            if self._held is not None:
-                self._held.extend(fresh)
-                return len(fresh)
-        loop, queue = self._loop, self._queue
-        assert loop is not None and queue is not None
-        for d in fresh:
-            loop.call_soon_threadsafe(queue.put_nowait, d)
-        return len(fresh)
+        for d in deliveries:
+            if d.key in self._queued_keys:
+                self.sandbox.count("webhook_coalesced")
+                continue
+            self._queued_keys[d.key] = self._queued_keys.get(d.key, 0) + 1
+            fresh.append(d)
+        return fresh
 
-    def hold(self) -> None:
-        """Buffer new deliveries until ``release`` (build a batch, then reorder it)."""
-        with self._lock:
-            if self._held is None:
-                self._held = []
-
-    def release(self, *, shuffle: bool = False) -> None:
-        with self._lock:
-            held, self._held = self._held or [], None
-        if shuffle:
-            self._rng.shuffle(held)
-        if held and self._loop is not None and self._queue is not None:
-            for d in held:
-                self._loop.call_soon_threadsafe(self._queue.put_nowait, d)
-
-    @property
-    def pending(self) -> int:
-        with self._lock:
-            return self._pending
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every queued delivery finished (delivered, failed, dropped or abandoned)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._pending == 0:
-                    return True
-            time.sleep(0.01)
-        return False
+    def _forget_in_flight(self) -> None:
+        super()._forget_in_flight()
+        self._queued_keys.clear()
 
     def records(self, topic: str | None = None, outcome: str | None = None, *,
                 webhook_id: int | None = None) -> list[DeliveryRecord]:
@@ -347,10 +252,6 @@ class WooWebhookDispatcher:
             self.log.append(record)
         self.sandbox.count(f"webhook_{record.outcome}")
 
-    def _done(self, n: int = 1) -> None:
-        with self._lock:
-            self._pending -= n
-
     def _started(self, d: Delivery) -> None:
         with self._lock:
             left = self._queued_keys.get(d.key, 0) - 1
@@ -359,58 +260,18 @@ class WooWebhookDispatcher:
             else:
                 self._queued_keys.pop(d.key, None)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, client: httpx.AsyncClient) -> None:
-        assert self._queue is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            window = self.faults.reorder_window
-            if window > 0:
-                deadline = loop.time() + window
-                while (remaining := deadline - loop.time()) > 0:
-                    try:
-                        batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                    except TimeoutError:
-                        break
-                self._rng.shuffle(batch)
-            for d in batch:
-                wait = d.enqueued_at + self.lag - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                await self._first_attempt(client, d)
-
-    def _roll(self, counter: str, rate: float) -> bool:
-        with self._lock:
-            if getattr(self.faults, counter) > 0:
-                setattr(self.faults, counter, getattr(self.faults, counter) - 1)
-                return True
-        return rate > 0 and self._rng.random() < rate
-
     async def _first_attempt(self, client: httpx.AsyncClient, d: Delivery) -> None:
+        wait = d.enqueued_at + self.lag - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
         self._started(d)
-        if self._roll("drop_next", self.faults.drop_rate):
-            self._record(DeliveryRecord(d.store, d.webhook_id, d.topic, d.arg, "", 0, "dropped"))
-            self._done()
-            return
-        copies = [d]
-        if self._roll("duplicate_next", self.faults.duplicate_rate):
-            with self._lock:
-                self._pending += 1
-            copies.append(replace(d, duplicate=True))
-        for c in copies:
-            if self.faults.delay > 0:
-                self._spawn(self._delayed(client, c, self.faults.delay))
-            else:
-                await self._attempt(client, c)
+        await super()._first_attempt(client, d)
 
-    async def _delayed(self, client: httpx.AsyncClient, d: Delivery, delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self._attempt(client, d)
+    def _record_dropped(self, d: Delivery) -> None:
+        self._record(DeliveryRecord(d.store, d.webhook_id, d.topic, d.arg, "", 0, "dropped"))
+
+    def _duplicate_of(self, d: Delivery) -> Delivery:
+        return replace(d, duplicate=True)
 
     async def _attempt(self, client: httpx.AsyncClient, d: Delivery) -> None:
         with self.sandbox.lock:
