@@ -11,7 +11,7 @@ test: bootstrap
 	.venv/bin/python -m pytest -q
 
 lint: bootstrap
-	.venv/bin/ruff check worker tests bench
+	.venv/bin/ruff check worker tests bench sandboxes
 	.venv/bin/mypy
 
 bench: bootstrap

@@ -40,8 +40,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.shopsync-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ sandboxes/pyproject.toml -nt "$stamp" ]; then
   echo "==> installing shopsync and its dependencies into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  # shopsync itself, and the platform sandboxes (a separate package: tests, benchmarks, make dev)
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' -e ./sandboxes
   touch "$stamp"
 fi
