@@ -9,6 +9,8 @@ Records returned here are plain dicts in *internal* snake_case; ``nodes.py`` sha
 nodes and REST webhook payloads. Callers hold the sandbox lock; nothing here is thread-safe on its own.
 """
 
+# long module: one big deterministic dataset generator; every Catalog field derives from the seed and an index.
+
 from __future__ import annotations
 
 import base64

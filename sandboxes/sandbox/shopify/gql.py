@@ -12,6 +12,8 @@ projecting onto nodes that carry ``__typename``), directives are parsed and igno
 the include and skip directives. Not supported: subscriptions, schema definitions.
 """
 
+# long module: AST types, lexer, recursive-descent parser and selection helpers form one GraphQL front end.
+
 from __future__ import annotations
 
 import re

@@ -12,6 +12,8 @@ REST payloads follow the shape of Shopify's webhook bodies (snake_case, lowercas
 tags, ``admin_graphql_api_id``).
 """
 
+# long module: the GraphQL node renderer table: one builder per Admin API type over shared helpers.
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence

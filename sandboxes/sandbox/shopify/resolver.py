@@ -11,6 +11,8 @@ Responses are HTTP 200 with ``data``/``errors`` and always ``extensions.cost`` â
 (``actualQueryCost: null``), as Shopify's own client-library fixtures show.
 """
 
+# long module: the root-field tables and their few-line resolvers list every answered field in one place.
+
 from __future__ import annotations
 
 import zlib

@@ -5,6 +5,8 @@ dispatcher and test code all take it. Mutation helpers on ``Shop`` change data e
 would (``updatedAt`` moves forward) and emit the matching webhooks.
 """
 
+# long module: Shop and ShopifySandbox are the one-lock state tests drive; their helpers are a single API.
+
 from __future__ import annotations
 
 import secrets
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.shopify.bulk import BulkManager
+from sandbox.shopify.bulk_ops import BulkManager
 from sandbox.shopify.clock import US, format_gql, format_rest, now_us
 from sandbox.shopify.dataset import MAX_CHILDREN, VARIANT_BASE, Catalog, DatasetSpec
 from sandbox.shopify.faults import FaultInjector
@@ -444,7 +446,7 @@ class ShopifySandbox:
     * ``max_query_cost`` — single-query limit (Shopify: 1000) -> ``MAX_COST_EXCEEDED``;
     * ``supported_versions`` — anything else in ``YYYY-MM`` form older than the oldest falls forward to it,
       any other version answers 404;
-    * ``bulk_*`` — bulk operation timing, concurrency and line interleaving (see ``bulk.py``);
+    * ``bulk_*`` — bulk operation timing, concurrency and line interleaving (see ``bulk_ops.py``);
     * ``allow_http_webhooks`` — accept ``http://`` subscription URIs (Shopify requires https).
     """
 

@@ -17,6 +17,8 @@ gets 401 ``invalid_client`` (the sandbox's choice: the endpoint is per shop, so 
 not exist; the docs list no other 401).
 """
 
+# long module: SrShop and ShopRenterSandbox are the one-lock state tests drive; their helpers are a single API.
+
 from __future__ import annotations
 
 import base64

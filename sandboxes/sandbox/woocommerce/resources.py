@@ -13,6 +13,8 @@ class-wc-rest-customers-controller.php, class-wc-rest-webhooks-v2-controller.php
 * ``refunds[].total`` is negative (``"-5.00"``).
 """
 
+# long module: one renderer per REST v3 object shape, kept side by side in WooCommerce's field order.
+
 from __future__ import annotations
 
 import hashlib

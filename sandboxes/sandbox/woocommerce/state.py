@@ -6,6 +6,8 @@ never backwards — two changes within one second share a timestamp, as on a rea
 topics are queued.
 """
 
+# long module: WooStore and WooSandbox are the one-lock state tests drive; their helpers are a single API.
+
 from __future__ import annotations
 
 import hashlib

@@ -1,0 +1,170 @@
+"""The HTTP endpoints, bound to one sandbox: OAuth (``oauth``'s rules over HTTP), the GraphQL Admin API
+(authentication, body parsing, then ``resolver.execute`` under the lock in a worker thread) and the sandbox's
+own ``/_sandbox/...`` routes (bulk result downloads, health).
+
+Admin routes find the shop by the ``{shop}`` path prefix or, without one, by the ``Host`` header.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from sandbox.shopify.oauth import authorize, token_endpoint
+from sandbox.shopify.resolver import RequestContext, execute
+from sandbox.shopify.state import Shop, ShopifySandbox
+
+__all__ = ["GraphqlEndpoint", "OAuthEndpoints", "SandboxEndpoints"]
+
+UNAUTHORIZED = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+CHUNK = 64 * 1024
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _shop_of(sandbox: ShopifySandbox, request: Request) -> Shop | None:
+    domain = request.path_params.get("shop") or request.headers.get("host", "").split(":")[0]
+    return sandbox.shops.get(domain)
+
+
+class OAuthEndpoints:
+    """``/admin/oauth/authorize`` and ``/admin/oauth/access_token``."""
+
+    def __init__(self, sandbox: ShopifySandbox) -> None:
+        self.sandbox = sandbox
+
+    async def oauth_authorize(self, request: Request) -> Response:
+        shop = _shop_of(self.sandbox, request)
+        if shop is None:
+            return Response("Not Found", status_code=404)
+        query = parse_qs(request.url.query, keep_blank_values=True)
+        status, headers, body = authorize(self.sandbox, shop, query)
+        return Response(body, status_code=status, headers=headers)
+
+    async def oauth_token(self, request: Request) -> Response:
+        shop = _shop_of(self.sandbox, request)
+        if shop is None:
+            return _json(404, {"errors": "Not Found"})
+        params: dict[str, Any] = {k: v for k, v in request.query_params.items()}
+        raw = await request.body()
+        ctype = request.headers.get("content-type", "")
+        try:
+            if "json" in ctype and raw:
+                body = json.loads(raw)
+                if isinstance(body, dict):
+                    params.update(body)
+            elif raw:
+                params.update({k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()})
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"error": "invalid_request", "error_description": "Malformed request body"})
+        status, payload = token_endpoint(self.sandbox, shop, params)
+        return _json(status, payload)
+
+
+class GraphqlEndpoint:
+    """``POST /admin/api/{version}/graphql.json``."""
+
+    def __init__(self, sandbox: ShopifySandbox) -> None:
+        self.sandbox = sandbox
+
+    async def graphql(self, request: Request) -> Response:
+        sandbox = self.sandbox
+        shop = _shop_of(sandbox, request)
+        if shop is None:
+            return _json(404, {"errors": "Not Found"})
+        served = sandbox.resolve_version(request.path_params["version"])
+        if served is None:
+            return _json(404, {"errors": "Not Found"})
+        now = time.time()
+        with sandbox.lock:
+            token = sandbox.tokens.get(request.headers.get("x-shopify-access-token", ""))
+            inst = shop.installations.get(token.client_id) if token else None
+            authorised = token is not None and token.valid(now) and token.shop == shop.domain and \
+                inst is not None and inst.active
+        if not authorised or token is None:
+            sandbox.count("unauthorized")
+            return _json(401, UNAUTHORIZED)
+        raw = await request.body()
+        ctype = request.headers.get("content-type", "")
+        try:
+            if "application/graphql" in ctype:
+                payload: Any = {"query": raw.decode()}
+            else:
+                payload = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"errors": {"query": "Required parameter missing or invalid"}})
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return _json(400, {"errors": {"query": "Required parameter missing or invalid"}})
+        variables = payload.get("variables")
+        if isinstance(variables, str):
+            try:
+                variables = json.loads(variables) if variables else {}
+            except ValueError:
+                variables = {}
+        ctx = RequestContext(sandbox, shop, token, served, str(request.base_url).rstrip("/"))
+
+        def run() -> tuple[dict[str, Any], dict[str, Any]]:
+            with sandbox.lock:
+                return execute(ctx, payload["query"], variables if isinstance(variables, dict) else None,
+                               payload.get("operationName"))
+
+        body, detail = await run_in_threadpool(run)
+        request.state.sandbox_detail = detail
+        return _json(200, body, {"X-Shopify-API-Version": served, "X-Request-Id": str(uuid.uuid4())})
+
+
+class SandboxEndpoints:
+    """The sandbox's own routes: ``/_sandbox/bulk/{key}.jsonl`` and ``/_sandbox/health``."""
+
+    def __init__(self, sandbox: ShopifySandbox) -> None:
+        self.sandbox = sandbox
+
+    async def bulk_download(self, request: Request) -> Response:
+        sandbox = self.sandbox
+        key = request.path_params["key"].removesuffix(".jsonl")
+        with sandbox.lock:
+            op = sandbox.bulk.by_key(key)
+            status = sandbox.bulk.status(op) if op else None
+        if op is None or status is None:
+            return Response("<Error><Code>NoSuchKey</Code></Error>", status_code=404, media_type="application/xml")
+        if status == "EXPIRED":
+            return Response("<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                            status_code=403, media_type="application/xml")
+        partial = request.query_params.get("partial") == "1"
+        if partial and status == "FAILED" and op.partial_size:
+            size = op.partial_size
+        elif not partial and status == "COMPLETED" and op.file_size is not None:
+            size = op.file_size
+        else:
+            return Response("<Error><Code>NoSuchKey</Code></Error>", status_code=404, media_type="application/xml")
+        path = op.path
+
+        async def chunks() -> AsyncIterator[bytes]:
+            # Stream from disk in chunks: a 100k-product export never sits in memory.
+            remaining = size
+            fh = await run_in_threadpool(path.open, "rb")
+            try:
+                while remaining > 0:
+                    data = await run_in_threadpool(fh.read, min(CHUNK, remaining))
+                    if not data:
+                        break
+                    remaining -= len(data)
+                    yield data
+            finally:
+                await run_in_threadpool(fh.close)
+
+        return StreamingResponse(chunks(), media_type="application/jsonl",
+                                 headers={"content-length": str(size)})
+
+    async def health(self, request: Request) -> Response:
+        return _json(200, {"ok": True, "shops": sorted(self.sandbox.shops)})
