@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs shopsync end to end locally, `make test` runs the tests.
-.PHONY: dev test bootstrap lint bench clean
+.PHONY: dev test bootstrap lint lint-only bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -7,10 +7,13 @@ bootstrap:
 dev: bootstrap
 	.venv/bin/shopsync dev
 
-test: bootstrap
+# lint first: ruff and mypy --strict take seconds, so a type or style error fails fast
+test: bootstrap lint-only
 	.venv/bin/python -m pytest -q
 
-lint: bootstrap
+lint: bootstrap lint-only
+
+lint-only:
 	.venv/bin/ruff check worker tests bench sandboxes
 	.venv/bin/mypy
 

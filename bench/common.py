@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from tests import worker_app
-from worker.localpg import LocalPostgres
+from worker.dev.localpg import LocalPostgres
 from worker.migrate import migrate
 
 __all__ = [

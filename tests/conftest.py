@@ -25,8 +25,8 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from worker.config import load_settings
 from worker.db.direct import DirectDatabase
+from worker.dev.localpg import LocalPostgres
 from worker.jobs.registry import JobContext
-from worker.localpg import LocalPostgres
 from worker.migrate import migrate
 
 CRON_DB = "shopsync_cron"
@@ -107,6 +107,20 @@ def as_role(conn: psycopg.Connection[Any], role: str, user_id: uuid.UUID | None 
         conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
         conn.execute(f"set local role {role}")
         yield
+
+
+def set_policy(conn: psycopg.Connection[Any], store_id: Any, resource: str, policy: str) -> None:
+    """Set a store's access policy for a resource directly (as the superuser; the RPC checks roles)."""
+    conn.execute("insert into shopsync.store_access_policies (store_id, resource, organization_id, policy) "
+                 "select s.id, %s, s.organization_id, %s from shopsync.stores s where s.id = %s "
+                 "on conflict (store_id, resource) do update set policy = excluded.policy",
+                 (resource, policy, store_id))
+
+
+def policy_of(conn: psycopg.Connection[Any], store_id: Any, resource: str) -> str:
+    row = conn.execute("select shopsync_private.store_policy(%s, %s) as p", (store_id, resource)).fetchone()
+    assert row is not None
+    return str(row["p"] if isinstance(row, dict) else row[0])
 
 
 def env_without_secrets() -> dict[str, str]:

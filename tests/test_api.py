@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import as_role, new_user, personal_org
+from tests.conftest import as_role, new_user, personal_org, policy_of, set_policy
 
 Conn = psycopg.Connection[Any]
 RESOURCES = ("products", "customers", "orders")
@@ -24,7 +24,7 @@ FREQUENCIES = {"15min": dt.timedelta(minutes=15), "30min": dt.timedelta(minutes=
 MY_STORES_COLUMNS = {
     "store_id", "organization_id", "platform", "shop_key", "display_name", "status", "status_reason", "sync_status",
     "sync_started_at", "sync_completed_at", "last_sync_error", "enabled", "frequency", "next_sync_at",
-    "products_policy", "customers_policy", "orders_policy", "created_at",
+    "products_policy", "customers_policy", "orders_policy", "created_at", "access_policies",
 }
 
 
@@ -216,6 +216,7 @@ def test_my_stores(conn: Conn, team: Team) -> None:
     assert row["shop_key"] == "a.myshopify.com" and row["status"] == "active" and row["sync_status"] == "idle"
     assert row["enabled"] is True and row["frequency"] == "hourly" and row["next_sync_at"] is not None
     assert (row["products_policy"], row["customers_policy"], row["orders_policy"]) == ("sync", "sync", "sync")
+    assert row["access_policies"] == {"products": "sync", "customers": "sync", "orders": "sync"}
 
     # sync status written by the worker shows up
     run = scalar(conn, "select shopsync.start_sync_run(%s, 'orders', 'full')", (team.store,))
@@ -259,8 +260,7 @@ def test_trigger_sync_enqueues_one_job_per_synced_resource_and_dedupes(conn: Con
     assert {r["resource"]: r["n"] for r in per_resource} == dict.fromkeys(RESOURCES, 1)
 
     # a resource whose policy is not 'sync' gets no job
-    conn.execute("update shopsync.store_sync_config set customers_policy = 'api_only' where store_id = %s",
-                 (team.other_store,))
+    set_policy(conn, team.other_store, "customers", "api_only")
     other_ids = rpc_scalar(conn, team.outsider, "select shopsync.trigger_sync(%s)", (team.other_store,))
     assert len(other_ids) == 2
     assert {j["resource"] for j in jobs_of(conn, team.other_store)} == {"products", "orders"}
@@ -379,7 +379,7 @@ def test_set_access_policy_validates(conn: Conn, team: Team) -> None:
     rpc_error(conn, team.member, "select shopsync.set_access_policy(%s, 'products', 'sync')", (team.store,), "42501")
     rpc_error(conn, team.owner, "select shopsync.set_access_policy(%s, 'products', 'not_allowed')",
               (team.other_store,), "P0002")
-    assert sync_config(conn, team.other_store)["products_policy"] == "sync"
+    assert policy_of(conn, team.other_store, "products") == "sync"
 
 
 def test_set_access_policy_not_allowed_purges_only_that_store_and_resource(conn: Conn, team: Team) -> None:
@@ -404,7 +404,7 @@ def test_set_access_policy_not_allowed_purges_only_that_store_and_resource(conn:
     assert jobs["customers"]["state"] == "queued" and jobs["orders"]["state"] == "queued"
     assert {j["state"] for j in jobs_of(conn, second)} == {"queued"}
     assert {j["state"] for j in jobs_of(conn, team.other_store)} == {"queued"}
-    assert sync_config(conn, team.store)["products_policy"] == "not_allowed"
+    assert policy_of(conn, team.store, "products") == "not_allowed"
 
     ids = rpc_scalar(conn, team.member, "select shopsync.trigger_sync(%s)", (team.store,))
     assert sorted(ids) == sorted([jobs["customers"]["id"], jobs["orders"]["id"]])
@@ -883,8 +883,7 @@ def test_periodic_checks_reconcile_and_recheck_webhooks_once_per_interval(conn: 
                  " (%s, 'orders', %s, now() - interval '3 days', now() - interval '1 hour'),"
                  " (%s, 'customers', %s, now() - interval '3 days', null)",
                  (team.store, team.org, team.store, team.org, team.store, team.org))
-    conn.execute("update shopsync.store_sync_config set customers_policy = 'api_only' where store_id = %s",
-                 (team.store,))
+    set_policy(conn, team.store, "customers", "api_only")
     conn.execute("update shopsync.stores set status = 'needs_reauth' where id = %s", (team.other_store,))
     result = scalar(conn, "select shopsync.enqueue_periodic_checks()")
     assert result == {"reconciliations": 1, "webhook_checks": 1}

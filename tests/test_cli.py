@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from tests.conftest import env_without_secrets, new_user, personal_org
-from worker.localpg import LocalPostgres, pg_cron_available
+from worker.dev.localpg import LocalPostgres, pg_cron_available
 from worker.sealing import Sealer, generate_key_spec, parse_sealing_keys
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-
 from sandbox.shopify import DatasetSpec, ShopifySandbox
+
 from tests.conftest import as_role, job_context, new_user, personal_org
 from worker.db.direct import DirectDatabase
 from worker.errors import PermanentError, RetryableError
@@ -465,6 +465,8 @@ def fill_everything_else(conn: Conn, store: str) -> None:
     run("select shopsync.save_sync_state(%s, 'orders', now())", store)
     run("select shopsync.put_store_credentials(%s, 'oauth', 'k1', 'v1.sealed')", store)
     run("select shopsync.request_sync(%s, array['products'])", store)
+    run(f"insert into shopsync.store_access_policies (store_id, resource, organization_id, policy) values"
+        f" (%s, 'customers', {org_of}, 'api_only')", store, store)
     run("select * from shopsync.record_webhook('shopify', %s, %s, 'shop/redact', '{\"shop_id\": 1}')",
         f"{store}:shop-redact", store)
     run("insert into shopsync_private.pending_installs (platform, shop_key, claim_token_hash, expires_at, store_id,"

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 import worker.paths
 from tests.conftest import CRON_DB, new_user, personal_org
-from worker.localpg import LocalPostgres, pg_cron_available
+from worker.dev.localpg import LocalPostgres, pg_cron_available
 from worker.migrate import MigrationError, migrate, status
 
 SQL_DIR = worker.paths.SQL_DIR

@@ -34,6 +34,7 @@ TENANT_TABLES: dict[str, str] = {
     "organization_members": "organization_id",
     "stores": "organization_id",
     "store_sync_config": "organization_id",
+    "store_access_policies": "organization_id",
     "jobs": "organization_id",
     "webhook_inbox": "organization_id",
     "sync_runs": "organization_id",
@@ -60,6 +61,9 @@ PRIVATE_TABLES = {
     "settings",
     "schema_migrations",
     "rate_limits",
+    "synced_resources",
+    "synced_tables",
+    "job_kinds",
 }
 VIEWS = {"store_sync_statistics"}
 
@@ -77,6 +81,7 @@ FRONTEND_FUNCTIONS = {
     "disconnect_store",
     "claim_pending_install",
     "begin_install",
+    "synced_record_counts",
 }
 
 CLIENT_ROLES = ("anon", "authenticated")
@@ -137,6 +142,8 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("select shopsync.create_oauth_state('shopify', %s, %s, %s)", (org, owner, f"{tag}-next.myshopify.com"))
     ex("select * from shopsync.park_pending_install('shopify', %s)", (f"{tag}-pending.myshopify.com",))
     ex("select shopsync.reserve_request_slot(%s, 3)", (f"shoprenter:{tag}",))
+    ex("insert into shopsync.store_access_policies (store_id, resource, organization_id, policy) "
+       "values (%(s)s, 'customers', %(o)s, 'api_only')", params)
 
 
 @pytest.fixture

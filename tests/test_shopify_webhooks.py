@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any
 
+from tests.conftest import set_policy
 from tests.platform_world import owner_org
 from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World
 from tests.standins.server import make_jwt, serve_supabase
@@ -153,7 +154,7 @@ async def test_policies_decide_what_webhooks_store_and_which_topics_are_subscrib
         return {s.topic for s in w.sandbox.subscriptions.values() if s.uri == uri}
 
     assert {"customers/update", "products/update", "orders/updated"} <= topics()
-    w.conn.execute("update shopsync.store_sync_config set customers_policy = 'not_allowed'")
+    set_policy(w.conn, store_id, "customers", "not_allowed")
     # Shopify dropped a subscription after failed deliveries
     dropped = next(s.id for s in w.sandbox.subscriptions.values() if s.topic == "products/update" and s.uri == uri)
     del w.sandbox.subscriptions[dropped]

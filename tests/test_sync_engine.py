@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import job_context, new_user, personal_org
+from tests.conftest import job_context, new_user, personal_org, set_policy
 from worker.db.direct import DirectDatabase
 from worker.errors import PermanentError, RetryableError
 from worker.jobs.registry import Job
@@ -103,7 +103,7 @@ async def test_policy_and_status_are_rechecked_at_run_time(db: DirectDatabase, d
                                                            conn: psycopg.Connection[Any], store_id: str) -> None:
     handler = sync_handler(PagedSource())
     job = await claim_sync(db, store_id)
-    conn.execute("update shopsync.store_sync_config set products_policy = 'api_only'")
+    set_policy(conn, store_id, "products", "api_only")
     assert "api_only" in (await handler(job, job_context(db, dsn)))["skipped"]
     assert conn.execute("select count(*) as n from shopsync.products").fetchone()["n"] == 0
     conn.execute("update shopsync.stores set status = 'needs_reauth'")

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,13 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from tests.conftest import env_without_secrets
 from worker.config import Settings
 from worker.connectors import registry
+from worker.connectors.contract import ConnectFlow, ConnectorContract, ConnectSpec, WebhookSpec
 from worker.db.direct import DirectDatabase
-from worker.jobs.registry import JobRegistry
 from worker.web.app import create_app
 from worker.web.metrics import CONTENT_TYPE, WebMetrics, escape_label_value
 
@@ -54,14 +54,25 @@ async def db(dsn: str) -> AsyncIterator[DirectDatabase]:
 
 
 class FakeConnector:
-    platform = "fakeshop"
-    display_name = "Fake Shop"
+    """A connector whose extra routes echo (the webhook route of its contract is not exercised here)."""
 
-    def routes(self) -> Sequence[BaseRoute]:
-        return [Route("/webhooks/{topic}", self.webhook, methods=["POST"]), Route("/boom", self.boom)]
+    def __init__(self, platform: str = "fakeshop") -> None:
+        self.platform = platform
 
-    def register_jobs(self, registry: JobRegistry) -> None:
-        pass
+    @property
+    def contract(self) -> ConnectorContract:
+        async def refuse(request: Request, body: bytes) -> Response:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+
+        async def nothing(*_: Any) -> Any:
+            return None
+
+        return ConnectorContract(
+            platform=self.platform, display_name="Fake Shop", reads={"orders": ("orders",)}, sync=nothing,
+            webhooks=WebhookSpec(path="/inbox", verify=refuse, topics={"orders/create": "orders"}, apply=nothing,
+                                 check=nothing),
+            connect=ConnectSpec(flow=ConnectFlow.API_KEYS),
+            routes=[Route("/webhooks/{topic}", self.webhook, methods=["POST"]), Route("/boom", self.boom)])
 
     async def webhook(self, request: Request) -> Response:
         body = await request.body()
@@ -358,8 +369,7 @@ async def test_unhandled_error_is_json_500(db: DirectDatabase, fake_connector: F
 
 
 def test_reserved_platform_names_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    bad = FakeConnector()
-    bad.platform = "metrics"
+    bad = FakeConnector("metrics")
     monkeypatch.setattr(registry, "connectors", lambda: (bad,))
     with pytest.raises(ValueError, match="metrics"):
         create_app(settings())

@@ -81,7 +81,14 @@ def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_dev(_settings: Settings | None, args: argparse.Namespace) -> int:
-    from worker.devstack import run_dev
+    try:
+        from worker.dev.stack import run_dev
+    except ModuleNotFoundError as exc:
+        if exc.name != "sandbox":
+            raise
+        print("shopsync dev needs the platform sandboxes, which production installs leave out: run it from a "
+              "checkout with `make dev` (it installs them)", file=sys.stderr)
+        return 1
 
     return run_dev(exit_when_ready=args.exit_when_ready)
 
@@ -104,15 +111,16 @@ def cmd_check_config(_settings: Settings | None, args: argparse.Namespace) -> in
             print(f"  sealing: active key id {sealer.active_key_id}")
         except ShopsyncError as exc:
             problems.append(str(exc))
-    from worker.connectors.registry import connectors
+    from worker.connectors.registry import CONNECTORS, connectors
 
-    for connector in connectors():     # an unconfigured platform is not a problem: it is simply off
+    for path, connector in zip(CONNECTORS, connectors(), strict=True):
+        # an unconfigured platform is not a problem: it is simply off
         try:
-            state = "configured" if connector.public_config(settings) else "not configured (off)"
+            state = "configured" if connector.contract.public_config(settings) else "not configured (off)"
         except ShopsyncError as exc:
             state = "invalid"
             problems.append(str(exc))
-        print(f"{connector.platform}: {state}")
+        print(f"{path.rsplit('.', 1)[-1]}: {state}")
     for p in problems:
         print(f"problem: {p}")
     print("configuration OK" if not problems else f"{len(problems)} problem(s)")
@@ -138,10 +146,12 @@ def cmd_rotate_key(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
+    from worker.rpc import admin, maintenance
+
     async def go(db: Any) -> int:
-        stats = await db.rpc("sync_statistics")
-        metrics = await db.rpc("queue_metrics", {"p_window_seconds": 900})
-        features = await db.rpc("runtime_features")
+        stats = await admin.sync_statistics(db)
+        metrics = await maintenance.queue_metrics(db, window_seconds=900)
+        features = await maintenance.runtime_features(db)
         print("STORES")
         _print_table(stats, ["store_id", "platform", "shop_key", "status", "sync_status", "last_successful_sync_at",
                              "products", "customers", "orders", "jobs_queued", "jobs_dead"])
@@ -158,22 +168,22 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.rpc import admin, queue
+
     async def go(db: Any) -> int:
         if args.action == "list":
-            rows = await db.rpc("list_jobs", {"p_state": args.state, "p_kind": args.kind,
-                                              "p_store_id": args.store, "p_limit": args.limit})
+            rows = await admin.list_jobs(db, state=args.state, kind=args.kind, store_id=args.store, limit=args.limit)
             _print_table(rows, ["id", "kind", "state", "store_id", "resource", "attempts", "run_at", "last_error"])
         elif args.action == "show":
-            rows = await db.rpc("get_job", {"p_job_id": args.id})
-            print(json.dumps(rows[0], indent=2, default=str))
+            print(json.dumps(await admin.get_job(db, job_id=args.id), indent=2, default=str))
         elif args.action == "retry":
-            await db.rpc("retry_job", {"p_job_id": args.id})
+            await queue.retry_job(db, job_id=args.id)
             print(f"job {args.id} queued again")
         elif args.action == "cancel":
-            await db.rpc("cancel_job", {"p_job_id": args.id})
+            await queue.cancel_job(db, job_id=args.id)
             print(f"job {args.id} cancelled")
         elif args.action == "requeue-store":
-            n = await db.rpc("requeue_store_dead_jobs", {"p_store_id": args.store})
+            n = await queue.requeue_store_dead_jobs(db, store_id=args.store)
             print(f"{n} dead job(s) of store {args.store} queued again")
         return 0
 

@@ -18,13 +18,16 @@ from typing import Any
 from worker.errors import DatabaseError, JobError, PermanentError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.logs import redact_text
+from worker.rpc import gdpr, stores
+from worker.rpc.gdpr import OPERATIONS
 
-__all__ = ["JOB_KIND", "REQUEST_TYPES", "gdpr_handler", "register_jobs"]
+__all__ = ["JOB_KIND", "PURGE_KIND", "REQUEST_TYPES", "gdpr_handler", "register_jobs"]
 
 log = logging.getLogger("shopsync.gdpr")
 
 JOB_KIND = "gdpr.process"
-REQUEST_TYPES = ("data_request", "customer_redact", "shop_redact")
+PURGE_KIND = "store.purge_uninstalled"
+REQUEST_TYPES = tuple(OPERATIONS)
 
 # Bad input or an unknown request: retrying the same call cannot succeed.
 _PERMANENT_SQLSTATES = frozenset({"P0002", "22023", "22P02", "23502", "23514", "42501", "42883"})
@@ -55,16 +58,15 @@ async def gdpr_handler(job: Job, ctx: JobContext) -> Mapping[str, Any]:
     """Run one privacy request. Returns ``{request_id, request_type, status, counts, already_completed}``."""
     request_id = _request_id(job)
     db = ctx.db
-    held = {"p_job_id": job.id, "p_worker": ctx.worker_id}
     started = False
     try:
-        rows = await db.rpc("start_gdpr_request", {"p_request_id": request_id, **held})
+        info = await gdpr.start_gdpr_request(db, request_id=request_id, job_id=job.id, worker=ctx.worker_id)
         started = True
-        info = rows[0]
         request_type = str(info["request_type"])
         if request_type not in REQUEST_TYPES:
             raise PermanentError(f"gdpr request {request_id} has unknown type {request_type!r}")
-        summary = await db.rpc(f"gdpr_{request_type}", {"p_request_id": request_id, **held})
+        summary = await gdpr.run_gdpr_operation(db, request_type=request_type, request_id=request_id, job_id=job.id,
+                                                worker=ctx.worker_id)
     except asyncio.CancelledError:
         raise                         # lost lease or shutdown: the next holder runs it again
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the request, then re-raised
@@ -74,14 +76,13 @@ async def gdpr_handler(job: Job, ctx: JobContext) -> Mapping[str, Any]:
         raise error from None
     log.info("gdpr request %s (%s) %s", request_id, request_type, summary.get("status"),
              extra={"job_id": job.id, "request_id": request_id, "request_type": request_type})
-    return dict(summary)
+    return summary
 
 
 async def _record_failure(ctx: JobContext, job: Job, request_id: int, message: str) -> None:
     try:
-        await asyncio.shield(ctx.db.rpc("finish_gdpr_request", {
-            "p_request_id": request_id, "p_status": "failed", "p_error": message,
-            "p_job_id": job.id, "p_worker": ctx.worker_id}))
+        await asyncio.shield(gdpr.finish_gdpr_request(ctx.db, request_id=request_id, status="failed", error=message,
+                                                      job_id=job.id, worker=ctx.worker_id))
     except Exception as exc:  # noqa: BLE001 - the original error matters more
         # typically the lease was lost too: the next attempt records its own outcome
         log.warning("could not record the failure of gdpr request %s (%s)", request_id, type(exc).__name__)
@@ -92,20 +93,19 @@ async def purge_uninstalled_handler(job: Job, ctx: JobContext) -> Mapping[str, A
     when the grace period ends has all its data deleted, as a recorded shop_redact request."""
     if job.store_id is None:
         return {"skipped": "the store is gone already"}
-    rows = await ctx.db.rpc("get_store", {"p_store_id": job.store_id})
-    if not rows:
+    store = await stores.get_store(ctx.db, store_id=job.store_id)
+    if store is None:
         return {"skipped": "the store is gone already"}
-    store = rows[0]
     if store["status"] != "uninstalled":
         return {"skipped": f"the store is {store['status']} again"}
-    recorded = await ctx.db.rpc("record_gdpr_request", {
-        "p_platform": store["platform"], "p_store_id": job.store_id, "p_request_type": "shop_redact",
-        "p_platform_request_id": f"uninstall:{job.store_id}:{job.payload.get('uninstalled_at')}"})
-    return {"shop_redact_request": recorded[0]["request_id"]}
+    recorded = await gdpr.record_gdpr_request(
+        ctx.db, platform=store["platform"], store_id=job.store_id, request_type="shop_redact",
+        platform_request_id=f"uninstall:{job.store_id}:{job.payload.get('uninstalled_at')}")
+    return {"shop_redact_request": recorded["request_id"]}
 
 
 def register_jobs(registry: JobRegistry) -> None:
     """Register the ``gdpr.process`` handler (platform-independent; connectors only record requests) and
     the delayed deletion of uninstalled stores' data."""
     registry.register(JOB_KIND, gdpr_handler)
-    registry.register("store.purge_uninstalled", purge_uninstalled_handler)
+    registry.register(PURGE_KIND, purge_uninstalled_handler)

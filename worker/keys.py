@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from worker.config import Settings
 from worker.db.port import Database
+from worker.rpc import stores
 from worker.sealing import Sealer
 
 __all__ = ["rotate_credentials"]
@@ -25,7 +26,7 @@ async def rotate_credentials(db: Database, settings: Settings,
     done = 0
     skipped: set[str] = set()
     while True:
-        rows = await db.rpc("credentials_to_reseal", {"p_active_key_id": sealer.active_key_id, "p_limit": page})
+        rows = await stores.credentials_to_reseal(db, active_key_id=sealer.active_key_id, limit=page)
         rows = [r for r in rows if str(r["store_id"]) not in skipped]
         if not rows:
             return done
@@ -33,8 +34,8 @@ async def rotate_credentials(db: Database, settings: Settings,
             store_id = str(row["store_id"])
             plaintext = sealer.open(row["key_id"], row["sealed"], context=store_id)
             sealed = sealer.seal(plaintext, context=store_id)
-            ok = await db.rpc("reseal_store_credentials", {"p_store_id": store_id, "p_expected_version": row["version"],
-                                                            "p_key_id": sealed.key_id, "p_sealed": sealed.sealed})
+            ok = await stores.reseal_store_credentials(db, store_id=store_id, expected_version=int(row["version"]),
+                                                       key_id=sealed.key_id, sealed=sealed.sealed)
             if ok:
                 done += 1
             else:

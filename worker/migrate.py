@@ -32,6 +32,19 @@ create table if not exists shopsync_private.schema_migrations (
 """
 
 
+# The synced-resource catalog must match the tables after every migration (once the check exists: the
+# first migrations of a fresh database run before the functions phase has created it).
+_CHECK_CATALOG = """
+do $$
+begin
+  if to_regprocedure('shopsync_private.check_catalog()') is not null then
+    perform shopsync_private.check_catalog();
+  end if;
+end
+$$;
+"""
+
+
 class MigrationError(ShopsyncError):
     pass
 
@@ -95,6 +108,7 @@ def migrate(dsn: str, sql_dir: Path = SQL_DIR, log: Callable[[str], None] = prin
                 log(f"-> [{i}/{len(pending)}] migration {path.name}")
                 with conn.transaction():
                     conn.execute(path.read_text())
+                    conn.execute(_CHECK_CATALOG)   # a wrong catalog entry rolls its migration back
                     conn.execute("insert into shopsync_private.schema_migrations (name, checksum) values (%s, %s)",
                                  (path.name, checksum(path)))
                 done.append(path.name)

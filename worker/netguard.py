@@ -18,6 +18,7 @@ connections still arrive as ``httpx.ConnectError``.
 ``allow_private=True`` turns every address check off; it is for local development (sandboxes on
 127.0.0.1, ``SHOPSYNC_LOCAL_DEV``) and tests only.
 """
+# long module: the SSRF boundary (normalization, address checks, resolution, the pinned transport) is one unit to review
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import asyncio
 from typing import Protocol
 
 from worker.db.port import Database
+from worker.rpc import rate_limits
 
 __all__ = ["DbRateLimiter", "Pacer", "UNPACED"]
 
@@ -48,10 +49,10 @@ class DbRateLimiter:
         self.burst = burst
 
     async def wait(self) -> None:
-        delay = float(await self.db.rpc("reserve_request_slot", {
-            "p_key": self.key, "p_per_second": self.per_second, "p_burst": self.burst}))
+        delay = await rate_limits.reserve_request_slot(self.db, key=self.key, per_second=self.per_second,
+                                                       burst=self.burst)
         if delay > 0:
             await asyncio.sleep(delay)
 
     async def defer(self, seconds: float) -> None:
-        await self.db.rpc("defer_requests", {"p_key": self.key, "p_seconds": seconds})
+        await rate_limits.defer_requests(self.db, key=self.key, seconds=seconds)

@@ -8,7 +8,7 @@ import signal
 
 from worker import gdpr
 from worker.config import Settings
-from worker.connectors.registry import publish_configs, register_jobs
+from worker.connectors.registry import check_against_database, publish_configs, register_jobs
 from worker.db import open_database
 from worker.jobs.registry import JobRegistry
 from worker.jobs.runner import Worker
@@ -28,7 +28,9 @@ def build_registry() -> JobRegistry:
 
 async def run_worker(settings: Settings, registry: JobRegistry | None = None,
                      stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop``): claim and run jobs, and run schedules without pg_cron."""
+    """Run until SIGTERM/SIGINT (or ``stop``): claim and run jobs, and run schedules without pg_cron.
+    Without ``registry`` (``shopsync worker``) the connectors' handlers run, after checking that they cover
+    every job kind SQL can enqueue and every table they write is in the catalog (ConfigError otherwise)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -39,7 +41,11 @@ async def run_worker(settings: Settings, registry: JobRegistry | None = None,
     db = await open_database(settings)
     try:
         await publish_configs(db, settings)
-        worker = Worker(db, registry or build_registry(), settings)
+        if registry is None:
+            # the process runs the connectors' handlers: they must cover every kind SQL can enqueue
+            registry = build_registry()
+            await check_against_database(db, registry)
+        worker = Worker(db, registry, settings)
         scheduler = MaintenanceScheduler(db, settings)
         await asyncio.gather(worker.run(stop), scheduler.run(stop))
     finally:

@@ -336,3 +336,37 @@ create or replace function shopsync_private.assert_job_held(p_job_id bigint, p_w
     end if;
   end
   $$;
+
+-- The job kinds SQL enqueues are declared in shopsync_private.job_kinds (migration 0009); workers check
+-- at start that every one has a handler. Every enqueue in SQL names its kind through one of these two,
+-- so an undeclared kind fails here, at once, instead of queueing forever.
+create or replace function shopsync_private.platform_job_kind(p_platform text, p_kind text) returns text
+  language plpgsql stable set search_path = ''
+  as $$
+  begin
+    if not exists (select 1 from shopsync_private.job_kinds k where k.kind = p_kind and k.scope = 'platform') then
+      raise exception 'undeclared platform job kind %', coalesce(p_kind, 'null') using errcode = '22023';
+    end if;
+    return p_platform || '.' || p_kind;
+  end
+  $$;
+
+create or replace function shopsync_private.core_job_kind(p_kind text) returns text
+  language plpgsql stable set search_path = ''
+  as $$
+  begin
+    if not exists (select 1 from shopsync_private.job_kinds k where k.kind = p_kind and k.scope = 'core') then
+      raise exception 'undeclared core job kind %', coalesce(p_kind, 'null') using errcode = '22023';
+    end if;
+    return p_kind;
+  end
+  $$;
+
+-- What SQL enqueues, for the start-up check of shopsync's processes (and SQL admins).
+create or replace function shopsync.job_kinds()
+  returns table (kind text, scope text, required_when text, enqueued_by text, description text)
+  language sql stable set search_path = ''
+  as $$
+    select k.kind, k.scope, k.required_when, k.enqueued_by, k.description
+      from shopsync_private.job_kinds k order by k.scope desc, k.kind
+  $$;

@@ -16,8 +16,10 @@ grant execute on function
   shopsync.set_access_policy(uuid, text, text),
   shopsync.disconnect_store(uuid),
   shopsync.claim_pending_install(uuid, text, uuid),
-  shopsync.begin_install(uuid, text, text, text)
+  shopsync.begin_install(uuid, text, text, text),
+  shopsync.synced_record_counts(uuid)
 to authenticated;
 
 grant execute on all functions in schema shopsync, shopsync_private to service_role;
+grant usage, select on all sequences in schema shopsync, shopsync_private to service_role;
 grant select on shopsync.store_sync_statistics to authenticated, service_role;

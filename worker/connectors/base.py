@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 from worker.config import Settings
 from worker.errors import ConfigError, PermanentError
 from worker.jobs.registry import Handler, Job, JobContext
+from worker.rpc import stores
 from worker.sealing import Sealer
 
 __all__ = ["ConnectorBase", "active_store_handler", "load_platform_settings"]
@@ -58,9 +59,9 @@ def active_store_handler(kind: str, work: StoreJob) -> Handler:
     async def handle(job: Job, jctx: JobContext) -> Mapping[str, Any]:
         if job.store_id is None:
             raise PermanentError(f"{kind} job {job.id} has no store")
-        rows = await jctx.db.rpc("get_store", {"p_store_id": job.store_id})
-        if not rows or rows[0]["status"] != "active":
+        store = await stores.get_store(jctx.db, store_id=job.store_id)
+        if store is None or store["status"] != "active":
             return {"skipped": "the store is not active"}
-        return await work(job, jctx, {**rows[0], "id": job.store_id})
+        return await work(job, jctx, {**store, "id": job.store_id})
 
     return handle

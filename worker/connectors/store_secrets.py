@@ -15,6 +15,7 @@ from uuid import UUID
 from worker.db.port import Database
 from worker.db.values import as_datetime
 from worker.errors import SealingError
+from worker.rpc import stores
 from worker.sealing import Sealer
 
 __all__ = ["StoreSecrets", "WebhookSecretCache", "load_secrets", "save_secrets", "seal_secrets"]
@@ -36,10 +37,9 @@ class StoreSecrets:
 
 
 async def load_secrets(db: Database, sealer: Sealer, store_id: UUID | str) -> StoreSecrets | None:
-    rows = await db.rpc("get_store_credentials", {"p_store_id": store_id})
-    if not rows:
+    row = await stores.get_store_credentials(db, store_id=store_id)
+    if row is None:
         return None
-    row: Mapping[str, Any] = rows[0]
     fields = sealer.open_json(row["key_id"], row["sealed"], context=str(store_id))
     return StoreSecrets(fields, int(row["version"]), as_datetime(row["access_expires_at"]))
 
@@ -55,10 +55,9 @@ def seal_secrets(sealer: Sealer, store_id: UUID | str, kind: str, fields: Mappin
 async def save_secrets(db: Database, sealer: Sealer, store_id: UUID | str, kind: str, fields: Mapping[str, Any], *,
                        access_expires_at: datetime | None = None, expected_version: int | None = None) -> int:
     box = seal_secrets(sealer, store_id, kind, fields)
-    version = await db.rpc("put_store_credentials", {
-        "p_store_id": store_id, "p_kind": kind, "p_key_id": box["key_id"], "p_sealed": box["sealed"],
-        "p_access_expires_at": access_expires_at, "p_expected_version": expected_version})
-    return int(version)
+    return await stores.put_store_credentials(db, store_id=store_id, kind=kind, key_id=box["key_id"],
+                                              sealed=box["sealed"], access_expires_at=access_expires_at,
+                                              expected_version=expected_version)
 
 
 class WebhookSecretCache:
@@ -78,10 +77,9 @@ class WebhookSecretCache:
         hit = self._cache.get(store_id)
         if hit is not None and not fresh and hit[0] > time.monotonic():
             return hit[1], hit[2]
-        rows = await db.rpc("store_webhook_credentials", {"p_store_id": store_id})
-        if not rows or rows[0]["platform"] != self.platform:
+        row = await stores.store_webhook_credentials(db, store_id=store_id)
+        if row is None or row["platform"] != self.platform:
             return None
-        row = rows[0]
         secret: str | None = None
         if row["sealed"]:
             try:

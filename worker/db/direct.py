@@ -182,9 +182,8 @@ class DirectDatabase:
                 await conn.execute(sql.SQL("create temp table shopsync_stage on commit drop as "
                                            "select * from {} with no data").format(sql.Identifier("shopsync", table)))
                 await copy_rows(conn, sql.Identifier("pg_temp", "shopsync_stage"))
-                cur = await conn.execute(
-                    "select shopsync_private.merge_staged(%s, 'shopsync_stage', %s, %s, %s) as r",
-                    (table, job_id, worker_id, list(keep) or None))
+                cur = await conn.execute(query("merge_stage"), {"table": table, "job_id": job_id, "worker": worker_id,
+                                                                "keep": list(keep) or None})
                 result = await cur.fetchone()
         except psycopg.Error as exc:
             raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None
@@ -204,10 +203,8 @@ class DirectDatabase:
         async with self._pool.connection() as conn:
             try:
                 async with conn.transaction():
-                    cur = await conn.execute(
-                        "select shopsync_private.assert_job_held(%s, %s), "
-                        "(select s.organization_id::text from shopsync.stores s where s.id = %s) as org",
-                        (job_id, worker_id, store_id))
+                    cur = await conn.execute(query("fresh_insert_check"),
+                                             {"job_id": job_id, "worker": worker_id, "store_id": store_id})
                     found = await cur.fetchone()
                     if found is None or found["org"] != organization_id:
                         return False

@@ -177,9 +177,9 @@ class SupabaseDatabase:
                            fresh: bool = False) -> Mapping[str, int]:
         if not rows:
             return {"inserted": 0, "updated": 0, "skipped": 0}
-        result = await self.rpc("upsert_synced", {"p_table": table, "p_rows": list(rows), "p_job_id": job_id,
-                                                  "p_worker": worker_id, "p_keep": list(keep) or None})
-        return {k: int(v) for k, v in result.items()}
+        from worker.rpc.synced_writes import upsert_synced  # the façade names SQL functions, not the port
+
+        return await upsert_synced(self, table=table, rows=rows, job_id=job_id, worker=worker_id, keep=keep)
 
     async def wait_for_wakeup(self, timeout: float) -> bool:
         return await self._wakeup.wait(timeout)

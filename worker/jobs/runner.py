@@ -17,18 +17,21 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from worker.config import Settings
 from worker.db.port import Database
 from worker.errors import DatabaseError, NeedsReauthError, PermanentError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.logs import redact_text
+from worker.rpc import queue, stores
 
 __all__ = ["Worker", "new_worker_id"]
 
 log = logging.getLogger("shopsync.worker")
+
+T = TypeVar("T")
 
 
 def _plain_json(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -95,9 +98,8 @@ class Worker:
                 continue
             want = min(free, batch)
             try:
-                rows = await self.db.rpc("claim_jobs", {"p_worker": self.worker_id, "p_limit": want,
-                                                        "p_kinds": self.kinds,
-                                                        "p_lease_seconds": self.settings.lease_seconds})
+                rows = await queue.claim_jobs(self.db, worker=self.worker_id, limit=want, kinds=self.kinds,
+                                              lease_seconds=self.settings.lease_seconds)
             except DatabaseError as exc:
                 log.error("claim failed (%s): %s; retrying after the poll interval", exc.sqlstate, exc)
                 await self._wait(self.settings.poll_interval)
@@ -150,8 +152,8 @@ class Worker:
         except NeedsReauthError as exc:
             outcome = await self._fail(job, exc, retryable=False)
             if job.store_id is not None:
-                await self._safe_rpc("mark_store_needs_reauth", {"p_store_id": job.store_id,
-                                                                 "p_reason": redact_text(str(exc))})
+                await self._safe(stores.mark_store_needs_reauth(
+                    self.db, store_id=job.store_id, reason=redact_text(str(exc))), "mark_store_needs_reauth")
         except PermanentError as exc:
             outcome = await self._fail(job, exc, retryable=False)
         except RetryableError as exc:
@@ -171,16 +173,16 @@ class Worker:
     async def _fail(self, job: Job, exc: BaseException, *, retryable: bool, retry_in: float | None = None) -> str:
         self.stats["failed"] += 1
         message = redact_text(f"{type(exc).__name__}: {exc}")
-        state = await self._safe_rpc("fail_job", {"p_worker": self.worker_id, "p_id": job.id, "p_error": message,
-                                                  "p_retryable": retryable, "p_retry_in_seconds": retry_in})
+        state = await self._safe(queue.fail_job(self.db, worker=self.worker_id, job_id=job.id, error=message,
+                                                retryable=retryable, retry_in=retry_in), "fail_job")
         return "retry" if state == "queued" else ("dead" if state == "dead" else "lost")
 
-    async def _safe_rpc(self, function: str, args: Mapping[str, Any]) -> Any:
+    async def _safe(self, call: Awaitable[T], what: str) -> T | None:
         try:
-            return await self.db.rpc(function, args)
+            return await call
         except DatabaseError as exc:
             # the job stays leased until its lease expires, then it is reaped and runs again
-            log.error("%s failed (%s): %s", function, exc.sqlstate, exc)
+            log.error("%s failed (%s): %s", what, exc.sqlstate, exc)
             return None
 
     # --- completing -----------------------------------------------------------------------------
@@ -209,18 +211,17 @@ class Worker:
         ids = self._flushing
         results = [result for _, result in batch]
         try:
-            done = await self.db.rpc("complete_jobs", {"p_worker": self.worker_id, "p_ids": ids,
-                                                       "p_results": results})
+            done = await queue.complete_jobs(self.db, worker=self.worker_id, ids=ids, results=results)
         except Exception as exc:  # noqa: BLE001 - keep the batch whatever went wrong
             log.error("completing %d jobs failed (%s); will retry", len(ids), type(exc).__name__)
             self._completions[:0] = batch
             return False
         finally:
             self._flushing = []
-        if done is not None and done < len(ids):
+        if done < len(ids):
             # those jobs were reaped or cancelled meanwhile; whoever holds them now decides
-            self.stats["lost"] += len(ids) - int(done)
-            log.warning("%d of %d completed jobs were no longer held by this worker", len(ids) - int(done), len(ids))
+            self.stats["lost"] += len(ids) - done
+            log.warning("%d of %d completed jobs were no longer held by this worker", len(ids) - done, len(ids))
         return True
 
     # --- leases ---------------------------------------------------------------------------------
@@ -233,12 +234,11 @@ class Worker:
             if not ids:
                 continue
             try:
-                held = await self.db.rpc("heartbeat_jobs", {"p_worker": self.worker_id, "p_ids": ids,
-                                                         "p_lease_seconds": self.settings.lease_seconds})
+                held_ids = await queue.heartbeat_jobs(self.db, worker=self.worker_id, ids=ids,
+                                                      lease_seconds=self.settings.lease_seconds)
             except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the lease has slack
                 log.error("heartbeat failed (%s); retrying", type(exc).__name__)
                 continue
-            held_ids = {int(row["heartbeat_jobs"]) if isinstance(row, Mapping) else int(row) for row in held}
             for job_id in ids:
                 task = self._running.get(job_id)
                 if job_id not in held_ids and task is not None and not task.done():
@@ -259,5 +259,5 @@ class Worker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        released = await self._safe_rpc("release_jobs", {"p_worker": self.worker_id, "p_ids": leftover})
+        released = await self._safe(queue.release_jobs(self.db, worker=self.worker_id, ids=leftover), "release_jobs")
         log.info("released %s unfinished jobs for other workers", released)

@@ -15,6 +15,7 @@ import schedule
 from worker.config import Settings
 from worker.db.port import Database
 from worker.errors import DatabaseError
+from worker.rpc import maintenance
 
 __all__ = ["MaintenanceScheduler"]
 
@@ -37,8 +38,8 @@ class MaintenanceScheduler:
         delay = 1.0
         while not stop.is_set():
             try:
-                features = await self.db.rpc("runtime_features")
-                return bool(features and features.get("pg_cron_schedules"))
+                features = await maintenance.runtime_features(self.db)
+                return bool(features.get("pg_cron_schedules"))
             except DatabaseError as exc:
                 log.error("cannot read runtime features (%s); retrying in %.0fs", exc.sqlstate, delay)
                 with contextlib.suppress(TimeoutError):
@@ -69,9 +70,9 @@ class MaintenanceScheduler:
     async def run_task(self, task: str, every: float) -> None:
         # half the cadence as the minimum gap: a slightly early tick still runs, a duplicate does not
         try:
-            result = await self.db.rpc("run_maintenance", {"p_task": task, "p_every_seconds": every / 2})
+            result = await maintenance.run_maintenance(self.db, task=task, every_seconds=every / 2)
         except DatabaseError as exc:
             log.error("maintenance task %s failed (%s): %s", task, exc.sqlstate, exc)
             return
-        if result and "result" in result:
+        if "result" in result:
             log.info("maintenance %s: %s", task, result["result"])

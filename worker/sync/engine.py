@@ -23,6 +23,7 @@ from worker.db.values import as_datetime
 from worker.errors import PermanentError
 from worker.jobs.registry import Job, JobContext
 from worker.logs import redact_text
+from worker.rpc import synced_writes, syncs
 
 __all__ = ["Batch", "SyncContext", "SyncSource", "sync_handler"]
 
@@ -72,8 +73,9 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
         if job.store_id is None or job.resource is None:
             raise PermanentError("a sync job needs a store and a resource")
         db = jctx.db
-        rows = await db.rpc("get_sync_context", {"p_store_id": job.store_id, "p_resource": job.resource})
-        info = rows[0]
+        info = await syncs.get_sync_context(db, store_id=job.store_id, resource=job.resource)
+        if info is None:
+            raise PermanentError(f"store {job.store_id} no longer exists")
         if info["status"] != "active":
             raise PermanentError(f"store is {info['status']}; nothing synced")
         if info["policy"] != "sync":
@@ -92,10 +94,10 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
         # anything changed at the source after this moment is caught by the next incremental run, even
         # if it sits on a page this run already passed (the connector's overlap window covers skew)
         run_started = datetime.now(UTC)
-        run_id = await db.rpc("start_sync_run", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
-                                                 "p_mode": mode, "p_job_id": job.id})
+        run_id = await syncs.start_sync_run(db, store_id=ctx.store_id, resource=ctx.resource, mode=mode,
+                                            job_id=job.id)
         counts = {"inserted": 0, "updated": 0, "skipped": 0, "deleted": 0}
-        held = {"p_job_id": job.id, "p_worker": jctx.worker_id}   # every write re-checks the lease
+        held: dict[str, Any] = {"job_id": job.id, "worker": jctx.worker_id}   # every write re-checks the lease
         newest = ctx.high_watermark
         first_full_sync = mode == "full" and info.get("last_full_sync_at") is None
 
@@ -107,13 +109,13 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
                     counts[key] += int(result.get(key, 0))
             for table, ids in batch.deletes.items():
                 if ids:
-                    counts["deleted"] += int(await db.rpc("mark_synced_deleted", {
-                        "p_table": table, "p_store_id": ctx.store_id, "p_ids": list(ids), **held}))
+                    counts["deleted"] += await synced_writes.mark_synced_deleted(
+                        db, table=table, store_id=ctx.store_id, ids=ids, **held)
             if batch.checkpoint is not None:
                 # the watermark only moves when the run completes: a resumed run must not skip data
-                await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
-                                                 "p_high_watermark": ctx.high_watermark,
-                                                 "p_checkpoint": {**batch.checkpoint, "mode": mode}, **held})
+                await syncs.save_sync_state(db, store_id=ctx.store_id, resource=ctx.resource,
+                                            high_watermark=ctx.high_watermark,
+                                            checkpoint={**batch.checkpoint, "mode": mode}, **held)
 
         # one batch is written while the source fetches and maps the next: Python and PostgreSQL work at
         # the same time instead of taking turns. Batches are still written (and checkpointed) in order.
@@ -140,23 +142,18 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
             # a shutdown or lost lease is not the store's error: the run resumes from its checkpoint
             status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
             try:
-                await asyncio.shield(db.rpc("finish_sync_run", {
-                    "p_run_id": run_id, "p_status": status, "p_created": counts["inserted"],
-                    "p_updated": counts["updated"], "p_deleted": counts["deleted"], "p_failed": 0,
-                    "p_error": redact_text(f"{type(exc).__name__}: {exc}")}))
+                await asyncio.shield(syncs.finish_sync_run(db, run_id=run_id, status=status, counts=counts,
+                                                           error=redact_text(f"{type(exc).__name__}: {exc}")))
             except Exception as finish_exc:  # noqa: BLE001 - the original error matters more
                 log.warning("could not record the end of sync run %s (%s); the next run supersedes it",
                             run_id, type(finish_exc).__name__)
             raise
         if mode == "full" and newest is not None:
             newest = min(newest, run_started)
-        await db.rpc("save_sync_state", {"p_store_id": ctx.store_id, "p_resource": ctx.resource,
-                                         "p_high_watermark": newest, "p_checkpoint": None,
-                                         "p_full_sync_done": mode == "full", "p_reconciled": mode == "reconcile",
-                                         **held})
-        await db.rpc("finish_sync_run", {"p_run_id": run_id, "p_status": "succeeded", "p_created": counts["inserted"],
-                                         "p_updated": counts["updated"], "p_deleted": counts["deleted"],
-                                         "p_failed": 0})
+        await syncs.save_sync_state(db, store_id=ctx.store_id, resource=ctx.resource, high_watermark=newest,
+                                    checkpoint=None, full_sync_done=mode == "full", reconciled=mode == "reconcile",
+                                    **held)
+        await syncs.finish_sync_run(db, run_id=run_id, status="succeeded", counts=counts)
         return {"run_id": run_id, "mode": mode, **counts}
 
     return handle

@@ -11,6 +11,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Callable, Container
 
+from worker.rpc import synced_writes
 from worker.sync.engine import Batch, SyncContext
 
 __all__ = ["NumericIdSet", "vanished"]
@@ -48,8 +49,8 @@ async def vanished(ctx: SyncContext, table: str, present: Container[str],
     """Delete batches for stored ids of ``table`` that are not in ``present`` and confirmed gone."""
     after: str | None = None
     while True:
-        stored = list(await ctx.db.rpc("list_synced_ids", {"p_table": table, "p_store_id": ctx.store_id,
-                                                           "p_after": after, "p_limit": page}) or [])
+        stored = await synced_writes.list_synced_ids(ctx.db, table=table, store_id=ctx.store_id, after=after,
+                                                     limit=page)
         candidates = [i for i in stored if i not in present]
         gone = await confirm_gone(table, candidates) if candidates else []
         if gone:

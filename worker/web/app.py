@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
-from http import HTTPStatus
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -28,9 +27,11 @@ from worker.connectors import registry
 from worker.db import Database, open_database
 from worker.migrate import checksum, migration_files
 from worker.paths import SQL_DIR
+from worker.rpc import maintenance
 from worker.web.metrics import CONTENT_TYPE, WebMetrics
+from worker.web.responses import error_response
 
-__all__ = ["BodyLimitMiddleware", "create_app", "error_response", "header_value", "route_template", "serve"]
+__all__ = ["BodyLimitMiddleware", "create_app", "route_template", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +39,6 @@ READY_TIMEOUT = 3.0      # a probe that hangs is worse than one that fails: orch
 METRICS_TIMEOUT = 5.0
 METRICS_WINDOW_SECONDS = 900
 UNMATCHED = "unmatched"  # route label for requests no route matched (keeps label cardinality bounded)
-
-
-def error_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The one error shape: ``error`` is a stable snake_case code, ``detail`` is for humans."""
-    try:
-        code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
-    except ValueError:      # a non-standard status some handler chose
-        code = "error"
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
-def header_value(request: Request, name: str, max_length: int = 200) -> str | None:
-    """A request header stripped, or None when it is missing, blank or longer than ``max_length``."""
-    value = request.headers.get(name)
-    if value is None or not value.strip() or len(value) > max_length:
-        return None
-    return value.strip()
 
 
 # --- routing labels -------------------------------------------------------------------------------
@@ -199,10 +183,9 @@ async def _readiness_problems(request: Request) -> list[str]:
     expected: dict[str, str] = request.app.state.expected_migrations
     timeout: float = request.app.state.ready_timeout
     try:
-        rows = await asyncio.wait_for(_db(request).rpc("applied_migrations"), timeout)
+        applied = await asyncio.wait_for(maintenance.applied_migrations(_db(request)), timeout)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; only the type is safe to show
         return [f"database unreachable: {type(exc).__name__}"]
-    applied = {str(r["name"]): str(r["checksum"]) for r in rows}
     problems = []
     for name, expected_sum in expected.items():
         if name not in applied:
@@ -224,8 +207,8 @@ async def _readyz(request: Request) -> Response:
 async def _metrics(request: Request) -> Response:
     metrics: WebMetrics = request.app.state.metrics
     try:
-        queue = await asyncio.wait_for(
-            _db(request).rpc("queue_metrics", {"p_window_seconds": METRICS_WINDOW_SECONDS}), METRICS_TIMEOUT)
+        queue: dict[str, Any] | None = await asyncio.wait_for(
+            maintenance.queue_metrics(_db(request), window_seconds=METRICS_WINDOW_SECONDS), METRICS_TIMEOUT)
     except Exception as exc:  # noqa: BLE001 - still serve our own counters; _up 0 says the rest is missing
         log.warning("queue metrics unavailable: %s", type(exc).__name__)
         queue = None
@@ -238,12 +221,7 @@ def _routes() -> list[BaseRoute]:
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
-    reserved = {"healthz", "readyz", "metrics"}
-    for connector in registry.connectors():
-        if connector.platform in reserved or "/" in connector.platform:
-            raise ValueError(f"connector platform {connector.platform!r} cannot be mounted at /{connector.platform}")
-        routes.append(Mount(f"/{connector.platform}", routes=list(connector.routes())))
-    return routes
+    return routes + registry.web_routes()
 
 
 def create_app(settings: Settings, db: Database | None = None, *, ready_timeout: float = READY_TIMEOUT) -> Starlette:
@@ -261,6 +239,9 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
         app.state.db = opened
         try:
             await registry.publish_configs(opened, settings)
+            from worker.runtime import build_registry
+
+            await registry.check_against_database(opened, build_registry())
             yield
         finally:
             app.state.db = None

@@ -36,7 +36,7 @@ from starlette.responses import Response
 
 from worker.config import Settings
 from worker.errors import ConfigError
-from worker.web.app import error_response
+from worker.web.responses import error_response
 
 __all__ = ["AuthUnavailable", "SupabaseJwtVerifier", "Unauthenticated", "UserIdentity", "auth_unavailable_response",
            "authenticate", "unauthenticated_response", "verifier_for", "JWKS_PATH"]

@@ -1,25 +1,25 @@
-"""The Shopify connector: what ``worker.connectors.registry`` discovers (routes, jobs, published config),
-and the one way its jobs open an authenticated GraphQL client for a store.
+"""The Shopify connector: its contract (what the core runs and mounts: sync, webhooks, the OAuth install
+flow, its own jobs, published config), and the one way its jobs open an authenticated GraphQL client.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from starlette.routing import BaseRoute
-
 from worker.config import Settings
 from worker.connectors.base import ConnectorBase
+from worker.connectors.contract import ConnectFlow, ConnectorContract, ConnectSpec, WebhookSpec
 from worker.connectors.shopify.graphql import ShopifyGraphQL
+from worker.connectors.shopify.mapping import RESOURCE_TABLES
 from worker.connectors.shopify.oauth import ShopifyOAuth
 from worker.connectors.shopify.settings import SHOP_PATTERN, ShopifySettings, shopify_settings
 from worker.connectors.shopify.tokens import StoreTokens
-from worker.jobs.registry import JobContext, JobRegistry
-from worker.sync.engine import SyncContext, sync_handler
+from worker.jobs.registry import JobContext
+from worker.sync.engine import SyncContext
 
 __all__ = ["ShopifyConnector"]
 
@@ -43,20 +43,21 @@ class ShopifyConnector(ConnectorBase[ShopifySettings]):
                 "state_ttl_seconds": s.install_state_ttl_seconds, "api_version": s.api_version,
                 "scopes": list(s.scopes)}
 
-    # --- registry hooks --------------------------------------------------------------------------------
-    def routes(self) -> Sequence[BaseRoute]:
-        from worker.connectors.shopify.install import install_routes
-        from worker.connectors.shopify.webhooks import webhook_routes
-
-        return [*install_routes(self), *webhook_routes(self)]
-
-    def register_jobs(self, registry: JobRegistry) -> None:
+    @property
+    def contract(self) -> ConnectorContract:
+        # built on each use: it follows the settings the connector has now (tests replace them)
         from worker.connectors.shopify import install, webhooks
         from worker.connectors.shopify.sync import shopify_sync_source
 
-        registry.register("shopify.sync", sync_handler(shopify_sync_source(self.open_sync_client)))
-        install.register_jobs(self, registry)
-        webhooks.register_jobs(self, registry)
+        install_claimed, own_jobs = install.install_jobs(self)
+        return ConnectorContract(
+            platform=self.platform, display_name=self.display_name, reads=RESOURCE_TABLES,
+            sync=shopify_sync_source(self.open_sync_client),
+            webhooks=WebhookSpec(path="/webhooks", verify=webhooks.webhook_verifier(self), topics=webhooks.TOPICS,
+                                 apply=webhooks.apply_event, check=webhooks.subscriptions_check(self)),
+            connect=ConnectSpec(flow=ConnectFlow.OAUTH, routes=install.install_routes(self),
+                                install_claimed=install_claimed),
+            jobs=own_jobs, public_config=self.public_config)
 
     # --- clients ---------------------------------------------------------------------------------------
     def oauth(self) -> ShopifyOAuth:

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from worker.connectors.contract import StandardJob
 from worker.connectors.shopify.auth import (
     InvalidShopDomain,
     authorize_url,
@@ -45,19 +46,23 @@ from worker.connectors.shopify.tokens import open_token_box, save_tokens, seal_t
 from worker.connectors.shopify.webhooks import ensure_subscriptions
 from worker.db.port import Database
 from worker.errors import DatabaseError, PermanentError, RetryableError
-from worker.jobs.registry import Job, JobContext, JobRegistry
+from worker.jobs.registry import Handler, Job, JobContext
+from worker.rpc import connect, queue, stores, syncs
 from worker.sealing import Sealer
-from worker.web.app import error_response
 from worker.web.redirects import frontend_redirect, safe_return_to
+from worker.web.responses import error_response
 
 if TYPE_CHECKING:
     from worker.connectors.shopify.connector import ShopifyConnector
 
-__all__ = ["activate_store", "install_routes", "register_jobs"]
+__all__ = ["ACTIVATE", "EXCHANGE", "activate_store", "install_jobs", "install_routes"]
 
 log = logging.getLogger("shopsync.shopify.install")
 
 PLATFORM = "shopify"
+# Shopify's own job kinds (shopify.<name>), beside the standard ones of the contract
+EXCHANGE = "exchange"     # the one-time authorization code → tokens sealed for the parked install
+ACTIVATE = "activate"     # read the shop, mark the store active, subscribe webhooks, first full sync
 PENDING_INSTALL_TTL = 86_400
 SHOP_INFO = "query ShopInfo { shop { id name currencyCode ianaTimezone plan { displayName } } }"
 
@@ -93,14 +98,13 @@ def install_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         shop, _ = checked
         core = request.app.state.settings
         db: Database = request.app.state.db
-        found = await db.rpc("find_store", {"p_platform": PLATFORM, "p_shop_key": shop})
-        if found and found[0]["status"] == "active":
+        found = await stores.find_store(db, platform=PLATFORM, shop_key=shop)
+        if found is not None and found["status"] == "active":
             return frontend_redirect(core.frontend_url, {"platform": PLATFORM, "shop": shop,
-                                                          "store_id": str(found[0]["store_id"])})
+                                                          "store_id": str(found["store_id"])})
         s = connector.settings
-        nonce = await db.rpc("create_oauth_state", {"p_platform": PLATFORM, "p_organization_id": None,
-                                                   "p_user_id": None, "p_shop_key": shop,
-                                                   "p_ttl_seconds": s.install_state_ttl_seconds})
+        nonce = await connect.create_oauth_state(db, platform=PLATFORM, shop_key=shop,
+                                                 ttl_seconds=s.install_state_ttl_seconds)
         return RedirectResponse(authorize_url(shop, client_id=s.client_id or "", scopes=s.scopes,
                                               redirect_uri=s.redirect_uri(core), state=str(nonce),
                                               base_url=s.shop_url(shop)), status_code=302)
@@ -116,21 +120,19 @@ def install_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
             return error_response(400, "the callback needs code and state")
         core = request.app.state.settings
         db: Database = request.app.state.db
-        rows = await db.rpc("consume_oauth_state", {"p_platform": PLATFORM, "p_nonce": state, "p_shop_key": shop})
-        if not rows:
+        bound = await connect.consume_oauth_state(db, platform=PLATFORM, nonce=state, shop_key=shop)
+        if bound is None:
             return error_response(401, "unknown, expired or already used state")
-        bound = rows[0]
         details: dict[str, Any] = {"source": "shopify"}
         if bound["organization_id"] is not None:       # begun by a signed-in user with begin_install
             details = {"source": "frontend", "organization_id": str(bound["organization_id"]),
                        "user_id": str(bound["user_id"])}
-        parked = (await db.rpc("park_pending_install", {"p_platform": PLATFORM, "p_shop_key": shop,
-                                                        "p_details": details,
-                                                        "p_ttl_seconds": PENDING_INSTALL_TTL}))[0]
+        parked = await connect.park_pending_install(db, platform=PLATFORM, shop_key=shop, details=details,
+                                                    ttl_seconds=PENDING_INSTALL_TTL)
         sealed = connector.sealer(core).seal({"code": code}, context=_code_context(shop))
-        await db.rpc("enqueue_job", {"p_kind": "shopify.exchange", "p_priority": 10, "p_payload": {
+        await queue.enqueue_job(db, kind=f"{PLATFORM}.{EXCHANGE}", priority=10, payload={
             "shop": shop, "install_id": str(parked["install_id"]),
-            "code": {"key_id": sealed.key_id, "sealed": sealed.sealed}}})
+            "code": {"key_id": sealed.key_id, "sealed": sealed.sealed}})
         target = safe_return_to(bound["return_to"], core.frontend_url)
         return frontend_redirect(target, {"platform": PLATFORM, "shop": shop, "status": "pending"},
                                   {"install_id": str(parked["install_id"]), "claim_token": str(parked["claim_token"])})
@@ -161,12 +163,13 @@ async def _persist(call: Any, what: str, attempts: int = 5) -> Any:
     return None
 
 
-async def _enqueue_activation(db: Database, store_id: UUID | str) -> None:
-    await db.rpc("enqueue_job", {"p_kind": "shopify.activate", "p_store_id": store_id, "p_priority": 10,
-                                 "p_dedupe_key": f"shopify.activate:{store_id}"})
+async def _enqueue_activation(db: Database, store_id: UUID) -> None:
+    await queue.enqueue_job(db, kind=f"{PLATFORM}.{ACTIVATE}", store_id=store_id, priority=10,
+                            dedupe_key=f"{PLATFORM}.{ACTIVATE}:{store_id}")
 
 
-def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
+def install_jobs(connector: ShopifyConnector) -> tuple[Handler, dict[str, Handler]]:
+    """The contract's ``install_claimed`` handler, and Shopify's own kinds: ``exchange`` and ``activate``."""
 
     async def exchange(job: Job, jctx: JobContext) -> Mapping[str, Any]:
         """The authorization code → sealed tokens on the store (or on the parked install)."""
@@ -184,21 +187,21 @@ def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
             tokens = await oauth.exchange_code(shop, str(code))
         except GrantRefused as exc:
             # a used or expired code: only a new install helps; say so on the store if it was claimed
-            rows = await db.rpc("get_pending_install", {"p_install_id": install_id})
-            if rows and rows[0]["store_id"] is not None:
-                await db.rpc("set_store_status", {"p_store_id": rows[0]["store_id"], "p_status": "needs_reauth",
-                                                  "p_reason": f"{exc}; connect the shop again"})
+            pending = await connect.get_pending_install(db, install_id=install_id)
+            if pending is not None and pending["store_id"] is not None:
+                await stores.set_store_status(db, store_id=pending["store_id"], status="needs_reauth",
+                                              reason=f"{exc}; connect the shop again")
             raise
         finally:
             await oauth.aclose()
         box = seal_token_box(sealer, tokens, context=_install_context(install_id))
-        claimed_store = await _persist(lambda: db.rpc("put_pending_install_credentials", {
-            "p_install_id": install_id, "p_credentials": box}), "the shop's tokens")
+        claimed_store = await _persist(lambda: connect.put_pending_install_credentials(
+            db, install_id=install_id, credentials=box), "the shop's tokens")
         if claimed_store is not None:
             # claimed while we exchanged: make sure a claim job runs now that the tokens are here
-            await db.rpc("enqueue_job", {"p_kind": "shopify.install_claimed", "p_payload": {"install_id": install_id},
-                                         "p_store_id": claimed_store, "p_dedupe_key": f"install:{install_id}",
-                                         "p_priority": 10})
+            await queue.enqueue_job(db, kind=f"{PLATFORM}.{StandardJob.INSTALL_CLAIMED}",
+                                    payload={"install_id": install_id}, store_id=claimed_store,
+                                    dedupe_key=f"install:{install_id}", priority=10)
         return {"shop": shop, "install_id": install_id, "claimed": claimed_store is not None}
 
     async def install_claimed(job: Job, jctx: JobContext) -> Mapping[str, Any]:
@@ -207,10 +210,9 @@ def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
         if job.store_id is None:
             raise PermanentError(f"shopify.install_claimed job {job.id} has no store")
         db = jctx.db
-        rows = await db.rpc("get_pending_install", {"p_install_id": install_id})
-        if not rows:
+        install = await connect.get_pending_install(db, install_id=install_id)
+        if install is None:
             raise PermanentError(f"pending install {install_id} no longer exists")
-        install = rows[0]
         credentials = install["credentials"]
         if credentials is None:
             # the exchange job has not stored them yet (the merchant was fast): come back shortly
@@ -218,7 +220,7 @@ def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
         sealer: Sealer = connector.sealer(jctx.settings)
         tokens = open_token_box(sealer, credentials, context=_install_context(install_id))
         await save_tokens(db, sealer, job.store_id, tokens)
-        await db.rpc("clear_pending_install_credentials", {"p_install_id": install_id})
+        await connect.clear_pending_install_credentials(db, install_id=install_id)
         await _enqueue_activation(db, job.store_id)
         return {"store_id": str(job.store_id)}
 
@@ -227,18 +229,15 @@ def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
             raise PermanentError(f"shopify.activate job {job.id} has no store")
         return await activate_store(connector, jctx, job.store_id)
 
-    registry.register("shopify.exchange", exchange)
-    registry.register("shopify.install_claimed", install_claimed)
-    registry.register("shopify.activate", activate)
+    return install_claimed, {EXCHANGE: exchange, ACTIVATE: activate}
 
 
 async def activate_store(connector: ShopifyConnector, jctx: JobContext, store_id: UUID) -> Mapping[str, Any]:
     """Read the shop, mark the store active, register webhooks, enqueue the first full sync."""
     db = jctx.db
-    rows = await db.rpc("get_store", {"p_store_id": store_id})
-    if not rows:
+    store = await stores.get_store(db, store_id=store_id)
+    if store is None:
         raise PermanentError(f"store {store_id} no longer exists")
-    store = rows[0]
     if store["status"] == "disconnected":
         return {"skipped": "the store was disconnected meanwhile"}
     async with connector.open_client(jctx, store_id, store["shop_key"]) as client:
@@ -246,13 +245,11 @@ async def activate_store(connector: ShopifyConnector, jctx: JobContext, store_id
         plan = shop.get("plan") or {}
         info = {"name": shop.get("name"), "currency": shop.get("currencyCode"), "plan": plan.get("displayName"),
                 "timezone": shop.get("ianaTimezone"), "api_version": connector.settings.api_version}
-        await db.rpc("upsert_store", {
-            "p_organization_id": store["organization_id"], "p_platform": PLATFORM, "p_shop_key": store["shop_key"],
-            "p_display_name": shop.get("name"), "p_status": "active",
-            "p_external_id": str(shop.get("id") or "").rsplit("/", 1)[-1] or None,
-            "p_platform_info": {k: v for k, v in info.items() if v is not None}})
+        await stores.upsert_store(db, organization_id=store["organization_id"], platform=PLATFORM,
+                                  shop_key=store["shop_key"], display_name=shop.get("name"), status="active",
+                                  external_id=str(shop.get("id") or "").rsplit("/", 1)[-1] or None,
+                                  platform_info={k: v for k, v in info.items() if v is not None})
         webhooks = await ensure_subscriptions(connector, client, jctx.settings, store)
-    jobs = await db.rpc("request_sync", {"p_store_id": store_id, "p_mode": "full", "p_reason": "install",
-                                         "p_priority": 50})
+    jobs = await syncs.request_sync(db, store_id=store_id, mode="full", reason="install", priority=50)
     log.info("shopify %s connected; first full sync enqueued", store["shop_key"])
     return {"store_id": str(store_id), "webhooks": webhooks, "sync_jobs": jobs}

@@ -13,6 +13,7 @@ Columns neither shape carries stay ``None``: ``product_variants.currency`` (a va
 amount in both), and what REST webhooks lack: ``customers.orders_count``/``total_spent`` and
 ``inventory_levels.on_hand``.
 """
+# long module: each Shopify object's two shapes (GraphQL nodes, REST webhook payloads) map side by side here
 
 from __future__ import annotations
 

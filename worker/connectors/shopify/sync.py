@@ -16,6 +16,7 @@ Modes (``SyncContext.mode``):
 - **reconcile** — id-only pages of everything the shop has, compared with ``list_synced_ids`` pages;
   ids missing at the source are confirmed gone with ``nodes(ids:)`` before they are soft-deleted.
 """
+# long module: one _Run drives the three modes (bulk full, incremental, reconcile) over shared paging and row plumbing
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ from worker.connectors.shopify.mapping import (
     variant_row,
 )
 from worker.errors import PermanentError, RetryableError
+from worker.rpc import syncs
 from worker.sync.engine import Batch, SyncContext, SyncSource
 from worker.sync.reconcile import NumericIdSet, vanished
 
@@ -220,8 +222,7 @@ class _Run:
         for other in _BULK_QUERIES:
             if other == self.resource:
                 continue
-            rows = await self.ctx.db.rpc("get_sync_context", {"p_store_id": self.ctx.store_id, "p_resource": other})
-            state = rows[0] if rows else None
+            state = await syncs.get_sync_context(self.ctx.db, store_id=self.ctx.store_id, resource=other)
             if (state is None or state["policy"] != "sync" or state["last_full_sync_at"] is not None
                     or state["high_watermark"] is not None or state["checkpoint"] is not None):
                 continue            # synced before, not wanted, or already under way
@@ -230,10 +231,9 @@ class _Run:
             except (RetryableError, PermanentError) as exc:
                 log.info("shopify %s: %s export not started early (%s)", self.client.shop, other, exc)
                 return
-            await self.ctx.db.rpc("save_sync_state", {
-                "p_store_id": self.ctx.store_id, "p_resource": other, "p_high_watermark": None,
-                "p_checkpoint": {"bulk_operation_id": op.id, "lines_done": 0, "mode": "full"},
-                "p_job_id": self.ctx.job.id, "p_worker": self.ctx.job_context.worker_id})
+            await syncs.save_sync_state(self.ctx.db, store_id=self.ctx.store_id, resource=other, high_watermark=None,
+                                        checkpoint={"bulk_operation_id": op.id, "lines_done": 0, "mode": "full"},
+                                        job_id=self.ctx.job.id, worker=self.ctx.job_context.worker_id)
 
     async def _consume(self, runner: BulkRunner, op: BulkOperation, skip: int) -> AsyncIterator[Batch]:
         assert op.url is not None

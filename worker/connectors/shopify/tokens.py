@@ -24,6 +24,7 @@ from worker.connectors.shopify.oauth import GrantRefused, ShopifyOAuth, TokenSet
 from worker.db.port import Database
 from worker.db.values import as_datetime
 from worker.errors import DatabaseError, NeedsReauthError, RetryableError
+from worker.rpc import stores
 from worker.sealing import Sealer
 
 __all__ = ["StoreTokens", "load_tokens", "open_token_box", "save_tokens", "seal_token_box"]
@@ -54,10 +55,9 @@ def open_token_box(sealer: Sealer, box: Mapping[str, Any], *, context: str) -> T
 
 async def load_tokens(db: Database, sealer: Sealer, store_id: UUID) -> tuple[TokenSet, int] | None:
     """The store's tokens and their version, or None when it has none."""
-    rows = await db.rpc("get_store_credentials", {"p_store_id": store_id})
-    if not rows:
+    row = await stores.get_store_credentials(db, store_id=store_id)
+    if row is None:
         return None
-    row: Mapping[str, Any] = rows[0]
     fields = sealer.open_json(row["key_id"], row["sealed"], context=str(store_id))
     tokens = TokenSet.from_sealed(fields, as_datetime(row["access_expires_at"]),
                                   as_datetime(row["refresh_expires_at"]))
@@ -67,11 +67,10 @@ async def load_tokens(db: Database, sealer: Sealer, store_id: UUID) -> tuple[Tok
 async def save_tokens(db: Database, sealer: Sealer, store_id: UUID, tokens: TokenSet,
                       expected_version: int | None = None) -> int:
     sealed = sealer.seal(tokens.secret_fields(), context=str(store_id))
-    version = await db.rpc("put_store_credentials", {
-        "p_store_id": store_id, "p_kind": tokens.kind, "p_key_id": sealed.key_id, "p_sealed": sealed.sealed,
-        "p_access_expires_at": tokens.access_expires_at, "p_refresh_expires_at": tokens.refresh_expires_at,
-        "p_expected_version": expected_version})
-    return int(version)
+    return await stores.put_store_credentials(db, store_id=store_id, kind=tokens.kind, key_id=sealed.key_id,
+                                              sealed=sealed.sealed, access_expires_at=tokens.access_expires_at,
+                                              refresh_expires_at=tokens.refresh_expires_at,
+                                              expected_version=expected_version)
 
 
 class StoreTokens:
@@ -119,13 +118,13 @@ class StoreTokens:
     async def _rotate(self, seen_version: int) -> TokenSet:
         deadline = time.monotonic() + self.lease + 5
         while True:
-            if await self.db.rpc("lock_credentials_refresh", {"p_store_id": self.store_id, "p_owner": self.owner,
-                                                              "p_seconds": self.lease}):
+            if await stores.lock_credentials_refresh(self.db, store_id=self.store_id, owner=self.owner,
+                                                     seconds=self.lease):
                 try:
                     return await self._rotate_holding_lease()
                 finally:
-                    await asyncio.shield(self.db.rpc("unlock_credentials_refresh",
-                                                     {"p_store_id": self.store_id, "p_owner": self.owner}))
+                    await asyncio.shield(stores.unlock_credentials_refresh(self.db, store_id=self.store_id,
+                                                                           owner=self.owner))
             # another process is refreshing: wait for its new version rather than burn the token twice
             await asyncio.sleep(POLL_SECONDS)
             tokens, version = await self._load()

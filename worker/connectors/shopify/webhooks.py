@@ -17,31 +17,30 @@ deliveries, and the topics wanted follow the store's access policies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import Response
 
 from worker.config import Settings
-from worker.connectors.base import active_store_handler
+from worker.connectors.contract import CheckWebhooks, Delivery, WebhookVerifier
 from worker.connectors.shopify.auth import InvalidShopDomain, normalize_shop_domain, verify_webhook
 from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.mapping import NOT_IN_WEBHOOKS, WEBHOOK_TOPICS, webhook_effect
-from worker.db.port import Database
 from worker.errors import RetryableError
-from worker.jobs.registry import Job, JobContext, JobRegistry
-from worker.sync.inbox import inbox_handler
-from worker.web.app import error_response, header_value
+from worker.jobs.registry import Job, JobContext
+from worker.rpc import gdpr, stores, synced_writes
+from worker.web.responses import error_response, header_value
 
 if TYPE_CHECKING:
     from worker.connectors.shopify.connector import ShopifyConnector
 
-__all__ = ["COMPLIANCE_TOPICS", "ensure_subscriptions", "register_jobs", "wanted_topics", "webhook_routes"]
+__all__ = ["COMPLIANCE_TOPICS", "TOPICS", "apply_event", "ensure_subscriptions", "subscriptions_check",
+           "wanted_topics", "webhook_verifier"]
 
 log = logging.getLogger("shopsync.shopify.webhooks")
 
@@ -50,7 +49,8 @@ PLATFORM = "shopify"
 COMPLIANCE_TOPICS = {"customers/data_request": "data_request", "customers/redact": "customer_redact",
                      "shop/redact": "shop_redact"}
 UNINSTALLED = "app/uninstalled"
-KNOWN_TOPICS = frozenset(WEBHOOK_TOPICS) | frozenset(COMPLIANCE_TOPICS) | {UNINSTALLED}
+# every topic we receive → the catalog resource it changes (None: it changes no synced data)
+TOPICS: Mapping[str, str | None] = {**WEBHOOK_TOPICS, **dict.fromkeys(COMPLIANCE_TOPICS), UNINSTALLED: None}
 
 SUBSCRIPTIONS = """
 query Subscriptions($first: Int!, $after: String) {
@@ -81,12 +81,12 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
 
 
-def webhook_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
+def webhook_verifier(connector: ShopifyConnector) -> WebhookVerifier:
+    """Every topic arrives at ``POST /shopify/webhooks`` (the topic is a header)."""
 
-    async def receive(request: Request) -> Response:
+    async def verify(request: Request, raw: bytes) -> Delivery | Response:
         if not connector.settings.configured:
             return error_response(503, "Shopify is not configured on this server")
-        raw = await request.body()
         # authenticity first: nothing about an unsigned request is looked at, stored or echoed
         if not verify_webhook(raw, request.headers.get("x-shopify-hmac-sha256"), connector.settings.secrets()):
             return error_response(401, "invalid webhook signature")
@@ -94,7 +94,7 @@ def webhook_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
         delivery_id = header_value(request, "x-shopify-webhook-id")
         if topic is None or delivery_id is None:
             return error_response(400, "missing X-Shopify-Topic or X-Shopify-Webhook-Id")
-        if topic not in KNOWN_TOPICS:
+        if topic not in TOPICS:
             return error_response(400, f"unknown topic {topic[:60]!r}")
         try:
             shop = normalize_shop_domain(request.headers.get("x-shopify-shop-domain"))
@@ -106,19 +106,13 @@ def webhook_routes(connector: ShopifyConnector) -> Sequence[BaseRoute]:
             return error_response(400, "the body is not valid JSON")
         if not isinstance(payload, dict):
             return error_response(400, "the body must be a JSON object")
-        db: Database = request.app.state.db
-        recorded = await db.rpc("receive_webhook", {     # one round trip: find the store, record once
-            "p_platform": PLATFORM, "p_shop_key": shop, "p_delivery_id": delivery_id, "p_topic": topic,
-            "p_payload": payload, "p_event_id": header_value(request, "x-shopify-event-id"),
-            "p_triggered_at": _parse_time(header_value(request, "x-shopify-triggered-at"))})
-        if not recorded:
-            if topic in COMPLIANCE_TOPICS or topic == UNINSTALLED:
-                # nothing stored for this shop (never claimed, or already redacted): nothing to do
-                return JSONResponse({"status": "ignored", "detail": "no data is stored for this shop"})
-            return error_response(404, "unknown shop")
-        return JSONResponse({"status": "duplicate" if recorded[0]["duplicate"] else "accepted"})
+        return Delivery(topic=topic, delivery_id=delivery_id, payload=payload, shop_key=shop,
+                        event_id=header_value(request, "x-shopify-event-id"),
+                        triggered_at=_parse_time(header_value(request, "x-shopify-triggered-at")),
+                        # nothing stored for this shop (never claimed, or already redacted): nothing to do
+                        unknown_shop_ok=topic in COMPLIANCE_TOPICS or topic == UNINSTALLED)
 
-    return [Route("/webhooks", receive, methods=["POST"])]
+    return verify
 
 
 # --- applying inbox events --------------------------------------------------------------------------------
@@ -140,9 +134,10 @@ def _subject(topic: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     return subject
 
 
-async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
-    """Apply one inbox event. Returns the inbox status to record, or None when the apply recorded it
-    itself (data topics: the rows and the inbox status change in one transaction)."""
+async def apply_event(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
+    """Apply one inbox event (data topics reach here only for an active store that syncs the resource).
+    Returns the inbox status to record, or None when the apply recorded it itself (data topics: the rows
+    and the inbox status change in one transaction)."""
     db = jctx.db
     topic = str(event["topic"])
     store_id = event["store_id"]
@@ -153,42 +148,32 @@ async def _apply(connector: ShopifyConnector, job: Job, jctx: JobContext, event:
         # the same event under another delivery id must not become a second request: key by event id
         key = request_id or event["event_id"] or event["id"]
         # every store of the shop, in any organization: data left behind by an earlier connection counts too
-        for store in await db.rpc("stores_of_shop", {"p_platform": PLATFORM, "p_shop_key": event["shop_key"]}):
-            await db.rpc("record_gdpr_request", {
-                "p_platform": PLATFORM, "p_store_id": store["store_id"], "p_request_type": COMPLIANCE_TOPICS[topic],
-                "p_platform_request_id": f"{topic}:{key}:{store['store_id']}", "p_subject": _subject(topic, payload)})
+        for store in await stores.stores_of_shop(db, platform=PLATFORM, shop_key=event["shop_key"]):
+            await gdpr.record_gdpr_request(db, platform=PLATFORM, store_id=store["store_id"],
+                                           request_type=COMPLIANCE_TOPICS[topic],
+                                           platform_request_id=f"{topic}:{key}:{store['store_id']}",
+                                           subject=_subject(topic, payload))
         return "processed"
     if topic == UNINSTALLED:
         if event["store_status"] in ("active", "needs_reauth", "connecting"):
-            await db.rpc("set_store_status", {"p_store_id": store_id, "p_status": "uninstalled",
-                                              "p_reason": "the app was uninstalled from the Shopify admin"})
+            await stores.set_store_status(db, store_id=store_id, status="uninstalled",
+                                          reason="the app was uninstalled from the Shopify admin")
         return "processed"
-    if event["store_status"] != "active":
-        return "ignored"
-    if event[f"{WEBHOOK_TOPICS[topic]}_policy"] != "sync":
-        return "ignored"            # api_only / not_allowed data is never stored
     effect = webhook_effect(topic, payload, store_id=UUID(str(store_id)),
                             organization_id=UUID(str(event["organization_id"])),
                             triggered_at=event["triggered_at"])
-    await db.rpc("apply_synced_changes", {
-        "p_store_id": store_id, "p_writes": {t: list(rows) for t, rows in effect.writes.items() if rows},
-        "p_deletes": {t: list(ids) for t, ids in effect.deletes.items() if ids},
-        "p_deleted_at": effect.deleted_at, "p_keep": NOT_IN_WEBHOOKS, "p_job_id": job.id,
-        "p_worker": jctx.worker_id, "p_inbox_id": event["id"]})
+    await synced_writes.apply_synced_changes(db, store_id=store_id, writes=effect.writes, deletes=effect.deletes,
+                                             deleted_at=effect.deleted_at, keep=NOT_IN_WEBHOOKS, job_id=job.id,
+                                             worker=jctx.worker_id, inbox_id=event["id"])
     return None
 
 
-def register_jobs(connector: ShopifyConnector, registry: JobRegistry) -> None:
-
+def subscriptions_check(connector: ShopifyConnector) -> CheckWebhooks:
     async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
         async with connector.open_client(jctx, store["id"], store["shop_key"]) as client:
             return await ensure_subscriptions(connector, client, jctx.settings, store)
 
-    async def apply(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
-        return await _apply(connector, job, jctx, event)
-
-    registry.register("shopify.webhook", inbox_handler("shopify.webhook", apply))
-    registry.register("shopify.check_webhooks", active_store_handler("shopify.check_webhooks", check))
+    return check
 
 
 # --- subscriptions ----------------------------------------------------------------------------------------
@@ -201,7 +186,7 @@ def wanted_topics(store: Mapping[str, Any]) -> set[str]:
     """GraphQL topic enums this store should be subscribed to: its synced resources, plus uninstall."""
     wanted = {_enum(UNINSTALLED)}
     for topic, resource in WEBHOOK_TOPICS.items():
-        if store.get(f"{resource}_policy", "sync") == "sync":
+        if (store.get("access_policies") or {}).get(resource, "sync") == "sync":
             wanted.add(_enum(topic))
     return wanted
 

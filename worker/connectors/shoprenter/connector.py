@@ -1,27 +1,28 @@
-"""The ShopRenter connector: what ``worker.connectors.registry`` discovers (routes, jobs, published
-config), and the one way its jobs open a rate-limited client for a store."""
+"""The ShopRenter connector: its contract (sync, webhook hints, the install started in the ShopRenter admin,
+published config), and the one way its jobs open a rate-limited client for a store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import httpx
-from starlette.routing import BaseRoute
 
 from worker.config import Settings
 from worker.connectors.base import ConnectorBase
+from worker.connectors.contract import ConnectFlow, ConnectorContract, ConnectSpec, WebhookSpec
 from worker.connectors.shoprenter.client import ShopRenterClient, ShopRenterTokens
+from worker.connectors.shoprenter.mapping import RESOURCE_TABLES
 from worker.connectors.shoprenter.settings import SHOP_PATTERN, ShopRenterSettings, shoprenter_settings
 from worker.connectors.store_secrets import load_secrets
 from worker.db.port import Database
 from worker.errors import NeedsReauthError
-from worker.jobs.registry import JobContext, JobRegistry
+from worker.jobs.registry import JobContext
 from worker.ratelimit import DbRateLimiter
-from worker.sync.engine import SyncContext, sync_handler
+from worker.sync.engine import SyncContext
 
 __all__ = ["ShopRenterConnector"]
 
@@ -45,22 +46,22 @@ class ShopRenterConnector(ConnectorBase[ShopRenterSettings]):
                 "uninstall_uri": f"{core.public_url}/shoprenter/uninstall",
                 "entry_point": f"{core.public_url}/shoprenter/entry"}
 
-    # --- registry hooks --------------------------------------------------------------------------------
-    def routes(self) -> Sequence[BaseRoute]:
-        from worker.connectors.shoprenter.install import install_routes
-        from worker.connectors.shoprenter.webhooks import webhook_routes
-
-        return [*install_routes(self), *webhook_routes(self)]
-
-    def register_jobs(self, registry: JobRegistry) -> None:
+    @property
+    def contract(self) -> ConnectorContract:
+        # built on each use: it follows the settings the connector has now (tests replace them)
         from worker.connectors.shoprenter import install, webhooks
         from worker.connectors.shoprenter.sync import shoprenter_sync_source
 
         s = self.settings
-        registry.register("shoprenter.sync", sync_handler(shoprenter_sync_source(
-            self.open_sync_client, limit=s.page_size, timezone=s.timezone)))
-        install.register_jobs(self, registry)
-        webhooks.register_jobs(self, registry)
+        return ConnectorContract(
+            platform=self.platform, display_name=self.display_name, reads=RESOURCE_TABLES,
+            sync=shoprenter_sync_source(self.open_sync_client, limit=s.page_size, timezone=s.timezone),
+            webhooks=WebhookSpec(path="/webhooks/{store_id}/{token}", verify=webhooks.webhook_verifier(self),
+                                 topics=webhooks.TOPICS, apply=webhooks.event_applier(self),
+                                 check=webhooks.webhooks_check(self)),
+            connect=ConnectSpec(flow=ConnectFlow.PLATFORM_INSTALL, routes=install.install_routes(self),
+                                install_claimed=install.install_claimed_handler(self)),
+            public_config=self.public_config)
 
     # --- clients ---------------------------------------------------------------------------------------
     def http(self) -> httpx.AsyncClient:

@@ -30,19 +30,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from worker.connectors.contract import StandardJob
 from worker.connectors.shoprenter.auth import InvalidSignedCall, SignedCall, verify_signed_call
 from worker.connectors.shoprenter.client import CREDENTIALS_KIND, request_token
 from worker.connectors.store_secrets import save_secrets
 from worker.db.port import Database
 from worker.errors import PermanentError
-from worker.jobs.registry import Job, JobContext, JobRegistry
-from worker.web.app import error_response
+from worker.jobs.registry import Handler, Job, JobContext
+from worker.rpc import connect, queue, stores, syncs
 from worker.web.redirects import frontend_redirect
+from worker.web.responses import error_response
 
 if TYPE_CHECKING:
     from worker.connectors.shoprenter.connector import ShopRenterConnector
 
-__all__ = ["install_routes", "register_jobs"]
+__all__ = ["install_claimed_handler", "install_routes"]
 
 log = logging.getLogger("shopsync.shoprenter.install")
 
@@ -69,9 +71,8 @@ def install_routes(connector: ShopRenterConnector) -> Sequence[BaseRoute]:
         if not call.app_url or not re.match(connector.settings.app_url_pattern, call.app_url):
             return error_response(400, "missing app_url, or not a ShopRenter admin URL")
         db: Database = request.app.state.db
-        await db.rpc("park_pending_install", {"p_platform": PLATFORM, "p_shop_key": call.shopname,
-                                              "p_details": {"source": "shoprenter_install"},
-                                              "p_ttl_seconds": PENDING_INSTALL_TTL})
+        await connect.park_pending_install(db, platform=PLATFORM, shop_key=call.shopname,
+                                           details={"source": "shoprenter_install"}, ttl_seconds=PENDING_INSTALL_TTL)
         log.info("shoprenter install parked for %s", call.shopname)
         return RedirectResponse(call.app_url, status_code=302)
 
@@ -81,10 +82,10 @@ def install_routes(connector: ShopRenterConnector) -> Sequence[BaseRoute]:
             return call
         db: Database = request.app.state.db
         frontend = request.app.state.settings.frontend_url
-        rows = await db.rpc("reissue_pending_install_claim", {"p_platform": PLATFORM, "p_shop_key": call.shopname})
-        if rows:
+        claim = await connect.reissue_pending_install_claim(db, platform=PLATFORM, shop_key=call.shopname)
+        if claim is not None:
             return frontend_redirect(frontend, {"platform": PLATFORM, "shop": call.shopname},
-                                     {"install_id": str(rows[0]["install_id"]), "claim_token": rows[0]["claim_token"]})
+                                     {"install_id": str(claim["install_id"]), "claim_token": claim["claim_token"]})
         return frontend_redirect(frontend, {"platform": PLATFORM, "shop": call.shopname, "status": "connected"})
 
     async def uninstall(request: Request) -> Response:
@@ -93,10 +94,9 @@ def install_routes(connector: ShopRenterConnector) -> Sequence[BaseRoute]:
             return call
         hours = connector.settings.delete_data_after_uninstall_hours
         db: Database = request.app.state.db
-        count = await db.rpc("uninstall_shop", {
-            "p_platform": PLATFORM, "p_shop_key": call.shopname,
-            "p_reason": "the app was uninstalled in the ShopRenter admin",
-            "p_delete_after": timedelta(hours=hours) if hours is not None else None})
+        count = await connect.uninstall_shop(db, platform=PLATFORM, shop_key=call.shopname,
+                                             reason="the app was uninstalled in the ShopRenter admin",
+                                             delete_after=timedelta(hours=hours) if hours is not None else None)
         log.info("shoprenter %s uninstalled (%s stores)", call.shopname, count)
         return JSONResponse({"status": "uninstalled", "stores": count})
 
@@ -112,27 +112,25 @@ async def _claimed(connector: ShopRenterConnector, job: Job, jctx: JobContext) -
     if job.store_id is None:
         raise PermanentError("shoprenter.install_claimed needs a store")
     db = jctx.db
-    rows = await db.rpc("get_store", {"p_store_id": job.store_id})
-    if not rows:
+    store = await stores.get_store(db, store_id=job.store_id)
+    if store is None:
         raise PermanentError(f"store {job.store_id} is gone")
-    shop = str(rows[0]["shop_key"])
+    shop = str(store["shop_key"])
     async with connector.http() as http:
         token, expires = await request_token(http, s.token_url(shop), str(s.client_id), s.secret(), shop)
     await save_secrets(db, connector.sealer(jctx.settings), job.store_id, CREDENTIALS_KIND,
                        {"access_token": token, "webhook_token": secrets.token_urlsafe(32)},
                        access_expires_at=expires)
-    await db.rpc("upsert_store", {"p_organization_id": rows[0]["organization_id"], "p_platform": PLATFORM,
-                                  "p_shop_key": shop, "p_display_name": shop, "p_status": "active",
-                                  "p_platform_info": {"api": "api2"}})
-    await db.rpc("enqueue_job", {"p_kind": "shoprenter.check_webhooks", "p_store_id": job.store_id,
-                                 "p_dedupe_key": f"check_webhooks:{job.store_id}", "p_priority": 20})
-    syncs = await db.rpc("request_sync", {"p_store_id": job.store_id, "p_resources": None, "p_mode": "full",
-                                          "p_reason": "install", "p_priority": 50})
-    return {"shop": shop, "syncs": syncs}
+    await stores.upsert_store(db, organization_id=store["organization_id"], platform=PLATFORM, shop_key=shop,
+                              display_name=shop, status="active", platform_info={"api": "api2"})
+    await queue.enqueue_job(db, kind=f"{PLATFORM}.{StandardJob.CHECK_WEBHOOKS}", store_id=job.store_id,
+                            dedupe_key=f"check_webhooks:{job.store_id}", priority=20)
+    sync_jobs = await syncs.request_sync(db, store_id=job.store_id, mode="full", reason="install", priority=50)
+    return {"shop": shop, "syncs": sync_jobs}
 
 
-def register_jobs(connector: ShopRenterConnector, registry: JobRegistry) -> None:
+def install_claimed_handler(connector: ShopRenterConnector) -> Handler:
     async def claimed(job: Job, jctx: JobContext) -> Mapping[str, Any]:
         return await _claimed(connector, job, jctx)
 
-    registry.register("shoprenter.install_claimed", claimed)
+    return claimed

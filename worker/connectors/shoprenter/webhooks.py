@@ -13,34 +13,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import Response
 
-from worker.connectors.base import active_store_handler
 from worker.connectors.canonical import Owner
+from worker.connectors.contract import ApplyEvent, CheckWebhooks, Delivery, WebhookVerifier
 from worker.connectors.shoprenter.client import ShopRenterClient
 from worker.connectors.shoprenter.mapping import order_rows
 from worker.connectors.store_secrets import WebhookSecretCache
 from worker.db.port import Database
-from worker.jobs.registry import Job, JobContext, JobRegistry
-from worker.sync.inbox import inbox_handler
-from worker.web.app import error_response
+from worker.jobs.registry import Job, JobContext
+from worker.rpc import synced_writes
+from worker.web.responses import error_response
 
 if TYPE_CHECKING:
     from worker.connectors.shoprenter.connector import ShopRenterConnector
 
-__all__ = ["EVENTS", "ensure_webhooks", "order_ids", "register_jobs", "webhook_routes"]
+__all__ = ["EVENTS", "TOPICS", "ensure_webhooks", "event_applier", "order_ids", "webhook_verifier", "webhooks_check"]
 
 log = logging.getLogger("shopsync.shoprenter.webhooks")
 
 PLATFORM = "shoprenter"
 EVENTS = ("order_confirm", "order_status_change")
+# a delivery is recorded as one hint topic: the orders it names are re-fetched
+ORDER_HINT = "order_hint"
+TOPICS = {ORDER_HINT: "orders"}
 MAX_ORDERS = 200
 
 
@@ -60,10 +62,11 @@ def order_ids(payload: Any) -> list[str]:
     return found[:MAX_ORDERS]
 
 
-def webhook_routes(connector: ShopRenterConnector) -> Sequence[BaseRoute]:
+def webhook_verifier(connector: ShopRenterConnector) -> WebhookVerifier:
+    """Each store's hints arrive at ``POST /shoprenter/webhooks/{store_id}/{token}``."""
     tokens = WebhookSecretCache(PLATFORM, "webhook_token", connector.sealer)
 
-    async def receive(request: Request) -> Response:
+    async def verify(request: Request, raw: bytes) -> Delivery | Response:
         try:
             store_id = UUID(request.path_params["store_id"])
         except ValueError:
@@ -82,7 +85,6 @@ def webhook_routes(connector: ShopRenterConnector) -> Sequence[BaseRoute]:
             found = await tokens.get(db, core, store_id, fresh=True)
             if not valid(found):
                 return error_response(401, "unknown store or invalid webhook token")
-        raw = await request.body()
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -92,19 +94,16 @@ def webhook_routes(connector: ShopRenterConnector) -> Sequence[BaseRoute]:
             return error_response(400, "the body names no order (expected orders.order[].innerResourceId)")
         # a hint has no delivery id: the orders it names, in one inbox row per distinct body
         delivery = hashlib.sha256(raw).hexdigest()
-        recorded = await db.rpc("record_webhook", {
-            "p_platform": PLATFORM, "p_delivery_id": f"{store_id}:{delivery}", "p_store_id": store_id,
-            "p_topic": "order_hint", "p_payload": {"order_ids": ids}})
-        return JSONResponse({"status": "duplicate" if recorded and recorded[0]["duplicate"] else "accepted"})
+        return Delivery(topic=ORDER_HINT, delivery_id=f"{store_id}:{delivery}", payload={"order_ids": ids},
+                        store_id=store_id)
 
-    return [Route("/webhooks/{store_id}/{token}", receive, methods=["POST"])]
+    return verify
 
 
-def register_jobs(connector: ShopRenterConnector, registry: JobRegistry) -> None:
+def event_applier(connector: ShopRenterConnector) -> ApplyEvent:
+    """Re-fetch the orders a hint names (only an active store that syncs orders gets here)."""
 
     async def apply(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
-        if event["store_status"] != "active" or event["orders_policy"] != "sync":
-            return "ignored"
         ids = [str(i) for i in (event["payload"] or {}).get("order_ids") or []][:MAX_ORDERS]
         owner = Owner.of(event["store_id"], event["organization_id"])
         writes: dict[str, list[dict[str, Any]]] = {}
@@ -115,21 +114,23 @@ def register_jobs(connector: ShopRenterConnector, registry: JobRegistry) -> None
                     continue                # gone (or never existed): reconciliation handles deletes
                 for table, rows in order_rows(owner, order, connector.zone).items():
                     writes.setdefault(table, []).extend(rows)
-        await jctx.db.rpc("apply_synced_changes", {
-            "p_store_id": event["store_id"], "p_writes": writes, "p_job_id": job.id, "p_worker": jctx.worker_id,
-            "p_inbox_id": event["id"]})
+        await synced_writes.apply_synced_changes(jctx.db, store_id=event["store_id"], writes=writes, job_id=job.id,
+                                                 worker=jctx.worker_id, inbox_id=event["id"])
         return None
 
+    return apply
+
+
+def webhooks_check(connector: ShopRenterConnector) -> CheckWebhooks:
     async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
         async with connector.open_client(jctx, store["id"], store["shop_key"]) as client:
             token = await connector.webhook_token(jctx, store["id"])
             uri = connector.settings.webhook_uri(jctx.settings, store["id"], token)
-            wanted = set(EVENTS) if store["orders_policy"] == "sync" else set()
-            return await ensure_webhooks(client, uri, wanted, prefix=connector.settings.webhook_uri(
-                jctx.settings, store["id"], ""))
+            synced = (store.get("access_policies") or {}).get(TOPICS[ORDER_HINT], "sync") == "sync"
+            return await ensure_webhooks(client, uri, set(EVENTS) if synced else set(),
+                                         prefix=connector.settings.webhook_uri(jctx.settings, store["id"], ""))
 
-    registry.register("shoprenter.webhook", inbox_handler("shoprenter.webhook", apply))
-    registry.register("shoprenter.check_webhooks", active_store_handler("shoprenter.check_webhooks", check))
+    return check
 
 
 async def ensure_webhooks(client: ShopRenterClient, uri: str, wanted: set[str], *, prefix: str) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from worker.connectors.woocommerce.webhooks import ensure_webhooks
 from worker.db.port import Database
 from worker.errors import DatabaseError, RetryableError
 from worker.netguard import UnsafeUrl, normalize_store_url
-from worker.web.app import error_response
+from worker.rpc import connect as connecting
+from worker.web.responses import error_response
 from worker.web.user_auth import (
     AuthUnavailable,
     Unauthenticated,
@@ -145,15 +146,14 @@ def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
             except UnsafeUrl as exc:
                 raise ConnectRefused(400, str(exc)) from None
             try:
-                existing = await db.rpc("prepare_store_connection", {
-                    "p_user_id": user.user_id, "p_organization_id": org, "p_platform": PLATFORM,
-                    "p_shop_key": store_url})
+                existing = await connecting.prepare_store_connection(db, user_id=user.user_id, organization_id=org,
+                                                                  platform=PLATFORM, shop_key=store_url)
             except DatabaseError as exc:
                 if exc.sqlstate == "42501":
                     raise ConnectRefused(403, "only owners and admins of the organization can connect stores") \
                         from None
                 raise
-            store_id = uuid.UUID(str(existing)) if existing else uuid.uuid4()
+            store_id = existing or uuid.uuid4()
             webhook_secret = secrets.token_urlsafe(32)
             async with connector.http(core, CONNECT_TIMEOUT) as http:
                 client = connector.client(http, store_url, key, secret)
@@ -167,10 +167,9 @@ def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
                                               "create keys with Read/Write permission") from exc
             box = seal_secrets(connector.sealer(core), store_id, CREDENTIALS_KIND, {
                 "consumer_key": key, "consumer_secret": secret, "webhook_secret": webhook_secret})
-            store = await db.rpc("connect_store_for_user", {
-                "p_user_id": user.user_id, "p_organization_id": org, "p_platform": PLATFORM, "p_shop_key": store_url,
-                "p_store_id": store_id, "p_credentials": box, "p_display_name": store_url.split("://", 1)[1],
-                "p_platform_info": info})
+            store = await connecting.connect_store_for_user(
+                db, user_id=user.user_id, organization_id=org, platform=PLATFORM, shop_key=store_url,
+                store_id=store_id, credentials=box, display_name=store_url.split("://", 1)[1], platform_info=info)
         except ConnectRefused as exc:
             return error_response(exc.status, str(exc))
         except UnsafeUrl as exc:                 # a redirect or DNS answer pointed somewhere forbidden

@@ -1,27 +1,28 @@
-"""The WooCommerce connector: what ``worker.connectors.registry`` discovers (routes, jobs, published
-config), and the one way its jobs open a paced client for a store."""
+"""The WooCommerce connector: its contract (sync, webhooks, connecting with the merchant's REST keys,
+published config), and the one way its jobs open a paced client for a store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
 import httpx
-from starlette.routing import BaseRoute
 
 from worker.config import Settings
 from worker.connectors.base import ConnectorBase
+from worker.connectors.contract import ConnectFlow, ConnectorContract, ConnectSpec, WebhookSpec
 from worker.connectors.store_secrets import load_secrets
 from worker.connectors.woocommerce.client import WooClient
-from worker.connectors.woocommerce.settings import WooSettings, woo_settings
+from worker.connectors.woocommerce.mapping import RESOURCE_TABLES
+from worker.connectors.woocommerce.settings import WEBHOOK_TOPICS, WooSettings, woo_settings
 from worker.db.port import Database
 from worker.errors import NeedsReauthError
-from worker.jobs.registry import JobContext, JobRegistry
+from worker.jobs.registry import JobContext
 from worker.netguard import guarded_client
 from worker.ratelimit import UNPACED, DbRateLimiter, Pacer
-from worker.sync.engine import SyncContext, sync_handler
+from worker.sync.engine import SyncContext
 
 __all__ = ["CREDENTIALS_KIND", "WooConnector"]
 
@@ -48,20 +49,21 @@ class WooConnector(ConnectorBase[WooSettings]):
         return {"connect_url": f"{core.public_url}/woocommerce/connect",
                 "http_allowed": self.settings.private_allowed(core)}
 
-    # --- registry hooks --------------------------------------------------------------------------------
-    def routes(self) -> Sequence[BaseRoute]:
-        from worker.connectors.woocommerce.connect import connect_routes
-        from worker.connectors.woocommerce.webhooks import webhook_routes
-
-        return [*connect_routes(self), *webhook_routes(self)]
-
-    def register_jobs(self, registry: JobRegistry) -> None:
+    @property
+    def contract(self) -> ConnectorContract:
+        # built on each use: it follows the settings the connector has now (tests replace them)
         from worker.connectors.woocommerce import webhooks
+        from worker.connectors.woocommerce.connect import connect_routes
         from worker.connectors.woocommerce.sync import woo_sync_source
 
-        registry.register("woocommerce.sync", sync_handler(woo_sync_source(
-            self.open_sync_client, per_page=self.settings.page_size)))
-        webhooks.register_jobs(self, registry)
+        return ConnectorContract(
+            platform=self.platform, display_name=self.display_name, reads=RESOURCE_TABLES,
+            sync=woo_sync_source(self.open_sync_client, per_page=self.settings.page_size),
+            webhooks=WebhookSpec(path="/webhooks/{store_id}", verify=webhooks.webhook_verifier(self),
+                                 topics=WEBHOOK_TOPICS, apply=webhooks.apply_event,
+                                 check=webhooks.webhooks_check(self)),
+            connect=ConnectSpec(flow=ConnectFlow.API_KEYS, routes=connect_routes(self)),
+            public_config=self.public_config)
 
     # --- clients ---------------------------------------------------------------------------------------
     def http(self, core: Settings, timeout: float | None = None) -> httpx.AsyncClient:

@@ -13,30 +13,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
-from worker.connectors.base import active_store_handler
+from worker.connectors.contract import CheckWebhooks, Delivery, WebhookVerifier
 from worker.connectors.signatures import base64_hmac_matches
 from worker.connectors.store_secrets import WebhookSecretCache
 from worker.connectors.woocommerce.client import WooClient
 from worker.connectors.woocommerce.mapping import webhook_effect
 from worker.connectors.woocommerce.settings import WEBHOOK_TOPICS
-from worker.db.port import Database
-from worker.jobs.registry import Job, JobContext, JobRegistry
-from worker.sync.inbox import inbox_handler
-from worker.web.app import error_response, header_value
+from worker.jobs.registry import Job, JobContext
+from worker.rpc import synced_writes
+from worker.web.responses import error_response, header_value
 
 if TYPE_CHECKING:
     from worker.connectors.woocommerce.connector import WooConnector
 
-__all__ = ["ensure_webhooks", "register_jobs", "verify_signature", "wanted_topics", "webhook_routes"]
+__all__ = ["apply_event", "ensure_webhooks", "verify_signature", "wanted_topics", "webhook_verifier",
+           "webhooks_check"]
 
 log = logging.getLogger("shopsync.woocommerce.webhooks")
 
@@ -56,11 +55,11 @@ def _is_ping(request: Request, body: bytes) -> bool:
             and body[len(b"webhook_id="):].strip().isdigit())
 
 
-def webhook_routes(connector: WooConnector) -> Sequence[BaseRoute]:
+def webhook_verifier(connector: WooConnector) -> WebhookVerifier:
+    """Each store's webhooks arrive at ``POST /woocommerce/webhooks/{store_id}``."""
     secrets = WebhookSecretCache(PLATFORM, "webhook_secret", connector.sealer)
 
-    async def receive(request: Request) -> Response:
-        raw = await request.body()
+    async def verify(request: Request, raw: bytes) -> Delivery | Response:
         if _is_ping(request, raw):
             return JSONResponse({"status": "pong"})
         try:
@@ -88,49 +87,42 @@ def webhook_routes(connector: WooConnector) -> Sequence[BaseRoute]:
             return error_response(400, "the body is not valid JSON")
         if not isinstance(payload, dict):
             return error_response(400, "the body must be a JSON object")
-        db: Database = request.app.state.db
         # X-WC-Webhook-Delivery-ID is wp_hash(webhook id + the current second): a retry of one delivery
         # repeats it, but so do two events of one webhook in the same second. Scoped by store and body,
         # a retry is still one row while two different events are two.
         body_hash = hashlib.sha256(raw).hexdigest()[:16]
-        recorded = await db.rpc("record_webhook", {
-            "p_platform": PLATFORM, "p_delivery_id": f"{store_id}:{delivery_id}:{body_hash}", "p_store_id": store_id,
-            "p_topic": topic, "p_payload": payload})
-        return JSONResponse({"status": "duplicate" if recorded and recorded[0]["duplicate"] else "accepted"})
+        return Delivery(topic=topic, delivery_id=f"{store_id}:{delivery_id}:{body_hash}", payload=payload,
+                        store_id=store_id)
 
-    return [Route("/webhooks/{store_id}", receive, methods=["POST"])]
+    return verify
 
 
 # --- applying inbox events --------------------------------------------------------------------------------
 
-def register_jobs(connector: WooConnector, registry: JobRegistry) -> None:
+async def apply_event(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
+    """Apply one delivery (only an active store's, for a resource it syncs, reaches here)."""
+    effect = webhook_effect(str(event["topic"]), event["payload"], store_id=UUID(str(event["store_id"])),
+                            organization_id=UUID(str(event["organization_id"])), triggered_at=event["triggered_at"])
+    await synced_writes.apply_synced_changes(jctx.db, store_id=event["store_id"], writes=effect.writes,
+                                             deletes=effect.deletes, deleted_at=effect.deleted_at, job_id=job.id,
+                                             worker=jctx.worker_id, inbox_id=event["id"])
+    return None
 
-    async def apply(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> str | None:
-        topic = str(event["topic"])
-        if event["store_status"] != "active" or event[f"{WEBHOOK_TOPICS[topic]}_policy"] != "sync":
-            return "ignored"            # api_only / not_allowed data is never stored
-        effect = webhook_effect(topic, event["payload"], store_id=UUID(str(event["store_id"])),
-                                organization_id=UUID(str(event["organization_id"])),
-                                triggered_at=event["triggered_at"])
-        await jctx.db.rpc("apply_synced_changes", {
-            "p_store_id": event["store_id"], "p_writes": {t: list(r) for t, r in effect.writes.items()},
-            "p_deletes": {t: list(ids) for t, ids in effect.deletes.items()}, "p_deleted_at": effect.deleted_at,
-            "p_job_id": job.id, "p_worker": jctx.worker_id, "p_inbox_id": event["id"]})
-        return None
 
+def webhooks_check(connector: WooConnector) -> CheckWebhooks:
     async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
         async with connector.open_client(jctx, store["id"], store["shop_key"]) as (client, fields):
             return await ensure_webhooks(client, connector.settings.webhook_uri(jctx.settings, store["id"]),
                                          str(fields["webhook_secret"]), wanted_topics(store))
 
-    registry.register("woocommerce.webhook", inbox_handler("woocommerce.webhook", apply))
-    registry.register("woocommerce.check_webhooks", active_store_handler("woocommerce.check_webhooks", check))
+    return check
 
 
 # --- the store's webhooks ---------------------------------------------------------------------------------
 
 def wanted_topics(store: Mapping[str, Any]) -> set[str]:
-    return {t for t, resource in WEBHOOK_TOPICS.items() if store.get(f"{resource}_policy", "sync") == "sync"}
+    policies = store.get("access_policies") or {}
+    return {t for t, resource in WEBHOOK_TOPICS.items() if policies.get(resource, "sync") == "sync"}
 
 
 async def ensure_webhooks(client: WooClient, uri: str, secret: str, wanted: set[str], *,

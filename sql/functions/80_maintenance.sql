@@ -77,35 +77,6 @@ create or replace function shopsync.prune_history() returns jsonb
   end
   $$;
 
-create or replace function shopsync.set_retention(
-  p_finished_jobs interval default null,
-  p_dead_jobs interval default null,
-  p_webhook_inbox interval default null,
-  p_sync_runs interval default null,
-  p_activity_log interval default null
-) returns jsonb
-  language plpgsql set search_path = ''
-  as $$
-  declare
-    v_new jsonb := '{}'::jsonb;
-    v_pair record;
-  begin
-    for v_pair in select * from (values ('finished_jobs', p_finished_jobs), ('dead_jobs', p_dead_jobs),
-                                        ('webhook_inbox', p_webhook_inbox), ('sync_runs', p_sync_runs),
-                                        ('activity_log', p_activity_log)) as t(k, v) where v is not null loop
-      if v_pair.v < interval '1 hour' or v_pair.v > interval '10 years' then
-        raise exception 'retention for % must be between 1 hour and 10 years, got %', v_pair.k, v_pair.v
-          using errcode = '22023';
-      end if;
-      v_new := v_new || jsonb_build_object(v_pair.k, v_pair.v::text);
-    end loop;
-    update shopsync_private.settings s set value = s.value || v_new, updated_at = now()
-      where s.key = 'retention'
-      returning s.value into v_new;
-    return v_new;
-  end
-  $$;
-
 create or replace function shopsync.applied_migrations() returns table (name text, checksum text)
   language sql stable set search_path = ''
   as $$ select m.name, m.checksum from shopsync_private.schema_migrations m order by m.name $$;

@@ -2,45 +2,6 @@
 -- a store the caller cannot see is reported as unknown (no existence leak), a role too weak for
 -- the change gets 42501, bad values get 22023, a store in the wrong state gets 55000.
 
-create or replace function shopsync_private.require_user() returns uuid
-  language plpgsql stable
-  as $$
-  declare
-    v_uid uuid := auth.uid();
-  begin
-    if v_uid is null then
-      raise exception 'not authenticated' using errcode = '42501';
-    end if;
-    return v_uid;
-  end
-  $$;
-
--- The store, if the caller is a member of its organization with one of p_roles.
-create or replace function shopsync_private.store_for_caller(p_store_id uuid, p_roles text[])
-  returns shopsync.stores
-  language plpgsql stable security definer set search_path = ''
-  as $$
-  declare
-    v_store shopsync.stores;
-    v_role text;
-  begin
-    perform shopsync_private.require_user();
-    select s.* into v_store from shopsync.stores s where s.id = p_store_id;
-    if found then
-      select m.role into v_role from shopsync.organization_members m
-        where m.organization_id = v_store.organization_id and m.user_id = auth.uid();
-    end if;
-    if v_role is null then
-      raise exception 'unknown store %', coalesce(p_store_id::text, 'null') using errcode = 'P0002';
-    end if;
-    if not v_role = any (p_roles) then
-      raise exception 'your role % in this organization cannot do this (needs %)', v_role,
-        array_to_string(p_roles, ' or ') using errcode = '42501';
-    end if;
-    return v_store;
-  end
-  $$;
-
 create or replace function shopsync.my_organizations()
   returns table (organization_id uuid, name text, role text, personal boolean, created_at timestamptz)
   language sql stable security definer set search_path = ''
@@ -68,12 +29,15 @@ create or replace function shopsync.create_organization(p_name text) returns uui
   end
   $$;
 
+-- The caller's stores. access_policies holds every catalog resource's policy; products_policy,
+-- customers_policy and orders_policy repeat three of them for frontends written before it existed.
 create or replace function shopsync.my_stores(p_organization_id uuid default null)
   returns table (
     store_id uuid, organization_id uuid, platform text, shop_key text, display_name text, status text,
     status_reason text, sync_status text, sync_started_at timestamptz, sync_completed_at timestamptz,
     last_sync_error text, enabled boolean, frequency text, next_sync_at timestamptz,
-    products_policy text, customers_policy text, orders_policy text, created_at timestamptz)
+    products_policy text, customers_policy text, orders_policy text, created_at timestamptz,
+    access_policies jsonb)
   language plpgsql stable security definer set search_path = ''
   as $$
   declare
@@ -85,8 +49,10 @@ create or replace function shopsync.my_stores(p_organization_id uuid default nul
     return query
       select s.id, s.organization_id, s.platform, s.shop_key, s.display_name, s.status, s.status_reason,
              s.sync_status, s.sync_started_at, s.sync_completed_at, s.last_sync_error, c.enabled, c.frequency,
-             c.next_sync_at, c.products_policy, c.customers_policy, c.orders_policy, s.created_at
+             c.next_sync_at, p.policies ->> 'products', p.policies ->> 'customers', p.policies ->> 'orders',
+             s.created_at, p.policies
         from shopsync.stores s
+        cross join lateral (select shopsync_private.store_policies(s.id) as policies) p
         join shopsync.organization_members m on m.organization_id = s.organization_id and m.user_id = v_uid
         left join shopsync.store_sync_config c on c.store_id = s.id
        where p_organization_id is null or s.organization_id = p_organization_id
@@ -166,31 +132,6 @@ create or replace function shopsync.set_sync_enabled(p_store_id uuid, p_enabled 
       shopsync_private.store_for_caller(p_store_id, array['owner', 'admin']), p_enabled, 'user')
   $$;
 
--- Switching a resource away from 'sync' removes what was stored of it: api_only and not_allowed
--- data must not sit in the database.
-create or replace function shopsync_private.purge_store_resource(p_store_id uuid, p_resource text) returns integer
-  language plpgsql security definer set search_path = ''
-  as $$
-  declare
-    v_count integer := 0;
-    v_n integer;
-    v_table text;
-    v_tables text[] := case p_resource
-      when 'products' then array['products', 'product_variants', 'inventory_levels', 'inventory_locations']
-      when 'customers' then array['customers']
-      when 'orders' then array['orders', 'order_line_items', 'order_fulfillments']
-    end;
-  begin
-    foreach v_table in array v_tables loop
-      execute format('delete from shopsync.%I where store_id = $1', v_table) using p_store_id;
-      get diagnostics v_n = row_count;
-      v_count := v_count + v_n;
-    end loop;
-    delete from shopsync.sync_state st where st.store_id = p_store_id and st.resource = p_resource;
-    return v_count;
-  end
-  $$;
-
 create or replace function shopsync.set_access_policy(p_store_id uuid, p_resource text, p_policy text)
   returns integer
   language plpgsql security definer set search_path = ''
@@ -204,8 +145,9 @@ create or replace function shopsync.set_access_policy(p_store_id uuid, p_resourc
       raise exception 'invalid access policy %: expected sync, api_only or not_allowed', coalesce(p_policy, 'null')
         using errcode = '22023';
     end if;
-    execute format('update shopsync.store_sync_config set %I = $1 where store_id = $2', p_resource || '_policy')
-      using p_policy, v_store.id;
+    insert into shopsync.store_access_policies as a (store_id, resource, organization_id, policy)
+      values (v_store.id, p_resource, v_store.organization_id, p_policy)
+      on conflict (store_id, resource) do update set policy = excluded.policy, updated_at = now();
     if p_policy <> 'sync' then
       -- cancel first: this waits for an in-flight write of a running sync to commit, and every write
       -- after it is refused (assert_job_held), so nothing lands after the purge. A running job keeps
@@ -239,7 +181,7 @@ create or replace function shopsync.disconnect_store(p_store_id uuid) returns vo
     -- running jobs keep their store lock until their lease runs out (see cancel_job)
     -- GDPR requests still run: the synced data stays after a disconnect, and so does the obligation
     update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'store disconnected'
-     where j.store_id = v_store.id and j.state in ('queued', 'running') and j.kind <> 'gdpr.process';
+     where j.store_id = v_store.id and j.state in ('queued', 'running') and j.kind <> shopsync_private.core_job_kind('gdpr.process');
     perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'store.disconnected', '{}'::jsonb);
   end
   $$;
@@ -277,7 +219,7 @@ create or replace function shopsync.claim_pending_install(
     update shopsync_private.pending_installs p set claimed_at = now(), claimed_by_organization = p_organization_id,
                                                    store_id = v_store
      where p.id = p_install_id;
-    perform shopsync.enqueue_job(v_install.platform || '.install_claimed',
+    perform shopsync.enqueue_job(shopsync_private.platform_job_kind(v_install.platform, 'install_claimed'),
                                  jsonb_build_object('install_id', p_install_id),
                                  p_store_id => v_store, p_dedupe_key => 'install:' || p_install_id, p_priority => 10);
     return v_store;

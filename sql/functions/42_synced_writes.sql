@@ -4,21 +4,6 @@
 -- as new by the platform's own updated_at. A tie overwrites, so of two deliveries of the same
 -- version the later one wins instead of being dropped — unless nothing differs, then nothing is written.
 
-create or replace function shopsync_private.synced_table_key(p_table text) returns text[]
-  language sql immutable
-  as $$
-    select case p_table
-      when 'inventory_levels' then array['store_id', 'inventory_item_id', 'location_id']
-      when 'products' then array['store_id', 'id']
-      when 'product_variants' then array['store_id', 'id']
-      when 'inventory_locations' then array['store_id', 'id']
-      when 'customers' then array['store_id', 'id']
-      when 'orders' then array['store_id', 'id']
-      when 'order_line_items' then array['store_id', 'id']
-      when 'order_fulfillments' then array['store_id', 'id']
-    end
-  $$;
-
 -- The merge statement for one synced table. Reading from pg_temp.<p_stage> (the COPY path) it is run
 -- with EXECUTE, planned once per batch of thousands of rows. Reading from a JSON array (p_rows) it is
 -- compiled into its own function (define_row_mergers) so that its plan is cached per session: small
@@ -31,16 +16,16 @@ create or replace function shopsync_private.merge_statement(p_table text, p_sour
   language plpgsql stable set search_path = ''
   as $$
   declare
-    v_key text[] := shopsync_private.synced_table_key(p_table);
+    v_entry shopsync_private.synced_tables := shopsync_private.synced_table(p_table);
+    v_key text[] := v_entry.key_columns;
+    v_version text := v_entry.version_column;     -- the staleness guard's column (catalog), or none
     v_cols text[];
-    v_has_updated boolean;
     v_update text[];     -- the non-key columns an update may change (organization_id never changes)
   begin
     select array_agg(a.attname::text order by a.attnum) into v_cols
       from pg_attribute a
      where a.attrelid = format('shopsync.%I', p_table)::regclass and a.attnum > 0 and not a.attisdropped
        and a.attname <> 'synced_at';
-    v_has_updated := 'source_updated_at' = any (v_cols);
     v_update := array(select c from unnest(v_cols) c where c <> all (v_key));
     return format(
       'with merged as (
@@ -60,12 +45,12 @@ create or replace function shopsync_private.merge_statement(p_table text, p_sour
                                 p_keep), ', ') from unnest(v_update) c),
       (select string_agg(case c when 'organization_id' then 's.organization_id' else format('st.%I', c) end, ', ')
          from unnest(v_cols) c),
-      case when v_has_updated then ', st.source_updated_at desc nulls last' else '' end,
+      case when v_version is not null then format(', st.%I desc nulls last', v_version) else '' end,
       (select string_agg(format('st.%I', c), ', ') from unnest(v_key) c),
       -- the staleness guard: never overwrite newer data with older
-      case when v_has_updated then
-        'where (t.source_updated_at is null or excluded.source_updated_at is null
-               or t.source_updated_at <= excluded.source_updated_at)' else 'where true' end
+      case when v_version is not null then
+        format('where (t.%1$I is null or excluded.%1$I is null or t.%1$I <= excluded.%1$I)', v_version)
+      else 'where true' end
       -- a row redacted for GDPR stays redacted: later syncs or deliveries must not bring the data back
       || case when 'redacted_at' = any (v_cols) then ' and t.redacted_at is null' else '' end
       -- an unchanged row is not rewritten (no WAL, no Realtime event; counted as skipped)
@@ -77,17 +62,16 @@ create or replace function shopsync_private.merge_statement(p_table text, p_sour
   end
   $$;
 
--- One function per synced table, shopsync_private.merge_json_<table>(p_rows jsonb, p_keep text[]),
--- holding that table's merge of a JSON array as static SQL. Every migration re-applies this file, so
--- the functions always match the tables' current columns.
+-- One function per catalog table, shopsync_private.merge_json_<table>(p_rows jsonb, p_keep text[]),
+-- holding that table's merge of a JSON array as static SQL. Every migrate re-applies this file, so
+-- the functions always match the catalog and the tables' current columns.
 create or replace function shopsync_private.define_row_mergers() returns void
   language plpgsql set search_path = ''
   as $$
   declare
     v_table text;
   begin
-    foreach v_table in array array['inventory_locations', 'products', 'product_variants', 'inventory_levels',
-                                   'customers', 'orders', 'order_line_items', 'order_fulfillments'] loop
+    for v_table in select t.table_name from shopsync_private.synced_tables t order by t.position loop
       execute format(
         'create or replace function shopsync_private.%I(p_rows jsonb, p_keep text[]) returns jsonb
            language plpgsql set search_path = %L
@@ -106,8 +90,6 @@ select shopsync_private.define_row_mergers();
 -- array of row objects, read in place (small writes: no temp table to create and drop).
 -- Returns {"inserted", "updated", "skipped"}. p_keep names columns the source did not send: an update
 -- keeps their stored values instead of nulling them.
-drop function if exists shopsync_private.merge_staged(text, text, bigint, text);
-drop function if exists shopsync_private.merge_staged(text, text, bigint, text, text[]);
 create or replace function shopsync_private.merge_staged(p_table text, p_stage text, p_job_id bigint default null,
                                                          p_worker text default null, p_keep text[] default null,
                                                          p_rows jsonb default null)
@@ -118,7 +100,7 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
     v_staged bigint;
     v_result jsonb;
   begin
-    if shopsync_private.synced_table_key(p_table) is null then
+    if (shopsync_private.synced_table(p_table)).table_name is null then
       raise exception 'not a synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
     perform shopsync_private.assert_job_held(p_job_id, p_worker);
@@ -138,14 +120,13 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
   $$;
 
 -- The supabase path: rows as a JSON array of objects with the table's columns.
-drop function if exists shopsync.upsert_synced(text, jsonb, bigint, text);
 create or replace function shopsync.upsert_synced(p_table text, p_rows jsonb, p_job_id bigint default null,
                                                   p_worker text default null, p_keep text[] default null)
   returns jsonb
   language plpgsql set search_path = ''
   as $$
   begin
-    if shopsync_private.synced_table_key(p_table) is null then
+    if (shopsync_private.synced_table(p_table)).table_name is null then
       raise exception 'not a synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
     if jsonb_typeof(p_rows) is distinct from 'array' then
@@ -164,11 +145,12 @@ create or replace function shopsync_private.soft_delete(p_table text, p_column t
   language plpgsql set search_path = ''
   as $$
   declare
+    v_version text := (shopsync_private.synced_table(p_table)).version_column;
     v_count integer;
   begin
-    execute format('update shopsync.%I t set deleted_at = $3, source_updated_at = greatest(t.source_updated_at, $3)
-                     where t.store_id = $1 and t.%I = any ($2) and t.deleted_at is null
-                       and (t.source_updated_at is null or t.source_updated_at <= $3)', p_table, p_column)
+    execute format('update shopsync.%1$I t set deleted_at = $3, %3$I = greatest(t.%3$I, $3)
+                     where t.store_id = $1 and t.%2$I = any ($2) and t.deleted_at is null
+                       and (t.%3$I is null or t.%3$I <= $3)', p_table, p_column, v_version)
       using p_store_id, p_ids, p_deleted_at;
     get diagnostics v_count = row_count;
     return v_count;
@@ -183,8 +165,7 @@ create or replace function shopsync.mark_synced_deleted(
   language plpgsql set search_path = ''
   as $$
   begin
-    if p_table is null or p_table not in ('products', 'product_variants', 'inventory_locations', 'customers',
-                                          'orders') then
+    if not coalesce((shopsync_private.synced_table(p_table)).soft_delete, false) then
       raise exception 'not a soft-deletable synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
     perform shopsync_private.assert_job_held(p_job_id, p_worker);
@@ -193,7 +174,8 @@ create or replace function shopsync.mark_synced_deleted(
   $$;
 
 -- A parent deleted at the source takes its children with it (a products/delete webhook carries only
--- the product id; its variants would otherwise stay live until the next reconciliation).
+-- the product id; its variants would otherwise stay live until the next reconciliation). p_table is
+-- the child table; its catalog entry names the parent column.
 create or replace function shopsync.mark_synced_children_deleted(
   p_table text, p_store_id uuid, p_parent_ids text[], p_deleted_at timestamptz default now(),
   p_job_id bigint default null, p_worker text default null
@@ -201,7 +183,7 @@ create or replace function shopsync.mark_synced_children_deleted(
   language plpgsql set search_path = ''
   as $$
   declare
-    v_parent text := case p_table when 'product_variants' then 'product_id' end;
+    v_parent text := (shopsync_private.synced_table(p_table)).parent_column;
   begin
     if v_parent is null then
       raise exception 'no parent to delete children of in %', coalesce(p_table, 'null') using errcode = '22023';
@@ -213,7 +195,7 @@ create or replace function shopsync.mark_synced_children_deleted(
 
 -- Everything one change (typically a webhook delivery) does to the synced tables, in one transaction
 -- and one round trip: guarded upserts per table (p_keep: columns the source did not send), guarded
--- soft deletes (a deleted product takes its variants), and, with p_inbox_id, the inbox row marked
+-- soft deletes (a deleted row takes its catalog children: a product its variants), and, with p_inbox_id, the inbox row marked
 -- processed with it. p_writes {table: [rows]}, p_deletes {table: [ids]}, p_keep {table: [columns]}.
 create or replace function shopsync.apply_synced_changes(
   p_store_id uuid, p_writes jsonb default '{}'::jsonb, p_deletes jsonb default '{}'::jsonb,
@@ -226,6 +208,7 @@ create or replace function shopsync.apply_synced_changes(
     v_table text;
     v_value jsonb;
     v_ids text[];
+    v_child text;
     v_writes jsonb := '{}'::jsonb;
     v_deleted integer := 0;
   begin
@@ -238,15 +221,65 @@ create or replace function shopsync.apply_synced_changes(
       v_ids := array(select jsonb_array_elements_text(v_value));
       v_deleted := v_deleted + shopsync.mark_synced_deleted(v_table, p_store_id, v_ids,
                                                             coalesce(p_deleted_at, now()), p_job_id, p_worker);
-      if v_table = 'products' then
-        v_deleted := v_deleted + shopsync.mark_synced_children_deleted('product_variants', p_store_id, v_ids,
+      for v_child in select t.table_name from shopsync_private.synced_tables t where t.parent_table = v_table loop
+        v_deleted := v_deleted + shopsync.mark_synced_children_deleted(v_child, p_store_id, v_ids,
                                                                        coalesce(p_deleted_at, now()), p_job_id,
                                                                        p_worker);
-      end if;
+      end loop;
     end loop;
     if p_inbox_id is not null then
       perform shopsync.finish_webhook(p_inbox_id, 'processed');
     end if;
     return jsonb_build_object('writes', v_writes, 'deleted', v_deleted);
+  end
+  $$;
+
+-- Reconciliation: a connector compares the ids the platform still has with the live ids stored here
+-- and soft-deletes the difference (mark_synced_deleted) in the catalog's reconcile tables. Keyset-paged
+-- by id so a 100k-row table is read in bounded pages without OFFSET.
+create or replace function shopsync.list_synced_ids(p_table text, p_store_id uuid, p_after text default null,
+                                                    p_limit integer default 10000) returns text[]
+  language plpgsql stable set search_path = ''
+  as $$
+  declare
+    v_ids text[];
+  begin
+    if not coalesce((shopsync_private.synced_table(p_table)).reconcile, false) then
+      raise exception 'not a reconciled synced table: %', coalesce(p_table, 'null') using errcode = '22023';
+    end if;
+    if p_store_id is null then
+      raise exception 'a store id is required' using errcode = '22023';
+    end if;
+    if p_limit is null or p_limit < 1 or p_limit > 100000 then
+      raise exception 'limit must be between 1 and 100000, got %', coalesce(p_limit::text, 'null')
+        using errcode = '22023';
+    end if;
+    -- ordered like the primary key index (store_id, id), so each page is an index range scan
+    execute format('select coalesce(array_agg(page.id order by page.id), ''{}'')
+                      from (select t.id from shopsync.%I t
+                             where t.store_id = $1 and t.deleted_at is null and ($2::text is null or t.id > $2)
+                             order by t.id limit $3) page', p_table)
+      into v_ids using p_store_id, p_after, p_limit;
+    return v_ids;
+  end
+  $$;
+
+-- Switching a resource away from 'sync' removes what was stored of it: api_only and not_allowed
+-- data must not sit in the database.
+create or replace function shopsync_private.purge_store_resource(p_store_id uuid, p_resource text) returns integer
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_count integer := 0;
+    v_n integer;
+    v_table text;
+  begin
+    foreach v_table in array shopsync_private.resource_tables(p_resource) loop
+      execute format('delete from shopsync.%I where store_id = $1', v_table) using p_store_id;
+      get diagnostics v_n = row_count;
+      v_count := v_count + v_n;
+    end loop;
+    delete from shopsync.sync_state st where st.store_id = p_store_id and st.resource = p_resource;
+    return v_count;
   end
   $$;

@@ -180,7 +180,7 @@ create or replace function shopsync_private.gdpr_scope(
 create or replace function shopsync_private.enqueue_gdpr_job(p_request_id bigint) returns bigint
   language sql set search_path = ''
   as $$
-    select shopsync.enqueue_job('gdpr.process', jsonb_build_object('request_id', g.id), p_store_id => g.store_id,
+    select shopsync.enqueue_job(shopsync_private.core_job_kind('gdpr.process'), jsonb_build_object('request_id', g.id), p_store_id => g.store_id,
                                 p_dedupe_key => 'gdpr:' || g.id, p_concurrency_key => 'store:' || g.store_id)
       from shopsync.gdpr_requests g where g.id = p_request_id
   $$;
@@ -346,8 +346,29 @@ create or replace function shopsync_private.gdpr_assert_type(p_request shopsync.
   end
   $$;
 
--- data_request: everything stored about the subject in the request's store — customers, their orders,
--- those orders' line items and fulfillments, raw included — into gdpr_requests.result.
+-- The catalog tables that hold a data subject's rows, with the ids that find them in one store: the
+-- subject's customers for tables linked by customer, their orders for tables linked by order.
+create or replace function shopsync_private.gdpr_subject_tables(p_customer_ids text[], p_order_ids text[])
+  returns table (table_name text, subject_column text, ids text[], redaction text, personal_columns text[],
+                 order_by text, has_redacted_at boolean)
+  language sql stable set search_path = ''
+  as $$
+    select t.table_name, t.subject_column,
+           case t.subject_link when 'customer' then p_customer_ids else p_order_ids end,
+           t.redaction, t.personal_columns,
+           (select string_agg(format('t.%I', c), ', ')
+              from unnest(array[t.subject_column] || t.key_columns[2:]) c),
+           exists (select 1 from pg_attribute a
+                    where a.attrelid = format('shopsync.%I', t.table_name)::regclass and a.attname = 'redacted_at'
+                      and not a.attisdropped)
+      from shopsync_private.synced_tables t
+     where t.subject_link is not null
+     order by t.position
+  $$;
+
+-- data_request: everything stored about the subject in the request's store — every catalog table that
+-- links rows to a subject (customers, their orders, those orders' line items and fulfillments, ...), raw
+-- included — into gdpr_requests.result: {"generated_at", "<table>": [rows], "counts": {"<table>": n}}.
 create or replace function shopsync.gdpr_data_request(p_request_id bigint, p_job_id bigint default null,
                                                       p_worker text default null) returns jsonb
   language plpgsql set search_path = ''
@@ -355,43 +376,38 @@ create or replace function shopsync.gdpr_data_request(p_request_id bigint, p_job
   declare
     v_request shopsync.gdpr_requests := shopsync_private.gdpr_request_for_job(p_request_id, p_job_id, p_worker);
     v_scope record;
-    v_export jsonb;
+    v_table record;
+    v_rows jsonb;
+    v_export jsonb := jsonb_build_object('generated_at', now());
+    v_counts jsonb := '{}'::jsonb;
   begin
     perform shopsync_private.gdpr_assert_type(v_request, 'data_request');
     if v_request.status = 'completed' then
       return shopsync_private.gdpr_summary(v_request, true);   -- the export exists; the subject is gone
     end if;
     select * into v_scope from shopsync_private.gdpr_scope(v_request.store_id, v_request.subject);
-    with c as (select c.id as k1, '' as k2, to_jsonb(c) as row from shopsync.customers c
-                where c.store_id = v_request.store_id and c.id = any (v_scope.customer_ids)),
-         o as (select o.id as k1, '' as k2, to_jsonb(o) as row from shopsync.orders o
-                where o.store_id = v_request.store_id and o.id = any (v_scope.order_ids)),
-         li as (select li.order_id as k1, li.id as k2, to_jsonb(li) as row from shopsync.order_line_items li
-                 where li.store_id = v_request.store_id and li.order_id = any (v_scope.order_ids)),
-         f as (select f.order_id as k1, f.id as k2, to_jsonb(f) as row from shopsync.order_fulfillments f
-                where f.store_id = v_request.store_id and f.order_id = any (v_scope.order_ids))
-    select jsonb_build_object(
-             'generated_at', now(),
-             'customers', coalesce((select jsonb_agg(c.row order by c.k1) from c), '[]'),
-             'orders', coalesce((select jsonb_agg(o.row order by o.k1) from o), '[]'),
-             'order_line_items', coalesce((select jsonb_agg(li.row order by li.k1, li.k2) from li), '[]'),
-             'order_fulfillments', coalesce((select jsonb_agg(f.row order by f.k1, f.k2) from f), '[]'),
-             'counts', jsonb_build_object('customers', (select count(*) from c), 'orders', (select count(*) from o),
-                                          'order_line_items', (select count(*) from li),
-                                          'order_fulfillments', (select count(*) from f)))
-      into v_export;
+    for v_table in select * from shopsync_private.gdpr_subject_tables(v_scope.customer_ids, v_scope.order_ids) loop
+      execute format('select coalesce(jsonb_agg(to_jsonb(t) order by %s), ''[]'') from shopsync.%I t
+                       where t.store_id = $1 and t.%I = any ($2)',
+                     v_table.order_by, v_table.table_name, v_table.subject_column)
+        into v_rows using v_request.store_id, v_table.ids;
+      v_export := v_export || jsonb_build_object(v_table.table_name, v_rows);
+      v_counts := v_counts || jsonb_build_object(v_table.table_name, jsonb_array_length(v_rows));
+    end loop;
+    v_export := v_export || jsonb_build_object('counts', v_counts);
     v_request := shopsync_private.gdpr_complete(p_request_id, v_export);
     perform shopsync_private.log_activity(v_request.organization_id, v_request.store_id, 'gdpr.data_request',
-                                          jsonb_build_object('request_id', v_request.id, 'counts', v_export -> 'counts'));
+                                          jsonb_build_object('request_id', v_request.id, 'counts', v_counts));
     return shopsync_private.gdpr_summary(v_request, false);
   end
   $$;
 
--- customer_redact: the subject's customer rows go; their orders stay (revenue figures survive) with
--- email, phone and addresses cleared, redacted_at set, and personal keys stripped from every raw
--- (orders, line items, fulfillments). Webhook deliveries that carry the subject: customer topics are
--- deleted (they would re-create the customer), the others (orders, the compliance request itself)
--- are stripped. Running it again changes nothing more.
+-- customer_redact: in every catalog table linked to a subject, the subject's rows are deleted
+-- (redaction 'delete': customers) or scrubbed (redaction 'scrub': orders stay, so revenue figures
+-- survive, with their personal columns cleared, redacted_at set where the table has it, and personal keys
+-- stripped from raw — line items and fulfillments too). Webhook deliveries that carry the subject:
+-- customer topics are deleted (they would re-create the customer), the others (orders, the compliance
+-- request itself) are stripped. Running it again changes nothing more.
 create or replace function shopsync.gdpr_customer_redact(p_request_id bigint, p_job_id bigint default null,
                                                          p_worker text default null) returns jsonb
   language plpgsql set search_path = ''
@@ -400,6 +416,7 @@ create or replace function shopsync.gdpr_customer_redact(p_request_id bigint, p_
     v_request shopsync.gdpr_requests := shopsync_private.gdpr_request_for_job(p_request_id, p_job_id, p_worker);
     v_store uuid := v_request.store_id;
     v_scope record;
+    v_table record;
     v_customer text := v_request.subject ->> 'customer_id';
     v_deleted bigint;
     v_counts jsonb := '{}'::jsonb;
@@ -410,36 +427,30 @@ create or replace function shopsync.gdpr_customer_redact(p_request_id bigint, p_
       return shopsync_private.gdpr_summary(v_request, true);
     end if;
     select * into v_scope from shopsync_private.gdpr_scope(v_store, v_request.subject);
-    delete from shopsync.customers c where c.store_id = v_store and c.id = any (v_scope.customer_ids);
-    get diagnostics v_n = row_count;
-    v_counts := v_counts || jsonb_build_object('customers_deleted', v_n);
-
-    with s as (select o.id, shopsync_private.gdpr_strip_pii(o.raw) as raw from shopsync.orders o
-                where o.store_id = v_store and o.id = any (v_scope.order_ids))
-    update shopsync.orders o
-       set email = null, phone = null, shipping_address = null, billing_address = null,
-           redacted_at = coalesce(o.redacted_at, now()), raw = s.raw
-      from s
-     where o.store_id = v_store and o.id = s.id
-       and (o.email is not null or o.phone is not null or o.shipping_address is not null
-            or o.billing_address is not null or o.redacted_at is null or o.raw is distinct from s.raw);
-    get diagnostics v_n = row_count;
-    v_counts := v_counts || jsonb_build_object('orders_redacted', v_n);
-
-    with s as (select li.id, shopsync_private.gdpr_strip_pii(li.raw) as raw from shopsync.order_line_items li
-                where li.store_id = v_store and li.order_id = any (v_scope.order_ids))
-    update shopsync.order_line_items li set raw = s.raw from s
-     where li.store_id = v_store and li.id = s.id and li.raw is distinct from s.raw;
-    get diagnostics v_n = row_count;
-    v_counts := v_counts || jsonb_build_object('order_line_items_redacted', v_n);
-
-    with s as (select f.id, shopsync_private.gdpr_strip_pii(f.raw) as raw from shopsync.order_fulfillments f
-                where f.store_id = v_store and f.order_id = any (v_scope.order_ids))
-    update shopsync.order_fulfillments f set raw = s.raw from s
-     where f.store_id = v_store and f.id = s.id and f.raw is distinct from s.raw;
-    get diagnostics v_n = row_count;
-    v_counts := v_counts || jsonb_build_object('order_fulfillments_redacted', v_n);
-
+    for v_table in select * from shopsync_private.gdpr_subject_tables(v_scope.customer_ids, v_scope.order_ids) loop
+      if v_table.redaction = 'delete' then
+        execute format('delete from shopsync.%I t where t.store_id = $1 and t.%I = any ($2)',
+                       v_table.table_name, v_table.subject_column)
+          using v_store, v_table.ids;
+        get diagnostics v_n = row_count;
+        v_counts := v_counts || jsonb_build_object(v_table.table_name || '_deleted', v_n);
+      else
+        -- only rows that still hold something personal (or are not marked yet) are rewritten
+        execute format(
+          'update shopsync.%1$I t set %2$s raw = shopsync_private.gdpr_strip_pii(t.raw)
+            where t.store_id = $1 and t.%3$I = any ($2)
+              and (%4$s t.raw is distinct from shopsync_private.gdpr_strip_pii(t.raw))',
+          v_table.table_name,
+          (select coalesce(string_agg(format('%I = null, ', c), ''), '') from unnest(v_table.personal_columns) c)
+            || case when v_table.has_redacted_at then 'redacted_at = coalesce(t.redacted_at, now()), ' else '' end,
+          v_table.subject_column,
+          (select coalesce(string_agg(format('t.%I is not null or ', c), ''), '') from unnest(v_table.personal_columns) c)
+            || case when v_table.has_redacted_at then 't.redacted_at is null or ' else '' end)
+          using v_store, v_table.ids;
+        get diagnostics v_n = row_count;
+        v_counts := v_counts || jsonb_build_object(v_table.table_name || '_redacted', v_n);
+      end if;
+    end loop;
     -- webhook deliveries of this store that carry the subject
     with hits as (
       select w.id, w.topic ~* '^customers?[/.]' and jsonb_typeof(w.payload -> 'customer') is distinct from 'object'

@@ -1,0 +1,168 @@
+"""The connector contract: everything the core relies on, declared by each platform in one typed object.
+
+A platform package exposes ``CONNECTOR``, whose ``contract`` is a ``ConnectorContract``:
+
+- ``reads``: the catalog resources it syncs and the synced tables its sync writes for each (checked
+  against the database's catalog at start);
+- ``sync``: its ``SyncSource`` — the core runs it as ``<platform>.sync``;
+- ``webhooks``: the web route that verifies deliveries (``WebhookSpec.verify``), the topics and the
+  resource each changes, how an inbox event is applied (``<platform>.webhook``) and how the store's
+  subscriptions are kept right (``<platform>.check_webhooks``);
+- ``connect``: how a store gets connected (``ConnectFlow``), its routes, and — for flows that park an
+  install until an organization claims it — the ``<platform>.install_claimed`` handler;
+- ``writes``: the write capabilities it offers flows (none yet);
+- ``jobs``: job kinds of its own (``<platform>.<name>``), ``routes``: other web routes, and
+  ``public_config``: non-secret facts published to the database at start.
+
+The core registers the standard job kinds from it (``StandardJob``). A contract missing a part its flow
+needs is refused when it is built; at start, every job kind SQL can enqueue (``shopsync.job_kinds()``)
+is checked against the registered handlers, so nothing queues forever unnoticed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from worker.config import Settings
+from worker.jobs.registry import Handler, Job, JobContext
+from worker.sync.engine import SyncSource
+
+__all__ = ["ApplyEvent", "CheckWebhooks", "ConnectFlow", "ConnectSpec", "ConnectorContract", "ContractError",
+           "Delivery", "StandardJob", "WebhookSpec", "WebhookVerifier", "WriteCapability"]
+
+PLATFORM_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")     # as shopsync.stores.platform allows
+
+
+class ContractError(ValueError):
+    """A connector's declaration lacks a part it must have; the message names the connector and the part."""
+
+
+class StandardJob(StrEnum):
+    """The job kinds the core enqueues for every platform, as ``<platform>.<kind>``."""
+
+    SYNC = "sync"                        # request_sync: syncs by hand, on schedule, after connecting
+    WEBHOOK = "webhook"                  # record_webhook: apply one inbox delivery
+    CHECK_WEBHOOKS = "check_webhooks"    # enqueue_periodic_checks: keep the store's subscriptions right
+    INSTALL_CLAIMED = "install_claimed"  # claim_pending_install: finish connecting a claimed install
+
+
+class WriteCapability(StrEnum):
+    """What a target store can be asked to do by flows between stores."""
+
+    CREATE_ORDER = "create_order"
+    CANCEL_ORDER = "cancel_order"
+    CREATE_FULFILLMENT = "create_fulfillment"
+    SET_INVENTORY = "set_inventory"
+    SET_PRICE = "set_price"
+
+
+class ConnectFlow(StrEnum):
+    OAUTH = "oauth"                        # begin_install → the platform's consent → callback → parked, claimed
+    PLATFORM_INSTALL = "platform_install"  # the platform calls us (app store); parked until claimed
+    API_KEYS = "api_keys"                  # a signed-in user posts the store's keys to a route of ours
+
+    @property
+    def parks_installs(self) -> bool:
+        return self is not ConnectFlow.API_KEYS
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A webhook delivery whose authenticity the platform's verifier checked, ready for the inbox.
+
+    Addressed to one store (``store_id``, e.g. from the URL) or to a shop (``shop_key``: the store is
+    looked up). ``unknown_shop_ok`` answers 200 instead of 404 when no store has the shop (compliance
+    and uninstall topics for a shop whose data is already gone)."""
+
+    topic: str
+    delivery_id: str
+    payload: Mapping[str, Any]
+    store_id: UUID | None = None
+    shop_key: str | None = None
+    event_id: str | None = None
+    triggered_at: datetime | None = None
+    unknown_shop_ok: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.store_id is None) == (self.shop_key is None):
+            raise ValueError("a delivery names either a store_id or a shop_key")
+
+
+# Checks a delivery (signature first, constant time; then headers and body) and returns it, or the
+# answer the platform gets (401 bad signature, 400 malformed, 200 for a ping, ...).
+WebhookVerifier = Callable[[Request, bytes], Awaitable["Delivery | Response"]]
+# Applies one inbox event (get_webhook's row); returns the inbox status to record (processed /
+# ignored), or None when it recorded it itself in the same transaction as the rows.
+ApplyEvent = Callable[[Job, JobContext, Mapping[str, Any]], Awaitable["str | None"]]
+# Keeps one active store's webhook subscriptions right; gets get_store's row.
+CheckWebhooks = Callable[[Job, JobContext, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    """``path``: the route under ``/<platform>`` (e.g. ``/webhooks`` or ``/webhooks/{store_id}``).
+    ``topics``: every topic the platform sends → the catalog resource it changes, or None for topics that
+    change no synced data (uninstall, compliance); an event whose resource is not synced for its store,
+    or whose store is not active, is ignored by the core before ``apply`` sees it."""
+
+    path: str
+    verify: WebhookVerifier
+    topics: Mapping[str, str | None]
+    apply: ApplyEvent
+    check: CheckWebhooks
+
+
+@dataclass(frozen=True)
+class ConnectSpec:
+    flow: ConnectFlow
+    routes: Sequence[BaseRoute] = ()
+    install_claimed: Handler | None = None
+
+
+@dataclass(frozen=True)
+class ConnectorContract:
+    platform: str
+    display_name: str
+    reads: Mapping[str, Sequence[str]]     # catalog resource → the synced tables its sync writes
+    sync: SyncSource
+    webhooks: WebhookSpec
+    connect: ConnectSpec
+    writes: frozenset[WriteCapability] = frozenset()
+    jobs: Mapping[str, Handler] = field(default_factory=dict)   # name → handler, run as <platform>.<name>
+    routes: Sequence[BaseRoute] = ()
+    public_config: Callable[[Settings], Mapping[str, Any] | None] = lambda _core: None
+
+    def __post_init__(self) -> None:
+        def refuse(part: str) -> ContractError:
+            return ContractError(f"connector {self.platform!r} ({self.display_name}): {part}")
+
+        if not PLATFORM_NAME.match(self.platform):
+            raise refuse("platform must match ^[a-z][a-z0-9_]{1,31}$")
+        if not self.reads:
+            raise refuse("reads names no resource: a connector syncs at least one catalog resource")
+        if not self.webhooks.topics:
+            raise refuse("webhooks.topics is empty")
+        unread = {r for r in self.webhooks.topics.values() if r is not None} - set(self.reads)
+        if unread:
+            raise refuse(f"webhook topics change resources it does not read: {', '.join(sorted(unread))}")
+        if self.connect.flow.parks_installs and self.connect.install_claimed is None:
+            raise refuse(f"connect flow {self.connect.flow.value!r} parks installs, so it needs an "
+                         f"install_claimed handler ({self.job_kind(StandardJob.INSTALL_CLAIMED)})")
+        standard = {k.value for k in StandardJob}
+        clash = standard & set(self.jobs)
+        if clash:
+            raise refuse(f"jobs {sorted(clash)} are standard kinds: declare them through their part instead")
+
+    def job_kind(self, kind: StandardJob | str) -> str:
+        """``<platform>.<kind>``: how a job of this connector is named in ``shopsync.jobs``."""
+        return f"{self.platform}.{kind}"
