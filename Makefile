@@ -14,7 +14,7 @@ test: bootstrap lint-only
 lint: bootstrap lint-only
 
 lint-only:
-	.venv/bin/ruff check worker tests bench sandboxes
+	.venv/bin/ruff check --no-cache worker tests bench sandboxes
 	.venv/bin/mypy
 
 bench: bootstrap

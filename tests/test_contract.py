@@ -17,12 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import psycopg
 import pytest
-from sandbox.serving import serve_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.serving import serve_app
 from tests.conftest import as_role
 from tests.platform_world import AppWorld, free_port, owner_org
 from worker.config import Settings

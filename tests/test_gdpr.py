@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from sandbox.shopify import DatasetSpec, ShopifySandbox
 
+from sandbox.shopify import DatasetSpec, ShopifySandbox
 from tests.conftest import as_role, job_context, new_user, personal_org
 from worker.db.direct import DirectDatabase
 from worker.errors import PermanentError, RetryableError

@@ -71,6 +71,7 @@ VIEWS = {"store_sync_statistics"}
 FRONTEND_FUNCTIONS = {
     "is_member",
     "has_org_role",
+    "my_organization_ids",
     "my_organizations",
     "create_organization",
     "my_stores",
@@ -180,6 +181,13 @@ def _columns(conn: psycopg.Connection[Any], schema: str, table: str, writable: b
                         (schema, table)).fetchall()
     return [r["column_name"] for r in rows
             if not writable or (r["is_identity"] == "NO" and r["is_generated"] == "NEVER")]
+
+
+def _insertable(conn: psycopg.Connection[Any], schema: str, table: str) -> list[str]:
+    rows = conn.execute("select column_name from information_schema.columns where table_schema = %s "
+                        "and table_name = %s and is_generated = 'NEVER' order by ordinal_position",
+                        (schema, table)).fetchall()
+    return [r["column_name"] for r in rows]
 
 
 def _qualified(schema: str, table: str) -> sql.Composable:
@@ -387,8 +395,9 @@ def _write_statements(conn: psycopg.Connection[Any], schema: str, table: str,
             ("targeted update", sql.SQL("update {t} set {c} = {c} where {o} = %s").format(
                 t=target, c=first, o=org_col), (other_org,)),
             ("targeted delete", sql.SQL("delete from {t} where {o} = %s").format(t=target, o=org_col), (other_org,)),
-            ("copying insert", sql.SQL("insert into {t} overriding system value select * from {t} limit 1").format(
-                t=target), None),
+            # every column a row can be given (generated columns are computed, never inserted)
+            ("copying insert", sql.SQL("insert into {t} ({c}) overriding system value select {c} from {t} limit 1").format(
+                t=target, c=sql.SQL(", ").join(map(sql.Identifier, _insertable(conn, schema, table)))), None),
         ]
     return statements
 

@@ -18,8 +18,23 @@ create or replace function shopsync.has_org_role(p_organization_id uuid, p_roles
                      and m.role = any (p_roles))
   $$;
 
+-- The caller's organizations (with one of p_roles, when given), as one array. Every policy asks
+--   organization_id = any ((select shopsync.my_organization_ids())::uuid[])
+-- an uncorrelated sub-select, so PostgreSQL runs it once per statement (an InitPlan, never per row) and the
+-- rows are matched with plain, leakproof equality that an index can serve. PL/pgSQL so its query plan is
+-- cached (a SQL function with a fixed search_path is planned again on every call). SECURITY DEFINER for the
+-- same reason as is_member.
+create or replace function shopsync.my_organization_ids(p_roles text[] default null) returns uuid[]
+  language plpgsql stable security definer set search_path = ''
+  as $$
+  begin
+    return array(select m.organization_id from shopsync.organization_members m
+                  where m.user_id = auth.uid() and (p_roles is null or m.role = any (p_roles)));
+  end
+  $$;
+
 create or replace function shopsync_private.require_user() returns uuid
-  language plpgsql stable
+  language plpgsql stable set search_path = ''
   as $$
   declare
     v_uid uuid := auth.uid();

@@ -134,7 +134,7 @@ create or replace function shopsync.complete_jobs(
 -- Backoff for attempt n: 2^(n-1) seconds capped at an hour, with ±50% jitter so a burst of
 -- failures does not retry in lockstep.
 create or replace function shopsync_private.retry_backoff(p_attempts integer) returns interval
-  language sql volatile
+  language sql volatile set search_path = ''
   as $$
     select make_interval(secs => least(3600, power(2, greatest(p_attempts, 1) - 1)) * (0.5 + random()))
   $$;

@@ -2,6 +2,11 @@
 -- rotating tokens, store lookups for connectors and the web process, and each platform's published
 -- (non-secret) configuration.
 
+-- stores' trigger: updated_at on every change.
+create or replace function shopsync_private.touch_updated_at() returns trigger
+  language plpgsql set search_path = ''
+  as $$ begin new.updated_at := now(); return new; end $$;
+
 -- Create or reactivate the store a connection refers to (reinstalling a known shop keeps its id
 -- and data). Returns the store id.
 create or replace function shopsync.upsert_store(

@@ -1,8 +1,40 @@
 -- Syncs: requesting them (by hand, on schedule, periodic reconciliations and webhook checks), the runs
 -- the worker records, and where each resource's sync stands.
 
+create or replace function shopsync_private.frequency_interval(p_frequency text) returns interval
+  language sql immutable set search_path = ''
+  as $$
+    select case p_frequency
+      when '15min' then interval '15 minutes'
+      when '30min' then interval '30 minutes'
+      when 'hourly' then interval '1 hour'
+      when '6hours' then interval '6 hours'
+      when 'daily' then interval '1 day'
+    end
+  $$;
+
+-- store_sync_config's trigger: next_sync_at always follows enabled + frequency.
+create or replace function shopsync_private.sync_config_schedule() returns trigger
+  language plpgsql set search_path = ''
+  as $$
+  begin
+    new.updated_at := now();
+    if not new.enabled then
+      new.next_sync_at := null;
+    elsif tg_op = 'INSERT' or new.next_sync_at is null or new.frequency is distinct from old.frequency
+          or new.enabled is distinct from old.enabled then
+      new.next_sync_at := greatest(now(), coalesce(new.last_sync_enqueued_at, now())
+                                           + shopsync_private.frequency_interval(new.frequency));
+      if tg_op = 'INSERT' then
+        new.next_sync_at := now();   -- a new store syncs at once
+      end if;
+    end if;
+    return new;
+  end
+  $$;
+
 create or replace function shopsync_private.assert_sync_mode(p_mode text) returns void
-  language plpgsql immutable
+  language plpgsql immutable set search_path = ''
   as $$
   begin
     if p_mode is null or p_mode not in ('full', 'incremental', 'reconcile') then
@@ -13,7 +45,7 @@ create or replace function shopsync_private.assert_sync_mode(p_mode text) return
   $$;
 
 create or replace function shopsync_private.assert_frequency(p_frequency text) returns void
-  language plpgsql immutable
+  language plpgsql immutable set search_path = ''
   as $$
   begin
     if shopsync_private.frequency_interval(p_frequency) is null then

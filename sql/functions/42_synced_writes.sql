@@ -25,7 +25,7 @@ create or replace function shopsync_private.merge_statement(p_table text, p_sour
     select array_agg(a.attname::text order by a.attnum) into v_cols
       from pg_attribute a
      where a.attrelid = format('shopsync.%I', p_table)::regclass and a.attnum > 0 and not a.attisdropped
-       and a.attname <> 'synced_at';
+       and a.attname <> 'synced_at' and a.attgenerated = '';   -- generated columns follow their sources
     v_update := array(select c from unnest(v_cols) c where c <> all (v_key));
     return format(
       'with merged as (

@@ -6,14 +6,14 @@
 
 -- A platform id as text: numbers and strings alike, a gid's trailing number (gid://shopify/Order/12 → 12).
 create or replace function shopsync_private.gdpr_id(p_value text) returns text
-  language sql immutable
+  language sql immutable set search_path = ''
   as $$
     select nullif(coalesce(substring(btrim(p_value) from '^gid://[^/]+/[^/]+/([0-9]+)(?:\?.*)?$'), btrim(p_value)), '')
   $$;
 
 -- Phones compare by their digits ("+1 (555) 010-0001" = "15550100001"); too few digits identify nobody.
 create or replace function shopsync_private.gdpr_phone(p_value text) returns text
-  language sql immutable
+  language sql immutable set search_path = ''
   as $$
     select case when length(regexp_replace(coalesce(p_value, ''), '[^0-9]', '', 'g')) >= 6
                 then regexp_replace(p_value, '[^0-9]', '', 'g') end
@@ -79,7 +79,7 @@ create or replace function shopsync_private.gdpr_normalize_subject(p_subject jso
 -- go with their key (customer, addresses); `name`/`formatted` only inside address-like objects,
 -- because an order's or a line item's name is not personal.
 create or replace function shopsync_private.gdpr_is_pii_key(p_key text) returns boolean
-  language sql immutable
+  language sql immutable set search_path = ''
   as $$
     select lower(replace(p_key, '_', '')) in (
       'email', 'phone', 'firstname', 'lastname', 'displayname', 'address1', 'address2', 'zip', 'postcode',
@@ -145,11 +145,9 @@ create or replace function shopsync_private.gdpr_scope(
     customer_ids := array(
       select c.id from shopsync.customers c where c.store_id = p_store_id and c.id = v_customer
       union
-      select c.id from shopsync.customers c where c.store_id = p_store_id and lower(c.email) = any (v_emails)
+      select c.id from shopsync.customers c where c.store_id = p_store_id and c.email_normalized = any (v_emails)
       union
-      select c.id from shopsync.customers c
-       where cardinality(v_phones) > 0 and c.store_id = p_store_id and c.phone is not null
-         and shopsync_private.gdpr_phone(c.phone) = any (v_phones)
+      select c.id from shopsync.customers c where c.store_id = p_store_id and c.phone_normalized = any (v_phones)
       order by 1);
     -- the customers' own addresses also find their guest checkouts
     select v_emails || coalesce(array_agg(distinct lower(btrim(c.email))) filter (where c.email is not null), '{}'),
@@ -161,13 +159,11 @@ create or replace function shopsync_private.gdpr_scope(
       select o.id from shopsync.orders o
        where o.store_id = p_store_id and o.customer_id = any (customer_ids || v_customer)
       union
-      select o.id from shopsync.orders o where o.store_id = p_store_id and lower(o.email) = any (v_emails)
+      select o.id from shopsync.orders o where o.store_id = p_store_id and o.email_normalized = any (v_emails)
       union
       select o.id from shopsync.orders o where o.store_id = p_store_id and o.id = any (v_orders)
       union
-      select o.id from shopsync.orders o
-       where cardinality(v_phones) > 0 and o.store_id = p_store_id and o.phone is not null
-         and shopsync_private.gdpr_phone(o.phone) = any (v_phones)
+      select o.id from shopsync.orders o where o.store_id = p_store_id and o.phone_normalized = any (v_phones)
       order by 1);
     emails := v_emails;      -- lowercased
     phones := v_phones;      -- digits only
@@ -265,7 +261,7 @@ create or replace function shopsync_private.gdpr_request_for_job(p_request_id bi
 -- What the job returns: counts and states, never personal data.
 create or replace function shopsync_private.gdpr_summary(p_request shopsync.gdpr_requests, p_already boolean)
   returns jsonb
-  language sql immutable
+  language sql immutable set search_path = ''
   as $$
     select jsonb_build_object('request_id', p_request.id, 'request_type', p_request.request_type,
                               'status', p_request.status, 'counts', coalesce(p_request.result -> 'counts', '{}'),
@@ -336,7 +332,7 @@ create or replace function shopsync.finish_gdpr_request(
   $$;
 
 create or replace function shopsync_private.gdpr_assert_type(p_request shopsync.gdpr_requests, p_type text) returns void
-  language plpgsql immutable
+  language plpgsql immutable set search_path = ''
   as $$
   begin
     if p_request.request_type <> p_type then

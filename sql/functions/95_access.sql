@@ -3,6 +3,10 @@
 -- construction) plus the core tables below. Members of an organization read its rows; rows that name
 -- data subjects (GDPR requests, raw webhook deliveries) only its owners and admins. Clients write
 -- nothing directly: every change goes through an RPC or the worker.
+--
+-- Every policy has one form: organization_id = any ((select shopsync.my_organization_ids(...))::uuid[]).
+-- The sub-select is evaluated once per statement, not once per row, and the comparison is leakproof, so a
+-- member's query uses the same indexes as the service role's (see docs/database.md, "Reading under RLS").
 
 create or replace function shopsync_private.define_access() returns void
   language plpgsql set search_path = ''
@@ -33,8 +37,9 @@ create or replace function shopsync_private.define_access() returns void
         as c(table_name, policy, org_column, roles)
     loop
       v_name := v_table.policy;
-      v_using := case when v_table.roles is null then format('shopsync.is_member(%I)', v_table.org_column)
-                      else format('shopsync.has_org_role(%I, %L::text[])', v_table.org_column, v_table.roles) end;
+      -- the cast keeps "= any" an array comparison (not "any (subquery)"), whose sub-select is an InitPlan
+      v_using := format('%I = any ((select shopsync.my_organization_ids(%s))::uuid[])', v_table.org_column,
+                        coalesce(quote_literal(v_table.roles::text) || '::text[]', ''));
       v_comment := 'shopsync: select to authenticated using (' || v_using || ')';
       execute format('alter table shopsync.%I enable row level security', v_table.table_name);
       execute format('grant select on shopsync.%I to authenticated', v_table.table_name);

@@ -7,6 +7,7 @@ revoke execute on all functions in schema shopsync_private from public, anon, au
 grant execute on function
   shopsync.is_member(uuid),
   shopsync.has_org_role(uuid, text[]),
+  shopsync.my_organization_ids(text[]),
   shopsync.my_organizations(),
   shopsync.create_organization(text),
   shopsync.my_stores(uuid),

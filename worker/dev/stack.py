@@ -25,10 +25,10 @@ import httpx
 import jwt
 import psycopg
 from psycopg.rows import dict_row
+
 from sandbox import shoprenter as sr
 from sandbox.shopify import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SHOP
 from sandbox.woocommerce import WooDatasetSpec, WooSandbox, serve_woocommerce_sandbox
-
 from worker.dev.localpg import LocalPostgres
 from worker.migrate import migrate
 from worker.sealing import generate_key_spec
