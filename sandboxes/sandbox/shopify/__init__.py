@@ -25,12 +25,13 @@ from typing import Any
 
 from sandbox.shopify.app import create_app, serve_shopify_sandbox
 from sandbox.shopify.dataset import DatasetSpec
-from sandbox.shopify.faults import FaultInjector, FaultRule
+from sandbox.shopify.faults import FLOW_MUTATIONS, FaultInjector, FaultRule
 from sandbox.shopify.oauth import callback_query_string, sign_callback
 from sandbox.shopify.state import (
     DEFAULT_SCOPES,
     LATEST_VERSION,
     SUPPORTED_VERSIONS,
+    WRITE_SCOPES,
     AppConfig,
     Shop,
     ShopifySandbox,
@@ -42,8 +43,10 @@ __all__ = [
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
     "DEMO_SHOP",
+    "FLOW_MUTATIONS",
     "LATEST_VERSION",
     "SUPPORTED_VERSIONS",
+    "WRITE_SCOPES",
     "AppConfig",
     "DatasetSpec",
     "FaultInjector",

@@ -2,6 +2,8 @@
 
 Prints the base URL, the shop's base URL (use it in place of ``https://demo.myshopify.com``), the app
 credentials and a ready-to-use expiring token pair; ``--json`` prints the same as one JSON line.
+``--writes`` grants the write scopes cross-store flows need; ``--lose-answers 0.1`` makes 10% of those writes
+commit and then lose their answer (a benchmark's "the write happened but the client never heard").
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ import sys
 import threading
 from typing import Any
 
-from sandbox.shopify import DEFAULT_SCOPES, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SHOP, demo_sandbox
+from sandbox.shopify import (
+    DEFAULT_SCOPES,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_SHOP,
+    FLOW_MUTATIONS,
+    WRITE_SCOPES,
+    demo_sandbox,
+)
 from sandbox.shopify.app import serve_shopify_sandbox
 from sandbox.shopify.dataset import DatasetSpec
 
@@ -36,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", default=DEMO_CLIENT_ID)
     p.add_argument("--client-secret", default=DEMO_CLIENT_SECRET)
     p.add_argument("--scopes", default=",".join(DEFAULT_SCOPES))
+    p.add_argument("--writes", action="store_true", help=f"also grant {','.join(WRITE_SCOPES)}")
+    p.add_argument("--lose-answers", type=float, default=0.0, metavar="P",
+                   help="share of flow writes that commit and then lose their answer (0..1)")
+    p.add_argument("--lose-answers-how", default="drop", choices=["drop", "hang"],
+                   help="drop: connection closed without a body; hang: no answer for 30 s, then 504")
     p.add_argument("--no-throttle", action="store_true", help="never answer THROTTLED (costs still reported)")
     p.add_argument("--bucket-size", type=float, default=None)
     p.add_argument("--restore-rate", type=float, default=None)
@@ -52,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
                        customers=args.customers, orders=args.orders, line_items_per_order=args.line_items,
                        locations=args.locations)
     scopes = tuple(s for s in args.scopes.split(",") if s)
+    if args.writes:
+        scopes += tuple(s for s in WRITE_SCOPES if s not in scopes)
     sandbox, app, shop = demo_sandbox(shop=args.shop, spec=spec, client_id=args.client_id,
                                       client_secret=args.client_secret, scopes=scopes, plan=args.plan,
                                       throttle=not args.no_throttle, bucket_size=args.bucket_size,
                                       restore_rate=args.restore_rate)
     app.access_token_ttl = args.access_token_ttl
     app.compliance_uri = args.compliance_uri
+    if args.lose_answers > 0:
+        sandbox.faults.lose_answers(args.lose_answers, mutation=FLOW_MUTATIONS, how=args.lose_answers_how)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serve_shopify_sandbox(sandbox, port=args.port, host=args.host) as base_url:

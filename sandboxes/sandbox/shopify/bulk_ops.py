@@ -33,7 +33,7 @@ from sandbox.shopify.clock import format_gql, format_rest, now_us, version_at_le
 from sandbox.shopify.gql import Field, GraphQLSyntaxError, collect_fields, parse
 from sandbox.shopify.nodes import NodeBuilder, TypedNode, gid
 from sandbox.shopify.project import CONNECTION_FIELDS, Projector
-from sandbox.shopify.search import parse_search
+from sandbox.shopify.search import search_filter
 
 if TYPE_CHECKING:
     from sandbox.shopify.state import Shop, ShopifySandbox
@@ -226,8 +226,9 @@ class BulkManager:
         catalog = shop.catalog
         if root == "locations":
             return list(range(len(catalog.locations)))
-        table = catalog.tables[{"products": "product", "customers": "customer", "orders": "order"}[root]]
-        flt = parse_search(args.get("query"), version, equality_fields=frozenset({"status"}))
+        kind = {"products": "product", "customers": "customer", "orders": "order"}[root]
+        flt = search_filter(kind, args.get("query"), version)
+        table = catalog.tables[kind]
         visible = self.sandbox.order_visible(shop, scopes) if root == "orders" else None
         return list(catalog.iterate(table, flt, visible))
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from sandbox.shopify.clock import US, now_us
-from sandbox.shopify.search import SearchFilter
+from sandbox.shopify.search import SearchFilter, SearchValue
 
 __all__ = [
     "Catalog",
@@ -119,6 +119,16 @@ def _inventory_base(seed: int, n: int, loc: int) -> tuple[int, int]:
 
 def _pick(seq: Sequence[Any], r: int, shift: int = 0) -> Any:
     return seq[(r >> shift) % len(seq)]
+
+
+# the values ``fulfillment_status:`` accepts for each displayFulfillmentStatus
+_FULFILLMENT_SEARCH = {"FULFILLED": ["fulfilled", "shipped"], "UNFULFILLED": ["unfulfilled", "unshipped"],
+                       "PARTIALLY_FULFILLED": ["partial", "partially_fulfilled"]}
+
+
+def _order_tags(r: int) -> list[str]:
+    return sorted({_pick(["wholesale", "priority", "gift", "subscription"], r, 52 + 2 * t)
+                   for t in range((r >> 56) % 3)})
 
 
 def money(cents: int | None) -> str | None:
@@ -251,6 +261,7 @@ class Catalog:
             self._fill_times(table)
         self.variant_overrides: dict[tuple[int, int], dict[str, Any]] = {}
         self.inventory: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        self.unstocked: set[tuple[int, int, int]] = set()  # (product, variant, location) levels not active
         self.locations: list[dict[str, Any]] = [self._location_base(j) for j in range(spec.locations)]
         self._customer_stats: dict[int, tuple[int, int]] | None = None
 
@@ -351,6 +362,22 @@ class Catalog:
     def variants(self, i: int, product: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         product = product or self.product(i)
         return [self.variant(i, k, product) for k in range(int(product["variant_count"]))]
+
+    def variants_with_sku(self, sku: str) -> list[tuple[int, int]]:
+        """Live variants whose SKU is ``sku`` (case-insensitive), in ID order. A generated SKU names its own
+        product and variant index; SKUs set by a test are few; so no index over every variant is needed."""
+        want = sku.strip().lower()
+        candidates = {key for key, ov in self.variant_overrides.items() if "sku" in ov}
+        parts = want.rsplit("-", 2)
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            candidates.add((int(parts[1]) - 1, int(parts[2]) - 1))
+        return [(i, k) for i, k in sorted(candidates)
+                if self.products.alive(i) and 0 <= k < self.variant_count(i)
+                and str(self.variant(i, k)["sku"] or "").lower() == want]
+
+    def stocked(self, i: int, k: int, j: int) -> bool:
+        """Whether variant ``k`` of product ``i`` is stocked at (has an active level in) location ``j``."""
+        return (i, k, j) not in self.unstocked and self.locations[j]["active"]
 
     def variant_by_id(self, variant_id: int) -> tuple[int, int] | None:
         return self._child(variant_id, VARIANT_BASE)
@@ -504,8 +531,9 @@ class Catalog:
             customer_index = None
         lines: list[dict[str, Any]] = ov.get("line_items") or self._base_lines(o, r)
         subtotal = sum(int(li["price_cents"]) * int(li["quantity"]) - int(li["discount_cents"]) for li in lines)
-        shipping = [0, 499, 999][(r >> 20) % 3]
-        tax = (subtotal * 8 + 50) // 100
+        # orders written through orderCreate carry their own shipping and tax (none unless sent)
+        shipping = int(ov.get("shipping_cents", [0, 499, 999][(r >> 20) % 3]))
+        tax = int(ov.get("tax_cents", (subtotal * 8 + 50) // 100))
         total = subtotal + tax + shipping
         roll = (r >> 24) % 100
         financial = ("PAID" if roll < 70 else "PENDING" if roll < 80 else "PARTIALLY_REFUNDED" if roll < 87
@@ -519,10 +547,12 @@ class Catalog:
         fulfillment = ov.get("fulfillment_status", fulfillment)
         refunded = total if financial == "REFUNDED" else total // 2 if financial == "PARTIALLY_REFUNDED" else 0
         created = self.orders.created[o]
+        cancelled = ov["cancelled_us"] if "cancelled_us" in ov else created + 3_600 * US if financial == "VOIDED" \
+            else None
         return {"r": r, "customer_index": customer_index, "lines": lines, "subtotal": subtotal,
                 "discount": sum(int(li["discount_cents"]) for li in lines), "shipping": shipping, "tax": tax,
                 "total": total, "financial": financial, "fulfillment": fulfillment, "refunded": refunded,
-                "cancelled": created + 3_600 * US if financial == "VOIDED" else None}
+                "cancelled": cancelled}
 
     def order(self, o: int) -> dict[str, Any]:
         return self.order_with_customer(o)[0]
@@ -576,9 +606,11 @@ class Catalog:
             "line_items": lines,
             "shipping_address": addr,
             "billing_address": addr,
-            "tags": sorted({_pick(["wholesale", "priority", "gift", "subscription"], r, 52 + 2 * t)
-                            for t in range((r >> 56) % 3)}),
+            "tags": _order_tags(r),
             "note": None,
+            "source_name": "web",
+            "source_identifier": None,
+            "custom_attributes": [],
             "fulfillments": fulfillments,
             "refunds": refunds,
             "created_us": created,
@@ -625,13 +657,35 @@ class Catalog:
 
     # --- pagination --------------------------------------------------------------------------------------
 
-    def field_value(self, table: Table, i: int, name: str) -> int | str | None:
+    def field_value(self, table: Table, i: int, name: str) -> SearchValue:
         if name == "updated_at":
             return table.updated[i]
+        if table is self.orders and name not in ("created_at", "updated_at"):
+            return self._order_search_value(i, name)
         if name in ("created_at", "processed_at"):
             return table.created[i]
         if name == "status" and table is self.products:
             return str(self.product(i)["status"])
+        return None
+
+    def _order_search_value(self, o: int, name: str) -> SearchValue:
+        """What an order search term compares (``search.SEARCH_FIELDS["order"]``), cheapest source first."""
+        ov = self.orders.overrides.get(o, {})
+        if name == "tag":
+            return list(ov["tags"]) if "tags" in ov else _order_tags(_h(self.seed, "order", o))
+        if name in ("source_identifier", "source_name"):
+            return ov.get(name, None if name == "source_identifier" else "web")
+        if name == "name":
+            return str(ov.get("name") or f"#{1001 + o}").lstrip("#")
+        if name == "processed_at":
+            return int(ov.get("processed_us", self.orders.created[o]))
+        if name == "email":
+            email = ov["email"] if "email" in ov else self.order(o)["email"]
+            return None if email is None else str(email)
+        if name == "financial_status":
+            return str(self.order_money(o)["financial"])
+        if name == "fulfillment_status":
+            return _FULFILLMENT_SEARCH.get(str(self.order_money(o)["fulfillment"]), [])
         return None
 
     def page(self, table: Table, *, first: int | None, after: str | None, last: int | None, before: str | None,

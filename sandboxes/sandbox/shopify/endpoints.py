@@ -1,12 +1,13 @@
 """The HTTP endpoints, bound to one sandbox: OAuth (``oauth``'s rules over HTTP), the GraphQL Admin API
-(authentication, body parsing, then ``resolver.execute`` under the lock in a worker thread) and the sandbox's
-own ``/_sandbox/...`` routes (bulk result downloads, health).
+(authentication, body parsing, then ``resolver.execute`` under the lock in a worker thread; write faults, see
+``write_faults``) and the sandbox's own ``/_sandbox/...`` routes (bulk result downloads, health).
 
 Admin routes find the shop by the ``{shop}`` path prefix or, without one, by the ``Host`` header.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -21,6 +22,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from sandbox.shopify.oauth import authorize, token_endpoint
 from sandbox.shopify.resolver import RequestContext, execute
 from sandbox.shopify.state import Shop, ShopifySandbox
+from sandbox.shopify.write_faults import LostAnswer, mutation_fields
+from sandbox.shopify.writes.idempotency import IDEMPOTENT_MUTATIONS, release, reserve
 
 __all__ = ["GraphqlEndpoint", "OAuthEndpoints", "SandboxEndpoints"]
 
@@ -112,14 +115,34 @@ class GraphqlEndpoint:
             except ValueError:
                 variables = {}
         ctx = RequestContext(sandbox, shop, token, served, str(request.base_url).rstrip("/"))
+        given = variables if isinstance(variables, dict) else None
+        slow = None
+        if sandbox.faults.has_write_rules("slow_write"):
+            names = mutation_fields(payload["query"], given, payload.get("operationName"))
+            slow = sandbox.faults.take_write("slow_write", names, shop.domain)
+        if slow is not None:  # the write is under way, its idempotency keys in flight, before it runs
+            with sandbox.lock:
+                reserve(ctx, payload["query"], given, payload.get("operationName"), IDEMPOTENT_MUTATIONS)
+            sandbox.count("faults_injected")
+            await asyncio.sleep(slow.seconds)
 
         def run() -> tuple[dict[str, Any], dict[str, Any]]:
             with sandbox.lock:
-                return execute(ctx, payload["query"], variables if isinstance(variables, dict) else None,
-                               payload.get("operationName"))
+                return execute(ctx, payload["query"], given, payload.get("operationName"))
 
         body, detail = await run_in_threadpool(run)
         request.state.sandbox_detail = detail
+        if slow is not None:
+            detail["write_fault"] = "slow_write"
+            with sandbox.lock:
+                release(ctx)
+        if detail.get("kind") == "mutation" and "error" not in detail and not detail.get("throttled"):
+            lost = sandbox.faults.take_write("lost_answer", list(detail["fields"]), shop.domain)
+            if lost is not None:  # the write committed; its answer never arrives
+                sandbox.count("faults_injected")
+                sandbox.count("write_answers_lost")
+                detail["write_fault"] = f"lost_answer:{lost.how}"
+                return LostAnswer(lost.how, lost.seconds, len(json.dumps(body)))
         return _json(200, body, {"X-Shopify-API-Version": served, "X-Request-Id": str(uuid.uuid4())})
 
 

@@ -321,13 +321,21 @@ class _Item:
         self.variant = variant
         self.variant_gid = variant_gid
         self.gid = gid("InventoryItem", variant["inventory_item_id"])
-        self.locations = [j for j, loc in enumerate(b.catalog.locations) if loc["active"]]
+        self.locations = [j for j, loc in enumerate(b.catalog.locations)
+                          if loc["active"] and (i, k, j) not in b.catalog.unstocked]
 
 
 def _level_for(c: _Item, args: dict[str, Any]) -> dict[str, Any] | None:
     parsed = parse_gid(args.get("locationId"))
     j = c.b.catalog.location_index(parsed[1]) if parsed else None
-    return c.b.inventory_level(c.i, c.k, j, c.variant) if j is not None else None
+    if j is None or not c.b.catalog.stocked(c.i, c.k, j):
+        return None  # null where the item is not stocked, as Shopify answers
+    return c.b.inventory_level(c.i, c.k, j, c.variant)
+
+
+def _duplicate_skus(c: _Item) -> int:
+    sku = c.variant["sku"]
+    return max(len(c.b.catalog.variants_with_sku(str(sku))) - 1, 0) if sku else 0
 
 
 ITEM = NodeType("InventoryItem", {
@@ -336,6 +344,7 @@ ITEM = NodeType("InventoryItem", {
     "sku": lambda c: c.variant["sku"],
     "tracked": lambda c: True,
     "requiresShipping": lambda c: True,
+    "duplicateSkuCount": _duplicate_skus,
     "createdAt": lambda c: format_gql(c.variant["created_us"]),
     "updatedAt": lambda c: format_gql(c.variant["updated_us"]),
     "variant": lambda c: {"__typename": "ProductVariant", "id": c.variant_gid},
@@ -383,7 +392,7 @@ class _Order:
     def __init__(self, b: NodeBuilder, o: int) -> None:
         self.b = b
         self.rec, self.buyer = b.catalog.order_with_customer(o)
-        self.cur = b.currency
+        self.cur = str(self.rec["currency"])
         self.lines: list[dict[str, Any]] = self.rec["line_items"]
         self.gid = gid("Order", self.rec["id"])
 
@@ -399,16 +408,52 @@ def _order_customer(c: _Order) -> dict[str, Any] | None:
             "lastName": cust["last_name"], "displayName": f"{cust['first_name']} {cust['last_name']}"}
 
 
-def _fulfillment(f: dict[str, Any]) -> dict[str, Any]:
-    tracking = [{"__typename": "FulfillmentTrackingInfo", "company": f["company"], "number": f["number"],
-                 "url": f["url"]}]
+def fulfillment_lines(f: dict[str, Any], lines: list[dict[str, Any]]) -> list[tuple[int, int, int]]:
+    """(fulfillment line item id, line item id, quantity) of a fulfillment; a generated one holds every line."""
+    if "line_items" in f:
+        return [(int(a), int(b), int(q)) for a, b, q in f["line_items"]]
+    return [(int(li["id"]), int(li["id"]), int(li["quantity"])) for li in lines]
+
+
+def tracking_of(f: dict[str, Any]) -> list[dict[str, Any]]:
+    """A fulfillment's tracking entries ``{company, number, url}`` (a generated one has exactly one)."""
+    return list(f["tracking"]) if "tracking" in f else [{"company": f["company"], "number": f["number"],
+                                                         "url": f["url"]}]
+
+
+def _fulfillment(c: _Order, f: dict[str, Any]) -> dict[str, Any]:
+    tracking = [{"__typename": "FulfillmentTrackingInfo", "company": t["company"], "number": t["number"],
+                 "url": t["url"]} for t in tracking_of(f)]
+    by_id = {int(li["id"]): li for li in c.lines}
+    entries = fulfillment_lines(f, c.lines)
+    loc = c.b.catalog.locations[int(f.get("location_index", 0))] if c.b.catalog.locations else None
+
+    def line(entry: tuple[int, int, int]) -> dict[str, Any]:
+        fli_id, li_id, qty = entry
+        li = by_id.get(li_id)
+        price = int(li["price_cents"]) if li else 0
+        return {"__typename": "FulfillmentLineItem", "id": gid("FulfillmentLineItem", fli_id), "quantity": qty,
+                "lineItem": c.b.line_item(li, c.rec) if li else None,
+                "originalTotalSet": _money_bag(price * qty, c.cur),
+                "discountedTotalSet": _money_bag(price * qty, c.cur)}
+
+    status = str(f["status"])
     return {
         "__typename": "Fulfillment",
         "id": gid("Fulfillment", f["id"]),
         "legacyResourceId": str(f["id"]),
-        "status": f["status"],
-        "displayStatus": "FULFILLED",
+        "name": f.get("name") or f"{c.rec['name']}.1",
+        "status": status,
+        "displayStatus": "CANCELED" if status == "CANCELLED" else "FULFILLED",
         "trackingInfo": LazyValue(lambda a: _first_n(tracking, a)),
+        "location": {"__typename": "Location", "id": gid("Location", loc["id"]), "name": loc["name"]} if loc else None,
+        "totalQuantity": sum(q for _, _, q in entries),
+        "requiresShipping": True,
+        "deliveredAt": None,
+        "estimatedDeliveryAt": None,
+        "inTransitAt": None,
+        "fulfillmentLineItems": LazyConnection(lambda a: list_connection(entries, line, lambda e: e[0], a),
+                                               lambda: (line(e) for e in entries)),
         "createdAt": format_gql(f["created_us"]),
         "updatedAt": format_gql(f["updated_us"]),
     }
@@ -443,10 +488,15 @@ ORDER = NodeType("Order", {
     "billingAddress": lambda c: c.b.mailing_address(c.rec["billing_address"], "Address"),
     "tags": lambda c: list(c.rec["tags"]),
     "note": lambda c: c.rec["note"],
-    "test": lambda c: False,
+    "test": lambda c: bool(c.rec.get("test", False)),
+    "poNumber": lambda c: c.rec.get("po_number"),
     "confirmed": lambda c: True,
     "closed": lambda c: c.rec["closed_us"] is not None,
-    "cancelReason": lambda c: "OTHER" if c.rec["cancelled_us"] else None,
+    "cancelReason": lambda c: str(c.rec.get("cancel_reason") or "other").upper() if c.rec["cancelled_us"] else None,
+    "sourceName": lambda c: c.rec["source_name"],
+    "sourceIdentifier": lambda c: c.rec["source_identifier"],
+    "customAttributes": lambda c: [{"__typename": "Attribute", "key": a["key"], "value": a["value"]}
+                                   for a in c.rec["custom_attributes"]],
     "processedAt": lambda c: format_gql(c.rec["processed_us"]),
     "cancelledAt": lambda c: format_gql(c.rec["cancelled_us"]),
     "closedAt": lambda c: format_gql(c.rec["closed_us"]),
@@ -455,7 +505,10 @@ ORDER = NodeType("Order", {
     "lineItems": ConnField(
         lambda c, args: list_connection(c.lines, lambda li: c.b.line_item(li, c.rec), lambda li: int(li["id"]), args),
         lambda c: (c.b.line_item_view(li, c.rec) for li in c.lines)),
-    "fulfillments": ArgField(lambda c, a: _first_n([_fulfillment(f) for f in c.rec["fulfillments"]], a)),
+    "fulfillments": ArgField(lambda c, a: _first_n([_fulfillment(c, f) for f in c.rec["fulfillments"]], a)),
+    # fulfillment orders live in the shop's write state (``writes.fulfillment``), made on first use
+    "fulfillmentOrders": ConnField(lambda c, args: c.b.shop.writes.fulfillment_orders_page(c.rec, args),
+                                   lambda c: c.b.shop.writes.fulfillment_order_views(c.rec)),
     "refunds": ArgField(lambda c, a: _first_n([_refund(r, c.cur) for r in c.rec["refunds"]], a)),
 })
 
@@ -467,7 +520,7 @@ class _LineItem:
         self.b = b
         self.li = li
         self.order = order
-        self.cur = b.currency
+        self.cur = str(order.get("currency") or b.currency)
         self.qty, self.price, self.disc = int(li["quantity"]), int(li["price_cents"]), int(li["discount_cents"])
         self.gid = gid("LineItem", li["id"])
 
@@ -495,7 +548,8 @@ LINE_ITEM = NodeType("LineItem", {
     "vendor": lambda c: c.li["vendor"],
     "quantity": lambda c: c.qty,
     "currentQuantity": lambda c: c.qty,
-    "unfulfilledQuantity": lambda c: 0 if c.order["fulfillment_status"] == "FULFILLED" else c.qty,
+    "unfulfilledQuantity": lambda c: 0 if c.order["fulfillment_status"] == "FULFILLED" else
+    c.qty - int(c.li.get("fulfilled_quantity", 0)),
     "variantTitle": lambda c: c.li["variant_title"],
     "taxable": lambda c: True,
     "requiresShipping": lambda c: True,
@@ -549,18 +603,28 @@ class NodeBuilder:
     def location(self, j: int) -> dict[str, Any]:
         loc = self.catalog.locations[j]
 
+        unstocked = self.catalog.unstocked
+
         def all_levels() -> Iterator[dict[str, Any]]:
             for i in range(self.catalog.products.count):
                 if self.catalog.products.alive(i):
                     prod = self.catalog.product(i)
                     for k in range(int(prod["variant_count"])):
-                        yield self.inventory_level(i, k, j)
+                        if (i, k, j) not in unstocked:
+                            yield self.inventory_level(i, k, j)
 
         def levels_page(args: dict[str, Any]) -> dict[str, Any]:
             keys = [(i, k) for i in range(self.catalog.products.count) if self.catalog.products.alive(i)
-                    for k in range(int(self.catalog.product(i)["variant_count"]))]
+                    for k in range(int(self.catalog.product(i)["variant_count"])) if (i, k, j) not in unstocked]
             return list_connection(keys, lambda ik: self.inventory_level(ik[0], ik[1], j),
                                    lambda ik: ik[0] * MAX_CHILDREN + ik[1], args)
+
+        def level_of(args: dict[str, Any]) -> dict[str, Any] | None:
+            parsed = parse_gid(args.get("inventoryItemId"))
+            found = self.catalog.variant_by_inventory_item(parsed[1]) if parsed else None
+            if found is None or not self.catalog.stocked(found[0], found[1], j):
+                return None
+            return self.inventory_level(found[0], found[1], j)
 
         return {
             "__typename": "Location",
@@ -577,6 +641,8 @@ class NodeBuilder:
             "createdAt": format_gql(loc["created_us"]),
             "updatedAt": format_gql(loc["updated_us"]),
             "inventoryLevels": LazyConnection(levels_page, all_levels),
+            "inventoryLevel": LazyValue(level_of),
+            "shipsInventory": True,
         }
 
     # --- customers -------------------------------------------------------------------------------------
@@ -642,6 +708,10 @@ class NodeBuilder:
 
     def order_view(self, o: int) -> TypedNode:
         return ORDER, _Order(self, o)
+
+    def fulfillment(self, o: int, f: dict[str, Any]) -> dict[str, Any]:
+        """A ``Fulfillment`` node of order ``o`` (``f`` one of its ``fulfillments`` records)."""
+        return _fulfillment(_Order(self, o), f)
 
     def line_item(self, li: dict[str, Any], order: dict[str, Any]) -> dict[str, Any]:
         return LINE_ITEM.node(_LineItem(self, li, order))
@@ -757,9 +827,45 @@ class NodeBuilder:
                                         "opt_in_level": "single_opt_in", "consent_updated_at": None},
         }
 
+    def _line_rest(self, li: dict[str, Any], fstatus: str | None, quantity: int | None = None) -> dict[str, Any]:
+        done = li.get("fulfilled_quantity")
+        if done is not None:  # written through the API: each line knows how much of it was fulfilled
+            fstatus = "fulfilled" if done >= li["quantity"] else "partial" if done else None
+        return {
+            "id": li["id"], "admin_graphql_api_id": gid("LineItem", li["id"]), "title": li["title"],
+            "name": f"{li['title']} - {li['variant_title']}" if li["variant_title"] else li["title"],
+            "sku": li["sku"], "vendor": li["vendor"], "quantity": li["quantity"] if quantity is None else quantity,
+            "price": money(li["price_cents"]), "product_id": li["product_id"], "variant_id": li["variant_id"],
+            "variant_title": li["variant_title"], "total_discount": money(li["discount_cents"]), "taxable": True,
+            "requires_shipping": True,
+            "fulfillable_quantity": 0 if fstatus == "fulfilled" else li["quantity"] - int(done or 0),
+            "fulfillment_status": fstatus,
+        }
+
+    def fulfillment_rest(self, rec: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
+        """A fulfillment as fulfillments/create and an order's ``fulfillments[]`` carry it."""
+        tracking = tracking_of(f)
+        by_id = {int(li["id"]): li for li in rec["line_items"]}
+        loc = self.catalog.locations[int(f.get("location_index", 0))] if self.catalog.locations else None
+        return {
+            "id": f["id"], "order_id": rec["id"], "status": str(f["status"]).lower(),
+            "name": f.get("name") or f"{rec['name']}.1", "location_id": loc["id"] if loc else None,
+            "tracking_company": tracking[0]["company"] if tracking else None,
+            "tracking_number": tracking[0]["number"] if tracking else None,
+            "tracking_url": tracking[0]["url"] if tracking else None,
+            "tracking_numbers": [t["number"] for t in tracking if t["number"]],
+            "tracking_urls": [t["url"] for t in tracking if t["url"]],
+            "notify_customer": bool(f.get("notify_customer", False)), "shipment_status": None, "service": "manual",
+            "origin_address": f.get("origin_address"),
+            "line_items": [self._line_rest(by_id[li_id], None, qty) for _, li_id, qty in
+                           fulfillment_lines(f, rec["line_items"]) if li_id in by_id],
+            "created_at": format_rest(f["created_us"]), "updated_at": format_rest(f["updated_us"]),
+            "admin_graphql_api_id": gid("Fulfillment", f["id"]),
+        }
+
     def order_rest(self, o: int) -> dict[str, Any]:
         rec, buyer = self.catalog.order_with_customer(o)
-        cur = self.currency
+        cur = str(rec["currency"])
 
         def price_set(cents: int) -> dict[str, Any]:
             return {"shop_money": {"amount": money(cents), "currency_code": cur},
@@ -787,7 +893,7 @@ class NodeBuilder:
             "updated_at": format_rest(rec["updated_us"]),
             "processed_at": format_rest(rec["processed_us"]),
             "cancelled_at": format_rest(rec["cancelled_us"]),
-            "cancel_reason": "other" if rec["cancelled_us"] else None,
+            "cancel_reason": (rec.get("cancel_reason") or "other") if rec["cancelled_us"] else None,
             "closed_at": format_rest(rec["closed_us"]),
             "currency": cur,
             "presentment_currency": cur,
@@ -801,28 +907,19 @@ class NodeBuilder:
             "total_line_items_price": money(sum(int(li["price_cents"]) * int(li["quantity"]) for li in lines)),
             "total_shipping_price_set": price_set(rec["shipping_cents"]),
             "total_price_set": price_set(rec["total_cents"]),
-            "test": False,
+            "test": bool(rec.get("test", False)),
+            "po_number": rec.get("po_number"),
             "confirmed": True,
             "tags": ", ".join(rec["tags"]),
             "note": rec["note"],
+            "note_attributes": [{"name": a["key"], "value": a["value"]} for a in rec["custom_attributes"]],
+            "source_name": rec["source_name"],
+            "source_identifier": rec["source_identifier"],
             "customer": customer,
             "billing_address": self._address_rest(rec["billing_address"]),
             "shipping_address": self._address_rest(rec["shipping_address"]),
-            "line_items": [{
-                "id": li["id"], "admin_graphql_api_id": gid("LineItem", li["id"]), "title": li["title"],
-                "name": f"{li['title']} - {li['variant_title']}" if li["variant_title"] else li["title"],
-                "sku": li["sku"], "vendor": li["vendor"], "quantity": li["quantity"], "price": money(li["price_cents"]),
-                "product_id": li["product_id"], "variant_id": li["variant_id"], "variant_title": li["variant_title"],
-                "total_discount": money(li["discount_cents"]), "taxable": True, "requires_shipping": True,
-                "fulfillable_quantity": 0 if fstatus == "fulfilled" else li["quantity"], "fulfillment_status": fstatus,
-            } for li in lines],
-            "fulfillments": [{
-                "id": f["id"], "order_id": rec["id"], "status": str(f["status"]).lower(),
-                "tracking_company": f["company"],
-                "tracking_number": f["number"], "tracking_url": f["url"], "tracking_numbers": [f["number"]],
-                "tracking_urls": [f["url"]], "created_at": format_rest(f["created_us"]),
-                "updated_at": format_rest(f["updated_us"]), "admin_graphql_api_id": gid("Fulfillment", f["id"]),
-            } for f in rec["fulfillments"]],
+            "line_items": [self._line_rest(li, fstatus) for li in lines],
+            "fulfillments": [self.fulfillment_rest(rec, f) for f in rec["fulfillments"]],
             "refunds": [{
                 "id": r["id"], "order_id": rec["id"], "created_at": format_rest(r["created_us"]),
                 "admin_graphql_api_id": gid("Refund", r["id"]), "note": None,

@@ -25,7 +25,7 @@ __all__ = ["CONNECTION_FIELDS", "FieldError", "Projector", "actual_cost", "merge
 CONNECTION_FIELDS = frozenset({
     "products", "customers", "orders", "locations", "variants", "lineItems", "inventoryLevels",
     "webhookSubscriptions", "bulkOperations", "productVariants", "inventoryItems", "metafields", "media",
-    "images", "collections", "addressesV2",
+    "images", "collections", "addressesV2", "fulfillmentOrders",
 })
 MUTATION_COST = 10
 

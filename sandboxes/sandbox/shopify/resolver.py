@@ -3,9 +3,11 @@
 Root fields: ``shop``, ``currentAppInstallation``, ``products``/``customers``/``orders``/``locations``
 (+ ``…Count``), ``product``/``customer``/``order``/``location``/``productVariant``/``inventoryItem``(id:),
 ``node``/``nodes``, ``webhookSubscriptions``/``webhookSubscription``, ``currentBulkOperation``,
-``bulkOperation``, ``bulkOperations``, ``publicApiVersions``; mutations ``bulkOperationRunQuery``,
-``bulkOperationCancel``, ``webhookSubscriptionCreate``/``Update``/``Delete``. Anything else is the
-``undefinedField`` error Shopify gives.
+``bulkOperation``, ``bulkOperations``, ``publicApiVersions``, ``productVariants`` (``variant_search``), ``job``,
+``fulfillmentOrder``, ``fulfillment``; mutations ``bulkOperationRunQuery``, ``bulkOperationCancel``,
+``webhookSubscriptionCreate``/``Update``/``Delete`` and the write side of ``writes/`` (``orderCreate``,
+``orderCancel``, ``fulfillmentCreate``, ``fulfillmentTrackingInfoUpdate``, ``inventorySetQuantities``,
+``inventoryActivate``). Anything else is the ``undefinedField`` error Shopify gives.
 
 Responses are HTTP 200 with ``data``/``errors`` and always ``extensions.cost`` — also when throttled
 (``actualQueryCost: null``), as Shopify's own client-library fixtures show.
@@ -15,6 +17,7 @@ Responses are HTTP 200 with ``data``/``errors`` and always ``extensions.cost`` �
 
 from __future__ import annotations
 
+import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +28,10 @@ from sandbox.shopify.dataset import Table
 from sandbox.shopify.gql import Field, GraphQLSyntaxError, collect_fields, parse, resolve_value
 from sandbox.shopify.nodes import connection, gid, list_connection, page_args, parse_gid
 from sandbox.shopify.project import FieldError, Projector, actual_cost, requested_cost
-from sandbox.shopify.search import parse_search
+from sandbox.shopify.search import search_filter
+from sandbox.shopify.variant_search import product_variants
 from sandbox.shopify.webhooks import TOPICS, WebhookSubscription
+from sandbox.shopify.writes.roots import WRITE_MUTATIONS, WRITE_QUERIES
 
 if TYPE_CHECKING:
     from sandbox.shopify.state import AccessToken, Shop, ShopifySandbox
@@ -56,6 +61,7 @@ class RequestContext:
     base_url: str
     search: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # owns the idempotency keys it runs
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -94,8 +100,7 @@ def _entity_connection(ctx: RequestContext, fld: Field, args: dict[str, Any], ki
         ctx.notes.append(f"sortKey {sort_key} is not modelled; sorted by ID")
         sort_key = "ID"
     query = args.get("query")
-    flt = parse_search(query if isinstance(query, str) else None, ctx.version,
-                       equality_fields=frozenset({"status"}) if kind == "product" else frozenset())
+    flt = search_filter(kind, query, ctx.version)
     if flt.warnings:
         ctx.search.append({"path": [fld.key], "query": query,
                            "warnings": [{"field": None, "message": w} for w in flt.warnings]})
@@ -137,8 +142,7 @@ def _count(kind: str, scope: str) -> Resolver:
         if kind == "location":
             n = sum(1 for loc in catalog.locations if loc["active"])
         else:
-            query = args.get("query")
-            flt = parse_search(query if isinstance(query, str) else None, ctx.version)
+            flt = search_filter(kind, args.get("query"), ctx.version)
             visible = ctx.sandbox.order_visible(ctx.shop, ctx.scopes) if kind == "order" else None
             n = catalog.count(catalog.tables[kind], flt, visible)
         limit = args.get("limit", 10_000)
@@ -401,6 +405,8 @@ QUERY_ROOT: dict[str, Resolver] = {
     "currentBulkOperation": _current_bulk,
     "bulkOperation": _by_id("BulkOperation", None),
     "bulkOperations": _bulk_operations,
+    "productVariants": product_variants,
+    **WRITE_QUERIES,
 }
 MUTATION_ROOT: dict[str, Resolver] = {
     "bulkOperationRunQuery": _run_bulk,
@@ -408,6 +414,7 @@ MUTATION_ROOT: dict[str, Resolver] = {
     "webhookSubscriptionCreate": _create_subscription,
     "webhookSubscriptionUpdate": _update_subscription,
     "webhookSubscriptionDelete": _delete_subscription,
+    **WRITE_MUTATIONS,
 }
 
 
@@ -444,7 +451,8 @@ def execute(ctx: RequestContext, query: str, variables: dict[str, Any] | None,
     mutation = op.kind == "mutation"
     requested = requested_cost(proj, top, mutation=mutation)
     bucket = sandbox.bucket(ctx.shop, ctx.client_id)
-    detail: dict[str, Any] = {"fields": [f.name for f in top], "requested": requested, "operation": op.name}
+    detail: dict[str, Any] = {"fields": [f.name for f in top], "requested": requested, "operation": op.name,
+                              "kind": op.kind}
     if requested > sandbox.max_query_cost:
         sandbox.count("max_cost_exceeded")
         msg = (f"Query cost is {requested}, which exceeds the single query max cost limit "

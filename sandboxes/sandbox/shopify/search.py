@@ -1,7 +1,10 @@
 """The slice of Shopify's search syntax (``query:`` argument) that a sync engine uses.
 
 Supported terms: ``updated_at``, ``created_at``, ``processed_at`` (orders) with ``:``, ``:>``, ``:>=``,
-``:<``, ``:<=``; ``id:>N`` style comparisons on the numeric ID; ``status:`` on products. Terms are ANDed
+``:<``, ``:<=``; ``id:>N`` style comparisons on the numeric ID; ``status:`` on products; on orders ``tag:``,
+``tag_not:``, ``source_identifier:``, ``source_name:``, ``name:`` (with or without ``#``), ``email:``,
+``financial_status:``, ``fulfillment_status:`` (``SEARCH_FIELDS``; exact, case-insensitive; values may be
+quoted, a backslash escapes ``:`` and the like, as Shopify's search syntax says). Terms are ANDed
 (``AND`` is accepted, ``OR``/``NOT``/free text are ignored with a warning in
 ``extensions.search`` — honest about what the sandbox does not implement).
 
@@ -19,15 +22,25 @@ Timestamp semantics, as documented by Shopify (see the module's tests and the le
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sandbox.shopify.clock import US, day_start_us, parse_timestamp, version_at_least
 
-__all__ = ["SearchFilter", "Term", "parse_search", "timestamp_bounds"]
+__all__ = ["SEARCH_FIELDS", "SearchFilter", "SearchValue", "Term", "parse_search", "search_filter", "timestamp_bounds"]
 
 TIMESTAMP_FIELDS = frozenset({"updated_at", "created_at", "processed_at"})
 EXCLUSIVE_SECOND_VERSION = "2026-10"
+# per entity kind: (fields compared for equality, fields whose value is a list a term must be in)
+SEARCH_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "product": (frozenset({"status"}), frozenset()),
+    "customer": (frozenset(), frozenset()),
+    "order": (frozenset({"source_identifier", "source_name", "name", "email", "financial_status"}),
+              frozenset({"tag", "fulfillment_status"})),
+}
+SearchValue = int | str | list[str] | None
+_ESCAPED = re.compile(r"\\(.)")
 
 
 @dataclass(frozen=True)
@@ -46,8 +59,10 @@ class SearchFilter:
     id_bounds: tuple[int | None, int | None]
     equals: dict[str, str]
     warnings: list[str]
+    contains: dict[str, list[str]] = field(default_factory=dict)  # tag:a tag:b -> both tags present
+    excludes: dict[str, list[str]] = field(default_factory=dict)  # tag_not:a -> tag a absent
 
-    def matches(self, get: Callable[[str], int | str | None], legacy_id: int) -> bool:
+    def matches(self, get: Callable[[str], SearchValue], legacy_id: int) -> bool:
         lo, hi = self.id_bounds
         if (lo is not None and legacy_id < lo) or (hi is not None and legacy_id >= hi):
             return False
@@ -61,11 +76,26 @@ class SearchFilter:
             value = get(fld)
             if value is None or str(value).lower() != expected.lower():
                 return False
+        for fld, wanted in self.contains.items():
+            present = _lowered(get(fld))
+            if any(w.lower() not in present for w in wanted):
+                return False
+        for fld, unwanted in self.excludes.items():
+            present = _lowered(get(fld))
+            if any(w.lower() in present for w in unwanted):
+                return False
         return True
 
     @property
     def empty(self) -> bool:
-        return not self.time_bounds and self.id_bounds == (None, None) and not self.equals
+        return not self.time_bounds and self.id_bounds == (None, None) and not self.equals and \
+            not self.contains and not self.excludes
+
+
+def _lowered(value: SearchValue) -> set[str]:
+    if isinstance(value, list):
+        return {v.lower() for v in value}
+    return set() if value is None else {str(value).lower()}
 
 
 def _split(query: str) -> list[tuple[str, bool]]:
@@ -116,7 +146,7 @@ def parse_terms(query: str) -> tuple[list[Term], list[str]]:
                 break
         if len(rest) >= 2 and rest[0] == rest[-1] and rest[0] in "'\"":
             rest = rest[1:-1]
-        terms.append(Term(fld.lower(), op, rest, quoted))
+        terms.append(Term(fld.lower(), op, _ESCAPED.sub(r"\1", rest), quoted))
     return terms, warnings
 
 
@@ -152,7 +182,15 @@ def _intersect(a: tuple[int | None, int | None], b: tuple[int | None, int | None
     return lo, hi
 
 
-def parse_search(query: str | None, version: str, *, equality_fields: frozenset[str] = frozenset()) -> SearchFilter:
+def search_filter(kind: str, query: object, version: str) -> SearchFilter:
+    """The filter a ``query:`` argument gives on entity ``kind`` ("product", "customer", "order")."""
+    equality, lists = SEARCH_FIELDS.get(kind, (frozenset(), frozenset()))
+    return parse_search(query if isinstance(query, str) else None, version, equality_fields=equality,
+                        list_fields=lists)
+
+
+def parse_search(query: str | None, version: str, *, equality_fields: frozenset[str] = frozenset(),
+                 list_fields: frozenset[str] = frozenset()) -> SearchFilter:
     flt = SearchFilter({}, (None, None), {}, [])
     if not query:
         return flt
@@ -174,7 +212,11 @@ def parse_search(query: str | None, version: str, *, equality_fields: frozenset[
                       "<=": (None, num + 1)}[term.op]
             flt.id_bounds = _intersect(flt.id_bounds, bounds)
         elif term.field in equality_fields and term.op == ":":
-            flt.equals[term.field] = term.value
+            flt.equals[term.field] = term.value.lstrip("#") if term.field == "name" else term.value
+        elif term.field in list_fields and term.op == ":":
+            flt.contains.setdefault(term.field, []).append(term.value)
+        elif term.field.endswith("_not") and term.field[:-4] in list_fields and term.op == ":":
+            flt.excludes.setdefault(term.field[:-4], []).append(term.value)
         else:
             flt.warnings.append(f"sandbox ignores search field {term.field!r}")
     return flt

@@ -28,10 +28,13 @@ from sandbox.shopify.faults import FaultInjector
 from sandbox.shopify.nodes import NodeBuilder, gid, parse_gid
 from sandbox.shopify.throttle import PLAN_RESTORE_RATES, LeakyBucket
 from sandbox.shopify.webhooks import Delivery, WebhookDispatcher, WebhookSubscription, topic_name
+from sandbox.shopify.writes.shop_api import ShopWriteHelpers
+from sandbox.shopify.writes.state import WriteState
 
 __all__ = [
     "DEFAULT_SCOPES",
     "LATEST_VERSION",
+    "WRITE_SCOPES",
     "SUPPORTED_VERSIONS",
     "AccessToken",
     "AppConfig",
@@ -46,6 +49,8 @@ SUPPORTED_VERSIONS = ("2025-10", "2026-01", "2026-04", "2026-07", "2026-10")
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 DEFAULT_SCOPES = ("read_products", "read_customers", "read_orders", "read_all_orders", "read_inventory",
                   "read_locations")
+# what cross-store flows need on top (orderCreate/orderCancel, fulfillmentCreate, inventory writes)
+WRITE_SCOPES = ("write_orders", "write_merchant_managed_fulfillment_orders", "write_inventory")
 ORDER_WINDOW_US = 60 * 86_400 * US  # without read_all_orders only the last 60 days of orders are visible
 
 
@@ -143,8 +148,9 @@ class RequestRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class Shop:
-    """One store: its data (``catalog``), installed apps, and merchant-style mutation helpers."""
+class Shop(ShopWriteHelpers):
+    """One store: its data (``catalog``), installed apps, and merchant-style mutation helpers (the write side's
+    in-process helpers come from ``writes.shop_api``)."""
 
     def __init__(self, sandbox: ShopifySandbox, domain: str, shop_id: int, spec: DatasetSpec, plan: str,
                  name: str | None, anchor_us: int) -> None:
@@ -157,6 +163,7 @@ class Shop:
         self.created_us = anchor_us - spec.history_days * 86_400 * US
         self.catalog = Catalog(spec, anchor_us)
         self.nodes = NodeBuilder(self)
+        self.writes = WriteState(self)  # fulfillment orders, idempotency keys, ... of the API's writes
         self.installations: dict[str, Installation] = {}
 
     # --- lookups ---------------------------------------------------------------------------------------
