@@ -107,6 +107,15 @@ def test_identical_calls_make_two_orders_and_bad_input_makes_none() -> None:
         assert first["order"]["name"] == second["order"]["name"] == "#R-1042"  # duplicate names are accepted
         assert w.shop.count_orders(tag="ss-ord-twice") == 2
         assert len(w.hooks("orders/create")) == 2
+        # a custom line may name its product: no variant, and the order reads back
+        product = w.shop.product_ids()[2]
+        custom = w.create_order(basic_order("ss-custom", {"productId": gid("Product", product), "title": "Engraving",
+                                                          "quantity": 1}))
+        assert custom["userErrors"] == [] and custom["order"]["lineItems"]["nodes"][0]["variant"] is None
+        read = w.gql("query O($id: ID!) { order(id: $id) { lineItems(first: 5) { nodes { product { id } "
+                     "variant { id } } } } }", {"id": custom["order"]["id"]})
+        assert read["data"]["order"]["lineItems"]["nodes"] == [{"product": {"id": gid("Product", product)},
+                                                                "variant": None}]
 
         before = w.shop.count_orders()
         cases = [

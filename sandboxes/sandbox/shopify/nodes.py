@@ -534,7 +534,8 @@ def _line_product(c: _LineItem) -> dict[str, Any] | None:
 
 def _line_variant(c: _LineItem) -> dict[str, Any] | None:
     li = c.li
-    if li["product_id"] is None or c.b.catalog.products.live_index(int(li["product_id"])) is None \
+    if li["product_id"] is None or li["variant_id"] is None \
+            or c.b.catalog.products.live_index(int(li["product_id"])) is None \
             or c.b.catalog.variant_by_id(int(li["variant_id"])) is None:
         return None
     return {"__typename": "ProductVariant", "id": gid("ProductVariant", li["variant_id"])}
