@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from sandbox.shopify import DEFAULT_SCOPES, WRITE_SCOPES, DatasetSpec, ShopifySandbox
 from sandbox.shopify.state import Shop
-
 from tests.sandbox.test_shopify_sandbox import CLIENT_ID, SHOP, Receiver, V, make, serve_receiver, served
 
 SCOPES = DEFAULT_SCOPES + WRITE_SCOPES

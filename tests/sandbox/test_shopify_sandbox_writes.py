@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 import httpx
-from sandbox.shopify import DEFAULT_SCOPES, DatasetSpec
 
+from sandbox.shopify import DEFAULT_SCOPES, DatasetSpec
 from tests.sandbox.shopify_writes_kit import (
     FIND,
     FULFILLMENT_CREATE,
