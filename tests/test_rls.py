@@ -40,6 +40,7 @@ TENANT_TABLES: dict[str, str] = {
     "sync_runs": "organization_id",
     "sync_state": "organization_id",
     "activity_log": "organization_id",
+    "events": "organization_id",
     "products": "organization_id",
     "product_variants": "organization_id",
     "inventory_locations": "organization_id",
@@ -64,6 +65,7 @@ PRIVATE_TABLES = {
     "synced_resources",
     "synced_tables",
     "job_kinds",
+    "event_types",
 }
 VIEWS = {"store_sync_statistics"}
 
@@ -145,6 +147,7 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("select shopsync.reserve_request_slot(%s, 3)", (f"shoprenter:{tag}",))
     ex("insert into shopsync.store_access_policies (store_id, resource, organization_id, policy) "
        "values (%(s)s, 'customers', %(o)s, 'api_only')", params)
+    ex("select shopsync.record_event(%s, 'webhooks.recreated', %s)", (store, tag))
 
 
 @pytest.fixture

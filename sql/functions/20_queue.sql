@@ -152,8 +152,7 @@ create or replace function shopsync.fail_job(
   language plpgsql set search_path = ''
   as $$
   declare
-    v_state text;
-    v_key text;
+    v_job shopsync.jobs;
   begin
     update shopsync.jobs j
        set state = case when p_retryable and j.attempts < j.max_attempts then 'queued' else 'dead' end,
@@ -165,11 +164,15 @@ create or replace function shopsync.fail_job(
            last_error = left(coalesce(p_error, 'unknown error'), 4000),
            lease_owner = null, lease_expires_at = null
      where j.id = p_id and j.state = 'running' and j.lease_owner = p_worker
-    returning j.state, j.concurrency_key into v_state, v_key;
-    if v_state is not null then
-      delete from shopsync_private.job_concurrency_locks l where l.concurrency_key = v_key and l.job_id = p_id;
+    returning j.* into v_job;
+    if v_job.id is not null then
+      delete from shopsync_private.job_concurrency_locks l
+       where l.concurrency_key = v_job.concurrency_key and l.job_id = p_id;
+      if v_job.state = 'dead' then
+        perform shopsync_private.emit_job_dead(v_job);
+      end if;
     end if;
-    return v_state;
+    return v_job.state;
   end
   $$;
 
@@ -205,6 +208,8 @@ create or replace function shopsync.reap_expired_leases() returns integer
   as $$
   declare
     v_count integer;
+    v_dead shopsync.jobs[];
+    v_job shopsync.jobs;
   begin
     with expired as (
       select j.id from shopsync.jobs j
@@ -219,12 +224,15 @@ create or replace function shopsync.reap_expired_leases() returns integer
              lease_owner = null, lease_expires_at = null
         from expired e
        where j.id = e.id
-      returning j.id, j.concurrency_key
+      returning j.*
     ), unlocked as (
       delete from shopsync_private.job_concurrency_locks l using reaped r
        where l.concurrency_key = r.concurrency_key and l.job_id = r.id
     )
-    select count(*) into v_count from reaped;
+    select count(*), coalesce(array_agg(r::shopsync.jobs) filter (where r.state = 'dead'), '{}') into v_count, v_dead from reaped r;
+    foreach v_job in array v_dead loop
+      perform shopsync_private.emit_job_dead(v_job);     -- gave up on: an event, in this transaction
+    end loop;
     -- store locks of jobs cancelled while running, once their lease has run out
     delete from shopsync_private.job_concurrency_locks l using shopsync.jobs j
      where j.id = l.job_id and j.state <> 'running' and (j.lease_expires_at is null or j.lease_expires_at < now());

@@ -56,11 +56,17 @@ create or replace function shopsync.set_store_status(p_store_id uuid, p_status t
   as $$
   declare
     v_org uuid;
+    v_was text;
   begin
+    select s.status into v_was from shopsync.stores s where s.id = p_store_id for update;
     update shopsync.stores s set status = p_status, status_reason = p_reason
       where s.id = p_store_id returning s.organization_id into v_org;
     if v_org is null then
       raise exception 'unknown store %', p_store_id using errcode = 'P0002';
+    end if;
+    if p_status in ('needs_reauth', 'uninstalled') and v_was is distinct from p_status then
+      perform shopsync_private.emit_event(v_org, p_store_id, 'store.' || p_status, p_status,
+                                          jsonb_build_object('reason', left(p_reason, 300)));
     end if;
     if p_status in ('needs_reauth', 'uninstalled', 'disconnected') then
       -- its queued syncs cannot succeed now; they come back with the next schedule after reconnecting

@@ -226,6 +226,12 @@ create or replace function shopsync.finish_sync_run(
     if v_store is null then
       return;  -- already finished (a retried job finishing twice changes nothing)
     end if;
+    if p_status = 'succeeded' and coalesce(p_failed, 0) > 0 then
+      perform shopsync_private.emit_event(
+        (select s.organization_id from shopsync.stores s where s.id = v_store), v_store, 'sync.record_errors',
+        (select r.resource from shopsync.sync_runs r where r.id = p_run_id),
+        jsonb_build_object('run_id', p_run_id, 'failed', p_failed, 'created', p_created, 'updated', p_updated));
+    end if;
     if not exists (select 1 from shopsync.sync_runs r where r.store_id = v_store and r.status = 'running') then
       update shopsync.stores s
          set sync_status = case when p_status = 'failed' then 'error' else 'completed' end,

@@ -485,7 +485,8 @@ create or replace function shopsync.gdpr_customer_redact(p_request_id bigint, p_
 
 -- shop_redact: every row of the store goes, in every table with a store_id column (found in the
 -- catalog, so a table added later is covered), then the store row itself (anything left cascades).
--- Kept: this request (store_id becomes null) and the activity log (the organization's own record).
+-- Kept: this request (store_id becomes null), the activity log and the events (the organization's own
+-- record, without personal data; their store_id becomes null).
 -- The job running this request would cascade away with the store; it is detached first so the worker
 -- completes it normally. Other open requests of the store are complete with it.
 create or replace function shopsync.gdpr_shop_redact(p_request_id bigint, p_job_id bigint default null,
@@ -524,7 +525,7 @@ create or replace function shopsync.gdpr_shop_redact(p_request_id bigint, p_job_
           join pg_namespace n on n.oid = c.relnamespace
          where a.attname = 'store_id' and not a.attisdropped and c.relkind in ('r', 'p')
            and n.nspname in ('shopsync', 'shopsync_private')
-           and c.relname not in ('stores', 'gdpr_requests', 'activity_log')
+           and c.relname not in ('stores', 'gdpr_requests', 'activity_log', 'events')
          order by n.nspname, c.relname
       loop
         if v_table.schema_name = 'shopsync' and v_table.table_name = 'jobs' then

@@ -113,7 +113,8 @@ create or replace function shopsync.set_retention(
   p_dead_jobs interval default null,
   p_webhook_inbox interval default null,
   p_sync_runs interval default null,
-  p_activity_log interval default null
+  p_activity_log interval default null,
+  p_events interval default null
 ) returns jsonb
   language plpgsql set search_path = ''
   as $$
@@ -123,7 +124,8 @@ create or replace function shopsync.set_retention(
   begin
     for v_pair in select * from (values ('finished_jobs', p_finished_jobs), ('dead_jobs', p_dead_jobs),
                                         ('webhook_inbox', p_webhook_inbox), ('sync_runs', p_sync_runs),
-                                        ('activity_log', p_activity_log)) as t(k, v) where v is not null loop
+                                        ('activity_log', p_activity_log), ('events', p_events)) as t(k, v)
+                     where v is not null loop
       if v_pair.v < interval '1 hour' or v_pair.v > interval '10 years' then
         raise exception 'retention for % must be between 1 hour and 10 years, got %', v_pair.k, v_pair.v
           using errcode = '22023';

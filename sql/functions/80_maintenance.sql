@@ -49,6 +49,7 @@ create or replace function shopsync.prune_history() returns jsonb
     v_states integer;
     v_installs integer;
     v_limits integer;
+    v_events integer;
   begin
     select s.value into v_cfg from shopsync_private.settings s where s.key = 'retention';
     delete from shopsync.jobs j where j.state in ('succeeded', 'cancelled')
@@ -71,9 +72,11 @@ create or replace function shopsync.prune_history() returns jsonb
     get diagnostics v_installs = row_count;
     delete from shopsync_private.rate_limits r where r.next_free_at < now() - interval '1 day';
     get diagnostics v_limits = row_count;
+    delete from shopsync.events e where e.occurred_at < now() - coalesce(v_cfg ->> 'events', '90 days')::interval;
+    get diagnostics v_events = row_count;
     return jsonb_build_object('jobs', v_jobs, 'dead_jobs', v_dead, 'webhook_inbox', v_inbox,
                               'sync_runs', v_runs, 'activity_log', v_activity, 'oauth_states', v_states,
-                              'pending_installs', v_installs, 'rate_limits', v_limits);
+                              'pending_installs', v_installs, 'rate_limits', v_limits, 'events', v_events);
   end
   $$;
 
