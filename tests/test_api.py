@@ -450,13 +450,23 @@ def test_disconnect_store(conn: Conn, team: Team) -> None:
     rpc(conn, team.admin, "select shopsync.disconnect_store(%s)", (team.store,))
     store = store_row(conn, team.store)
     assert store["status"] == "disconnected" and store["status_reason"] == "disconnected by a user"
+    # the credentials stay for the platform's disconnect job (it removes our webhooks with them first)
+    jobs = jobs_of(conn, team.store)
+    [disconnect] = [j for j in jobs if j["kind"] == "shopify.disconnect"]
+    assert disconnect["state"] == "queued" and disconnect["dedupe_key"] == f"disconnect:{team.store}"
+    jobs = [j for j in jobs if j is not disconnect]
+    assert len(jobs) == 3 and {j["state"] for j in jobs} == {"cancelled"}
+    assert {j["last_error"] for j in jobs} == {"store disconnected"}
+    assert scalar(conn, "select count(*) from shopsync_private.store_credentials where store_id = %s",
+                  (team.store,)) == 1
+    # ... which then forgets them; only while the store is still disconnected, and never another store's
+    assert scalar(conn, "select shopsync.forget_store_credentials(%s)", (team.other_store,)) is False
+    assert scalar(conn, "select shopsync.forget_store_credentials(%s, 'webhooks left')", (team.store,)) is True
     assert scalar(conn, "select count(*) from shopsync_private.store_credentials where store_id = %s",
                   (team.store,)) == 0
     assert scalar(conn, "select count(*) from shopsync_private.store_credentials where store_id = %s",
                   (team.other_store,)) == 1
-    jobs = jobs_of(conn, team.store)
-    assert len(jobs) == 3 and {j["state"] for j in jobs} == {"cancelled"}
-    assert {j["last_error"] for j in jobs} == {"store disconnected"}
+    assert store_row(conn, team.store)["status_reason"] == "webhooks left"
     # the running job's handler may still be writing until its next heartbeat: the store lock stays
     # until its lease has expired, then the reaper frees it
     assert scalar(conn, "select count(*) from shopsync_private.job_concurrency_locks") == 1

@@ -412,8 +412,11 @@ async def test_customer_redact_removes_personal_data_everywhere_and_only_the_sub
     assert request["result"] == {"counts": counts}
 
     # idempotent: the same job delivered again, and a second request for the same person
-    data_only = ("gdpr_requests", "activity_log", "jobs")
+    data_only = ("gdpr_requests", "activity_log", "jobs", "redacted_rows")
     snapshot = store_rows(conn, a, skip=data_only)
+    tombstones = conn.execute("select row_id, redacted_at from shopsync_private.redacted_rows where store_id = %s",
+                              (a,)).fetchall()
+    assert [t["row_id"] for t in tombstones] == [str(TARGET)]     # the subject stays out of later data
     await db.rpc("enqueue_job", {"p_kind": JOB_KIND, "p_payload": {"request_id": request_id}, "p_store_id": a})
     _, again = await run_job(db, dsn)
     assert again["already_completed"] is True and again["counts"] == counts
@@ -421,6 +424,9 @@ async def test_customer_redact_removes_personal_data_everywhere_and_only_the_sub
     _, second = await run_job(db, dsn)
     assert second["already_completed"] is False and set(second["counts"].values()) == {0}
     assert store_rows(conn, a, skip=data_only) == snapshot
+    # the later request moves the line: data older than it stays out too
+    later = conn.execute("select redacted_at from shopsync_private.redacted_rows where store_id = %s", (a,)).fetchall()
+    assert len(later) == 1 and later[0]["redacted_at"] > tombstones[0]["redacted_at"]
 
 
 async def test_strip_keeps_business_data_of_rest_and_graphql_shapes(conn: Conn, shop: Any) -> None:
@@ -461,6 +467,8 @@ def fill_everything_else(conn: Conn, store: str) -> None:
         store, store)
     run(f"insert into shopsync.inventory_levels (store_id, inventory_item_id, location_id, organization_id, available)"
         f" values (%s, '111', '5', {org_of}, 3)", store, store)
+    run("insert into shopsync_private.redacted_rows (store_id, table_name, row_id, redacted_at) values"
+        " (%s, 'customers', '99', now())", store)
     run("select shopsync.start_sync_run(%s, 'orders', 'full')", store)
     run("select shopsync.save_sync_state(%s, 'orders', now())", store)
     run("select shopsync.put_store_credentials(%s, 'oauth', 'k1', 'v1.sealed')", store)

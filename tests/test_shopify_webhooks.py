@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.conftest import set_policy
@@ -21,11 +22,13 @@ from worker.db import open_database
 
 
 def signed_headers(body: bytes, topic: str, *, shop: str = SHOP, secret: str = SECRET,
-                   webhook_id: str | None = None, event_id: str | None = None) -> dict[str, str]:
+                   webhook_id: str | None = None, event_id: str | None = None,
+                   triggered_at: str | None = None) -> dict[str, str]:
     digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     return {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": shop,
             "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()), "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
-            "X-Shopify-Triggered-At": "2026-11-21T10:00:00Z", "X-Shopify-API-Version": "2026-10",
+            "X-Shopify-Triggered-At": triggered_at or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "X-Shopify-API-Version": "2026-10",
             "Content-Type": "application/json"}
 
 
@@ -126,8 +129,14 @@ async def test_a_stale_delivery_never_overwrites_and_a_tie_applies(world: World)
     stored = w.scalar("select source_updated_at from shopsync.products where id = %s", (str(pid),))
     older = {**current, "title": "Stale title", "updated_at": "2020-01-01T00:00:00Z"}
     tied = {**current, "title": "Same version, later delivery"}
+    earlier = {**current, "title": "Same version, observed before the sync read it"}
     async with w.worker():
         assert (await post(w, older, "products/update")).status_code == 200
+        await w.until(w.idle)
+        assert w.scalar("select title from shopsync.products where id = %s", (str(pid),)) == current["title"]
+        # a tie (same updated_at) is decided by when each version was observed: an event from before the
+        # sync's read loses, one from after it wins
+        assert (await post(w, earlier, "products/update", triggered_at="2020-01-01T00:00:00.5Z")).status_code == 200
         await w.until(w.idle)
         assert w.scalar("select title from shopsync.products where id = %s", (str(pid),)) == current["title"]
         assert (await post(w, tied, "products/update")).status_code == 200

@@ -207,7 +207,8 @@ create or replace function shopsync.finish_sync_run(
   p_deleted integer default 0,
   p_failed integer default 0,
   p_error text default null,
-  p_checkpoint jsonb default null
+  p_checkpoint jsonb default null,
+  p_record_errors jsonb default null
 ) returns void
   language plpgsql set search_path = ''
   as $$
@@ -220,7 +221,12 @@ create or replace function shopsync.finish_sync_run(
     update shopsync.sync_runs r
        set status = p_status, finished_at = now(), created_count = p_created, updated_count = p_updated,
            deleted_count = p_deleted, failed_count = p_failed, error = left(p_error, 4000),
-           checkpoint = coalesce(p_checkpoint, r.checkpoint)
+           checkpoint = coalesce(p_checkpoint, r.checkpoint),
+           -- the records that could not be stored: {"id", "error"}, the first 100
+           record_errors = case when jsonb_typeof(p_record_errors) = 'array'
+                                then (select coalesce(jsonb_agg(e), '[]') from
+                                        (select e from jsonb_array_elements(p_record_errors) e limit 100) x)
+                                else r.record_errors end
      where r.id = p_run_id and r.status = 'running'
     returning r.store_id into v_store;
     if v_store is null then

@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from worker.errors import PermanentError, RetryableError
+from worker.payloads import JsonRejected, load_json
 from worker.ratelimit import UNPACED, Pacer
 
 __all__ = ["PlatformHttpError", "RestTransport", "json_body", "retry_after"]
@@ -44,10 +45,11 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def json_body(response: httpx.Response, what: str) -> Any:
+    """The answer's JSON, made safe to store (``worker.payloads``)."""
     try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise RetryableError(f"{what}: the answer is not JSON (HTTP {response.status_code})") from None
+        return load_json(response.content)
+    except JsonRejected as exc:
+        raise RetryableError(f"{what}: {exc} (HTTP {response.status_code})") from None
 
 
 class RestTransport:
