@@ -66,6 +66,7 @@ PRIVATE_TABLES = {
     "synced_tables",
     "job_kinds",
     "event_types",
+    "redacted_rows",
 }
 VIEWS = {"store_sync_statistics"}
 
@@ -148,6 +149,8 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("insert into shopsync.store_access_policies (store_id, resource, organization_id, policy) "
        "values (%(s)s, 'customers', %(o)s, 'api_only')", params)
     ex("select shopsync.record_event(%s, 'webhooks.recreated', %s)", (store, tag))
+    ex("insert into shopsync_private.redacted_rows (store_id, table_name, row_id, redacted_at) "
+       "values (%(s)s, 'customers', 'c-redacted', now())", params)
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ create or replace function shopsync.mark_store_uninstalled(p_store_id uuid, p_re
       raise exception 'unknown store %', coalesce(p_store_id::text, 'null') using errcode = 'P0002';
     end if;
     if v_store.status in ('uninstalled', 'disconnected')
-       or (p_as_of is not null and v_store.connected_at is not null and v_store.connected_at > p_as_of) then
+       or (p_as_of is not null and coalesce(v_store.connected_at, v_store.created_at) > p_as_of) then
       return false;
     end if;
     perform shopsync.set_store_status(p_store_id, 'uninstalled', p_reason);

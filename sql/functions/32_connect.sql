@@ -177,7 +177,7 @@ create or replace function shopsync.uninstall_shop(
       select s.id, s.status from shopsync.stores s
        where s.platform = p_platform and s.shop_key = lower(p_shop_key) and s.status <> 'disconnected'
          -- a store connected again after the platform's call is a newer installation: left alone
-         and (p_as_of is null or s.connected_at is null or s.connected_at <= p_as_of)
+         and (p_as_of is null or coalesce(s.connected_at, s.created_at) <= p_as_of)
     loop
       if v_store.status <> 'uninstalled' then
         perform shopsync.set_store_status(v_store.id, 'uninstalled', p_reason);

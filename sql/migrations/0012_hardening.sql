@@ -34,8 +34,8 @@ update shopsync_private.synced_tables set observed_column = 'source_observed_at'
 alter table shopsync.sync_runs add column record_errors jsonb not null default '[]'::jsonb;
 
 -- When the store was last connected (or reconnected): a platform's uninstall older than this is stale.
+-- Stores connected before this release have none (their created_at stands in; rows are not rewritten).
 alter table shopsync.stores add column connected_at timestamptz;
-update shopsync.stores set connected_at = created_at;
 
 -- Disconnecting runs a job of the platform's (remove the webhooks shopsync created, then forget the keys).
 insert into shopsync_private.job_kinds (kind, scope, required_when, enqueued_by, description) values

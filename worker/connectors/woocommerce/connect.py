@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from worker.connectors.rest import PlatformHttpError
+from worker.connectors.rest import PlatformHttpError, StoreUnreachable
 from worker.connectors.store_secrets import seal_secrets
 from worker.connectors.woocommerce.client import WooAuthError, WooClient
 from worker.connectors.woocommerce.connector import CREDENTIALS_KIND
@@ -172,6 +172,8 @@ def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
             return error_response(exc.status, str(exc))
         except UnsafeUrl as exc:                 # a redirect or DNS answer pointed somewhere forbidden
             return error_response(400, str(exc))
+        except (StoreUnreachable, httpx.ConnectError) as exc:   # the address: no such host, or nothing there
+            return error_response(422, f"could not connect to the store at this address: {exc}"[:300])
         except (RetryableError, httpx.HTTPError) as exc:
             log.info("woocommerce connect to %s failed: %s", raw_url[:100], type(exc).__name__)
             return error_response(502, f"could not reach the store: {exc}"[:300])
