@@ -10,10 +10,10 @@ import hmac
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import set_policy
+from tests.conftest import as_role, set_policy
 from tests.platform_world import owner_org
 from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World
 from tests.standins.server import make_jwt, serve_supabase
@@ -195,6 +195,40 @@ async def test_app_uninstalled_stops_the_store(world: World) -> None:
     assert store is not None and "uninstalled" in store["status_reason"]
     assert w.scalar("select count(*) from shopsync.jobs where kind = 'shopify.sync' and state = 'queued'") == 0
     assert w.scalar("select count(*) from shopsync.products") > 0        # data stays until shop/redact
+
+
+async def test_disconnect_deletes_our_subscriptions_then_the_token(world: World) -> None:
+    w = world
+    store_id = await connected(w)
+    uri = f"{w.web_url}/shopify/webhooks"
+    ours = [s for s in w.sandbox.subscriptions.values() if s.uri == uri]
+    assert ours
+    user = w.scalar("select m.user_id from shopsync.organization_members m join shopsync.stores s "
+                    "on s.organization_id = m.organization_id where s.id = %s", (store_id,))
+    with as_role(w.conn, "authenticated", user):
+        w.conn.execute("select shopsync.disconnect_store(%s)", (store_id,))
+    async with w.worker():
+        await w.until(w.idle, what="the disconnect job")
+    [job] = w.jobs("shopify.disconnect")
+    assert job["state"] == "succeeded" and len(job["result"]["removed"]["deleted"]) == len(ours)
+    assert [s for s in w.sandbox.subscriptions.values() if s.uri == uri] == []
+    assert w.scalar("select count(*) from shopsync_private.store_credentials where store_id = %s", (store_id,)) == 0
+
+
+async def test_a_late_uninstall_leaves_a_reinstalled_store_alone(world: World) -> None:
+    w = world
+    store_id = await connected(w)
+    # the merchant uninstalled and reinstalled; the uninstall's delivery (retried by Shopify) arrives after
+    w.conn.execute("update shopsync.stores set connected_at = now() where id = %s", (store_id,))
+    before = (datetime.now(UTC) - timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+    async with w.worker():
+        assert (await post(w, {"id": 1, "domain": SHOP}, "app/uninstalled", triggered_at=before)).status_code == 200
+        await w.until(w.idle, what="the late uninstall")
+        assert w.scalar("select status from shopsync.stores where id = %s", (store_id,)) == "active"
+        # an uninstall from after the reinstall does count
+        assert (await post(w, {"id": 1, "domain": SHOP}, "app/uninstalled")).status_code == 200
+        await w.until(w.idle, what="the uninstall")
+    assert w.scalar("select status from shopsync.stores where id = %s", (store_id,)) == "uninstalled"
 
 
 async def test_compliance_webhooks_become_gdpr_requests_that_run(world: World) -> None:
