@@ -271,8 +271,10 @@ def test_render_numbers() -> None:
     text = WebMetrics().render({
         "jobs": [{"state": "queued", "kind": "k", "count": 3}],
         "durations": [{"kind": "k", "count": 1, "sum": 1.5, "p50": 1.5, "p90": None, "p99": float("inf")}],
-        "webhooks": [], "oldest_queued_seconds": 12.25, "window_seconds": 900})
+        "webhooks": [], "oldest_queued_seconds": 12.25, "schedule_lag_seconds": 61.5, "window_seconds": 900})
     assert_valid_exposition(text)
+    assert "shopsync_schedule_lag_seconds 61.5" in text
+    assert "shopsync_nul_characters_stripped_total " in text
     assert 'shopsync_job_duration_seconds{kind="k",quantile="0.5"} 1.5' in text
     assert 'shopsync_job_duration_seconds{kind="k",quantile="0.9"} NaN' in text
     assert 'shopsync_job_duration_seconds{kind="k",quantile="0.99"} +Inf' in text

@@ -50,3 +50,4 @@ drop function if exists shopsync.finish_sync_run(bigint, text, integer, integer,
 drop function if exists shopsync.apply_synced_changes(uuid, jsonb, jsonb, timestamptz, jsonb, bigint, text, bigint);
 drop function if exists shopsync.get_webhook(bigint);
 drop function if exists shopsync.synced_catalog();
+drop function if exists shopsync.enqueue_due_syncs(integer);       -- now batches until none is due
