@@ -266,13 +266,17 @@ async def test_the_readme_toy_connector_connects_syncs_applies_webhooks_and_disc
 
 async def test_the_toy_connectors_webhook_route_counts_and_refuses(toy_world: AppWorld) -> None:
     async with httpx.AsyncClient(base_url=toy_world.web_url) as web:
-        unknown = await web.post("/acme/webhooks", content=b"{}", headers={
+        unknown = await web.post("/acme/webhooks", content=b'{"id": 1}', headers={
             "x-acme-shop": "nobody", "x-acme-topic": "products/update", "x-acme-delivery": "d",
-            "x-acme-signature": sign(b"{}")})
+            "x-acme-signature": sign(b'{"id": 1}')})
         assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown shop"
-        other_topic = await web.post("/acme/webhooks", content=b"{}", headers={
+        shapeless = await web.post("/acme/webhooks", content=b'{"id": {"a": 1}}', headers={
+            "x-acme-shop": "nobody", "x-acme-topic": "products/update", "x-acme-delivery": "d",
+            "x-acme-signature": sign(b'{"id": {"a": 1}}')})
+        assert shapeless.status_code == 400 and "expected shape (id" in shapeless.json()["detail"]
+        other_topic = await web.post("/acme/webhooks", content=b'{"id": 1}', headers={
             "x-acme-shop": "nobody", "x-acme-topic": "orders/create", "x-acme-delivery": "d",
-            "x-acme-signature": sign(b"{}")})
+            "x-acme-signature": sign(b'{"id": 1}')})
         assert other_topic.status_code == 400 and "unknown topic" in other_topic.json()["detail"]
         metrics = (await web.get("/metrics")).text
     assert 'shopsync_webhook_requests_total{platform="acme",outcome="unknown_shop"} 1' in metrics
