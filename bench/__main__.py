@@ -18,6 +18,7 @@ from types import ModuleType
 from bench import (
     crash,
     frontend_reads,
+    heartbeat,
     queue_throughput,
     shopify_incremental,
     shopify_ingest,
@@ -29,7 +30,7 @@ from bench import (
 )
 from bench.common import Bench, Cluster, Report, Row, machine_info
 
-MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, crash, shopify_ingest,
+MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, heartbeat, crash, shopify_ingest,
                                                        shopify_pacing, shopify_webhooks, shopify_incremental,
                                                        woocommerce_ingest, shoprenter_pacing, frontend_reads)}
 ALIASES = {"throughput": "queue_throughput", "queue": "queue_throughput", "wakeup": "wakeup_latency",
