@@ -44,7 +44,7 @@ from worker.connectors.shopify import CONNECTOR
 from worker.connectors.shopify.settings import ShopifySettings
 from worker.db.direct import DirectDatabase
 from worker.dev.localpg import LocalPostgres
-from worker.errors import RetryableError
+from worker.errors import DatabaseError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.jobs.scheduler import MaintenanceScheduler
 from worker.migrate import migrate
@@ -428,3 +428,11 @@ def test_a_slow_live_job_is_never_run_twice(effects_env: dict[str, str], conn: p
     assert count(conn, "select count(*) as n from test_attempts where event = 'start'") == 1
     assert count(conn, "select count(*) as n from test_effects") == 1
 
+
+
+@pytest.mark.parametrize(("sqlstate", "outage"), [
+    (None, True), ("08006", True), ("57P01", True), ("57P03", True), ("53300", True),
+    ("57014", False),            # a statement timeout or cancel: that call's problem, not the database's
+    ("23505", False), ("42501", False), ("P0002", False)])
+def test_what_counts_as_an_outage(sqlstate: str | None, outage: bool) -> None:
+    assert DatabaseError("x", sqlstate).outage is outage
