@@ -11,12 +11,16 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
 
-__all__ = ["DatabaseMode", "LogFormat", "Settings", "load_settings"]
+__all__ = ["DatabaseMode", "LogFormat", "Settings", "load_settings", "validation_lines", "variable_name"]
+
+POSTGRES_URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
 
 
 class DatabaseMode(StrEnum):
@@ -104,6 +108,33 @@ class Settings(BaseSettings):
             return [k.strip() for k in value.split(",") if k.strip()] or None
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # checked here, not at the first connection: a typo must not pass check-config (the value is secret:
+        # the message never repeats it)
+        if value is None:
+            return None
+        text = value.get_secret_value().strip()
+        scheme = text.split("://", 1)[0].lower() if "://" in text else None
+        if scheme is not None and scheme not in ("postgres", "postgresql"):
+            raise ValueError(f"must be a PostgreSQL URL ({POSTGRES_URL_EXAMPLE}), not {scheme}://…")
+        try:
+            parts = conninfo_to_dict(text)
+        except ProgrammingError:
+            raise ValueError(f"is not a PostgreSQL URL or connection string ({POSTGRES_URL_EXAMPLE})") from None
+        if not str(parts.get("port") or "5432").isdigit():
+            raise ValueError("has a port that is not a number")
+        return SecretStr(text)
+
+    @field_validator("supabase_jwt_secret")
+    @classmethod
+    def _jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 32:
+            raise ValueError("is too short to be a project's JWT secret (Supabase: Settings → API → JWT secret, "
+                             "at least 32 characters)")
+        return value
+
     @field_validator("supabase_url", "public_url", "frontend_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -148,16 +179,35 @@ class Settings(BaseSettings):
         return found
 
 
+def variable_name(model: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets ``field`` of ``model`` (its first alias, else prefix + NAME)."""
+    info = model.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    if isinstance(alias, str):
+        return alias
+    if info is None:
+        return field            # already a variable's name (pydantic reports the alias it read)
+    return f"{model.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def validation_lines(model: type[BaseSettings], exc: ValidationError) -> list[str]:
+    """One line per invalid setting, named by its environment variable; values are never repeated."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = variable_name(model, loc[0]) if loc else "settings"
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning pydantic's validation errors into one readable ConfigError."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(f"{where}: {err['msg']}")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(validation_lines(Settings, exc))) from None
 
 
 @lru_cache(maxsize=1)

@@ -181,4 +181,7 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
     handler.setFormatter(JsonFormatter() if settings.log_format is LogFormat.JSON else TextFormatter())
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # the pool logs every failed connection attempt; shopsync says once, in its own words, that the
+    # database is unreachable and what it does about it
+    logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, root.level))
     return handler
