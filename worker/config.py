@@ -7,20 +7,22 @@ else is ``SHOPSYNC_*``. Secrets are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.errors import ConfigError
 
 __all__ = ["DatabaseMode", "LogFormat", "Settings", "load_settings", "validation_lines", "variable_name"]
 
 POSTGRES_URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?", re.IGNORECASE)
 
 
 class DatabaseMode(StrEnum):
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
     # --- worker ---------------------------------------------------------------------------------
     worker_concurrency: int = Field(default=32, ge=1, le=10_000)
     worker_batch_size: int = Field(default=100, ge=1, le=1_000)
-    worker_kinds: list[str] | None = Field(default=None, description="Only claim these job kinds.")
+    worker_kinds: Annotated[list[str] | None, NoDecode] = Field(default=None, description="Only claim these job kinds.")
     lease_seconds: float = Field(default=15.0, gt=0, le=3600,
                                  description="A claimed job's lease, renewed by heartbeats every third of it; a killed "
                                              "worker's jobs run again once it expires.")
@@ -95,6 +97,10 @@ class Settings(BaseSettings):
     public_url: str = Field(default="http://localhost:8080", description="Where platforms reach the web process.")
     frontend_url: str = Field(default="http://localhost:3000", description="Where OAuth callbacks send the browser.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) whose pages may call the web process's browser routes "
+                    "(POST /woocommerce/connect) with a user's token; comma-separated; none by default.")
 
     # --- misc -----------------------------------------------------------------------------------
     log_format: LogFormat = LogFormat.TEXT
@@ -107,6 +113,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()] or None
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*":
+                raise ValueError("list the frontend's origins; '*' would let any site call with a user's token")
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin[:80]!r} is not an origin (scheme://host[:port], no path)")
+        return [o.lower() for o in value]
 
     @field_validator("database_url")
     @classmethod

@@ -29,6 +29,7 @@ from worker.errors import ConfigError, DatabaseError
 from worker.migrate import checksum, migration_files
 from worker.paths import SQL_DIR
 from worker.rpc import maintenance
+from worker.web.cors import CorsMiddleware
 from worker.web.metrics import CONTENT_TYPE, WebMetrics
 from worker.web.responses import error_response
 
@@ -292,7 +293,8 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
                                 Exception: _server_error}
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics,
+        middleware=[Middleware(CorsMiddleware, origins=settings.cors_origins, routes=routes),
+                    Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics,
                                routes=routes)],
         exception_handlers=handlers,
         lifespan=lifespan,
