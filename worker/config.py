@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     public_url: str = Field(default="http://localhost:8080", description="Where platforms reach the web process.")
     frontend_url: str = Field(default="http://localhost:3000", description="Where OAuth callbacks send the browser.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535,
+                                     description="A worker serves its Prometheus metrics (job counts and run "
+                                                 "times, platform requests) on this port; off when unset.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins (scheme://host[:port]) whose pages may call the web process's browser routes "

@@ -16,6 +16,7 @@ from worker.errors import DatabaseError
 from worker.jobs.registry import JobRegistry
 from worker.jobs.runner import Worker
 from worker.jobs.scheduler import MaintenanceScheduler
+from worker.metrics import serve_metrics
 
 __all__ = ["build_registry", "run_worker"]
 
@@ -58,6 +59,8 @@ async def run_worker(settings: Settings, registry: JobRegistry | None = None,
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread (tests) — stop comes from caller
             pass
+    if settings.metrics_port is not None:
+        serve_metrics(settings.metrics_port, settings.host)
     db = await _open_when_available(settings, stop)
     if db is None:
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -98,6 +99,7 @@ class BodyLimitMiddleware:
             return
         route = route_template(self.routes, scope) or UNMATCHED
         status: int | None = None
+        started = time.perf_counter()
 
         async def counting_send(message: Message) -> None:
             nonlocal status
@@ -121,7 +123,7 @@ class BodyLimitMiddleware:
                 status = 500   # ServerErrorMiddleware, outside us, sends the 500
             raise
         finally:
-            self.metrics.http(route, status if status is not None else 500)
+            self.metrics.http(route, status if status is not None else 500, time.perf_counter() - started)
 
     def _check_declared_length(self, scope: Scope) -> Response | None:
         for name, value in scope.get("headers", ()):
