@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.conftest import env_without_secrets
+from tests.metrics_text import sample
 from worker.config import Settings
 from worker.connectors import registry
 from worker.connectors.contract import ConnectFlow, ConnectorContract, ConnectSpec, WebhookSpec
@@ -182,23 +183,6 @@ def assert_valid_exposition(text: str) -> None:
             assert _SAMPLE.match(line), line
             name = re.split(r"[{ ]", line, maxsplit=1)[0]
             assert name in typed or re.sub(r"_(sum|count|bucket|created|total)$", "", name) in typed, line
-
-
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def _series(text: str) -> tuple[str, frozenset[tuple[str, str]]]:
-    name, _, labels = text.partition("{")
-    return name, frozenset(_LABEL.findall(labels))
-
-
-def sample(text: str, series: str) -> float:
-    """The value of the one sample of ``series`` (``name{label="v",...}``, labels in any order)."""
-    wanted = _series(series)
-    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-              if line and not line.startswith("#") and _series(line.rsplit(" ", 1)[0]) == wanted]
-    assert len(values) == 1, (series, text)
-    return values[0]
 
 
 async def test_metrics_report_queue_and_inbox(db: DirectDatabase, conn: psycopg.Connection[Any]) -> None:

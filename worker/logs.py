@@ -192,4 +192,10 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
     # the pool logs every failed connection attempt; shopsync says once, in its own words, that the
     # database is unreachable and what it does about it
     logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, root.level))
+    # uvicorn's default config gives its loggers their own unredacted handlers and stops propagation;
+    # send them through ours whoever configured them first
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        server_log = logging.getLogger(name)
+        server_log.handlers.clear()
+        server_log.propagate = True
     return handler
