@@ -121,6 +121,8 @@ def test_check_config_reports_the_shopify_app(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "value", "mentions"), [
     ("SHOPSYNC_WORKER_CONCURRENCY", "0", "SHOPSYNC_WORKER_CONCURRENCY:"),
     ("SHOPSYNC_LOG_LEVEL", "LOUD", "SHOPSYNC_LOG_LEVEL: must be"),
+    ("SHOPSYNC_WORKER_NICE", "-5", "SHOPSYNC_WORKER_NICE:"),       # raising priority needs privileges: refused
+    ("SHOPSYNC_WORKER_NICE", "20", "SHOPSYNC_WORKER_NICE:"),
     ("SHOPSYNC_DB_TIMEOUT", "soon", "SHOPSYNC_DB_TIMEOUT: Input should be a valid number"),
     ("DATABASE_URL", "not a url", "DATABASE_URL: is not a PostgreSQL URL"),
     ("DATABASE_URL", "http://db.example/app", "DATABASE_URL: must be a PostgreSQL URL"),

@@ -28,6 +28,7 @@ from tests.standins.server import make_jwt, serve_supabase
 from worker.config import Settings, load_settings
 from worker.jobs.registry import JobRegistry
 from worker.runtime import run_worker
+from worker.sealing import generate_key_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -302,6 +303,35 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.05)
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 10), ("0", 0), ("7", 7)])
+def test_the_worker_command_yields_the_cpu_to_the_web_process(dsn: str, setting: str | None, expected: int) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPSYNC_", "SUPABASE_"))}
+    env.update({"DATABASE_URL": dsn,
+                "SHOPSYNC_SEALING_KEYS": generate_key_spec("nice"), "SHOPSYNC_LOG_LEVEL": "WARNING",
+                **({"SHOPSYNC_WORKER_NICE": setting} if setting is not None else {})})
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        def others() -> int:
+            row = watcher.execute("select count(*) from pg_stat_activity where datname = current_database() "
+                                  "and pid <> pg_backend_pid()").fetchone()
+            return int(row[0]) if row else 0
+
+        before = others()
+        proc = subprocess.Popen([sys.executable, "-m", "worker", "worker"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # the niceness is set before the worker's first connection
+        wait_for(lambda: proc.poll() is not None or others() > before, timeout=30)
+    try:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert niceness(proc.pid) == max(expected, mine)
+    finally:
+        stop_worker(proc)
 
 
 def test_sigterm_lets_running_jobs_finish(prepared: dict[str, str], conn: psycopg.Connection[Any]) -> None:

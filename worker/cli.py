@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
@@ -84,6 +85,8 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from worker.runtime import run_worker
 
     configure_logging(settings)
+    # background work yields the CPU to the web process where they share a machine (os.nice adds)
+    os.nice(max(settings.worker_nice - os.getpriority(os.PRIO_PROCESS, 0), 0))
     asyncio.run(run_worker(settings))
     return 0
 

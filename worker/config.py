@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=15.0, gt=0, le=3600,
                                  description="A claimed job's lease, renewed by heartbeats every third of it; a killed "
                                              "worker's jobs run again once it expires.")
+    worker_nice: int = Field(default=10, ge=0, le=19,
+                             description="The worker process's CPU niceness (0 = the default priority): where the web "
+                                         "process shares its cores, webhook acknowledgements do not queue behind "
+                                         "applying them.")
     poll_interval: float = Field(default=2.0, gt=0, le=300)
     shutdown_grace: float = Field(default=25.0, ge=0, le=3600)
     run_schedules: bool = Field(

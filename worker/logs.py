@@ -197,5 +197,6 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         server_log = logging.getLogger(name)
         server_log.handlers.clear()
-        server_log.propagate = True
+        server_log.propagate, server_log.disabled = True, False
+        server_log.setLevel(logging.NOTSET)
     return handler
