@@ -10,7 +10,9 @@ import io
 import json
 import os
 import re
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ import psycopg
 from tests.conftest import env_without_secrets
 from tests.platform_world import owner_org
 from tests.shopify_world import CLIENT_ID, SHOP, World
+from tests.standins.server import make_jwt, serve_supabase
 from tests.test_cli import REPO, output, run_cli
 from worker.cli_sync import JobProgress, LineDisplay, TerminalDisplay, make_display
 from worker.connectors.shopify import CONNECTOR
@@ -159,6 +162,46 @@ async def test_sync_wait_json_with_revoked_credentials_exits_1(world: World, dsn
     stderr = err.decode()
     assert f"shopify:{SHOP}: sync failed (1 dead, 2 cancelled of 3 job(s))" in stderr, stderr
     assert "401" in stderr and "Traceback" not in stderr
+
+
+def test_sync_wait_over_the_supabase_path(tmp_path: Path, dsn: str, conn: Conn) -> None:
+    """The CLI on PostgREST (values come back as JSON): a job run through the SQL a worker calls, counts
+    saved mid-run, then finished; the CLI follows it to the end."""
+    secret = "cli-test-jwt-secret-0123456789abcdef0123"   # noqa: S105 - test-only
+    _, org = owner_org(conn)
+    store = str(conn.execute("select shopsync.upsert_store(%s, 'shopify', 'rest.myshopify.com') as id",
+                             (org,)).fetchone()["id"])
+    with serve_supabase(dsn, secret) as url:
+        env = {**env_without_secrets(), "PYTHONPATH": str(REPO), "SUPABASE_URL": url,
+               "SUPABASE_SERVICE_ROLE_KEY": make_jwt(secret, "service_role")}
+        proc = subprocess.Popen([sys.executable, "-m", "worker", "sync", "shopify:rest.myshopify.com", "--resources",
+                                 "orders", "--wait", "--json", "--interval", "0.2"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not conn.execute("select 1 from shopsync.jobs where store_id = %s", (store,)).fetchall():
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.05)
+            [job] = conn.execute("select id from shopsync.claim_jobs('w', 1, array['shopify.sync'])").fetchall()
+            run = conn.execute("select shopsync.start_sync_run(%s, 'orders', 'incremental', %s) as id",
+                               (store, job["id"])).fetchone()["id"]
+            conn.execute("select shopsync.save_sync_progress(%s, 4, 1, 0, 0, p_job_id => %s, p_worker => 'w')",
+                         (run, job["id"]))
+            conn.execute("select shopsync.finish_sync_run(%s, 'succeeded', 7, 1, 0, 1, p_record_errors => "
+                         "'[{\"id\": \"9\", \"error\": \"no total\"}]')", (run,))
+            conn.execute("select shopsync.complete_jobs('w', array[%s::bigint], array['{\"skipped\": 2}'::jsonb])",
+                         (job["id"],))
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, (out, err)
+    doc = json.loads(out)
+    assert doc["ok"] is True and doc["totals"] == {"written": 8, "created": 7, "updated": 1, "deleted": 0, "failed": 1}
+    [entry] = doc["jobs"]
+    assert entry["state"] == "succeeded" and entry["unchanged"] == 2 and ISO.match(entry["finished_at"])
+    assert entry["record_errors"] == [{"id": "9", "error": "no total"}]
+    assert "orders: succeeded — 8 written (7 new, 1 updated, 0 deleted), 2 unchanged, 1 failed" in err, err
 
 
 # --- refusals (no worker needed) ------------------------------------------------------------------------------
