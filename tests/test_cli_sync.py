@@ -17,20 +17,23 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
+import pytest
 
 from tests.conftest import env_without_secrets
 from tests.platform_world import owner_org
 from tests.shopify_world import CLIENT_ID, SHOP, World
 from tests.standins.server import make_jwt, serve_supabase
 from tests.test_cli import REPO, output, run_cli
-from worker.cli_sync import JobProgress, LineDisplay, TerminalDisplay, make_display
+from worker.cli_sync import JobProgress, LineDisplay, TerminalDisplay, follow, make_display
 from worker.connectors.shopify import CONNECTOR
 from worker.connectors.shopify.oauth import TokenSet
 from worker.connectors.shopify.tokens import save_tokens
+from worker.db.port import Database
+from worker.errors import DatabaseError
 from worker.jobs.registry import JobRegistry
 from worker.sealing import Sealer
 from worker.sync.engine import Batch, SyncContext, sync_handler
@@ -343,3 +346,56 @@ def test_status_and_jobs_list_json(tmp_path: Path, dsn: str, conn: Conn) -> None
 
     shown = run_cli(tmp_path, "jobs", "show", str(job), DATABASE_URL=dsn)
     assert ISO.match(json.loads(shown.stdout)["created_at"]), shown.stdout
+
+
+class FlakyDatabase:
+    """Answers ``sync_progress`` from a script: rows, or a DatabaseError (an outage, or a refusal)."""
+
+    def __init__(self, *answers: list[dict[str, Any]] | DatabaseError) -> None:
+        self.answers = list(answers)
+
+    async def rpc(self, function: str, args: dict[str, Any] | None = None) -> Any:
+        assert function == "sync_progress", function
+        answer = self.answers.pop(0)
+        if isinstance(answer, DatabaseError):
+            raise answer
+        return answer
+
+
+def row(state: str, created: int) -> dict[str, Any]:
+    return {"job_id": 7, "resource": "products", "state": state, "job_mode": "full", "attempts": 1,
+            "max_attempts": 10, "created_count": created, "started_at": "2026-03-01T10:00:00+00:00",
+            "observed_at": "2026-03-01T10:00:10+00:00", "run_finished_at": "2026-03-01T10:00:10+00:00"}
+
+
+async def test_following_waits_out_a_database_outage_and_says_so() -> None:
+    stream = io.StringIO()
+    outage = DatabaseError("the database is unavailable; retry shortly", "08006")
+    db = FlakyDatabase([row("running", 10)], outage, outage, [row("succeeded", 50)])
+    first = [progress(created_count=0, updated_count=0, failed_count=0, record_errors=[])]
+    jobs, timed_out = await follow(cast(Database, db), first, LineDisplay(stream, every=0), 0.0, None)
+    assert not timed_out and [(j.state, j.written) for j in jobs] == [("succeeded", 50)]
+    assert stream.getvalue().splitlines() == [
+        "products: running — 10 written, 0 failed, 1.0 records/s",
+        "database unavailable; waiting for it (the sync jobs go on; Ctrl-C stops following)",   # once
+        "database available again",
+        "products: succeeded — 50 written (50 new, 0 updated, 0 deleted), 0 failed, 5.0 records/s in 10.0 s"]
+
+    # a refusal is not waited for; nor is an outage beyond --timeout
+    refused = DatabaseError("permission denied for function sync_progress", "42501")
+    with pytest.raises(DatabaseError, match="permission denied"):
+        await follow(cast(Database, FlakyDatabase(refused)), first, LineDisplay(io.StringIO(), 0), 0.0, None)
+    jobs, timed_out = await follow(cast(Database, FlakyDatabase(outage)), first, LineDisplay(io.StringIO(), 0),
+                                   0.0, 0.0)
+    assert timed_out and jobs == first
+
+
+def test_terminal_display_shows_an_outage_in_its_title() -> None:
+    stream = io.StringIO()
+    display = TerminalDisplay(stream, "shopify:x.myshopify.com  full sync")
+    display.update([progress()], 1)
+    display.notice("database unavailable; waiting for it")
+    redrawn = stream.getvalue().split("\x1b[3F")
+    assert len(redrawn) == 2 and "full sync  1s  — database unavailable; waiting for it" in redrawn[1]
+    display.notice("")
+    assert "waiting" not in stream.getvalue().split("\x1b[3F")[-1]

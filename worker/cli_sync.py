@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -236,6 +237,10 @@ class LineDisplay:
             self.shown[job.job_id] = (key, job.phase, now)
         self.stream.flush()
 
+    def notice(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
     def close(self) -> None:
         pass
 
@@ -245,15 +250,23 @@ class TerminalDisplay:
 
     def __init__(self, stream: TextIO, title: str) -> None:
         self.stream, self.title, self.drawn = stream, title, 0
+        self.status = ""
+        self.last: tuple[Sequence[JobProgress], float] = ([], 0.0)
+
+    def notice(self, text: str) -> None:
+        """Shown after the title until the next notice (an empty one clears it), redrawn at once."""
+        self.status = text
+        self.update(*self.last)
 
     def update(self, jobs: Sequence[JobProgress], elapsed: float) -> None:
+        self.last = (jobs, elapsed)
         width = max(40, shutil.get_terminal_size((100, 24)).columns - 1)
         rows = [["RESOURCE", "STATE", "WRITTEN", "FAILED", "RATE", "NOTE"]]
         for job in jobs:
             rate = f"{job.rate:,.1f}/s" if job.rate is not None else "-"
             rows.append([job.resource, job.phase, f"{job.written:,}", f"{job.failed:,}", rate, job.note()])
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = [f"{self.title}  {elapsed:.0f}s"]
+        lines = [f"{self.title}  {elapsed:.0f}s" + (f"  — {self.status}" if self.status else "")]
         for r in rows:
             cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])] + [r[i].rjust(widths[i]) for i in (2, 3, 4)]
             lines.append("  ".join([*cells, r[5]]).rstrip())
@@ -286,19 +299,27 @@ async def poll(db: Database, job_ids: Sequence[int]) -> list[JobProgress]:
     return [rows.get(i) or JobProgress.gone(i) for i in job_ids]
 
 
-async def follow(db: Database, job_ids: Sequence[int], display: Display, every: float,
+async def follow(db: Database, jobs: list[JobProgress], display: Display, every: float,
                  timeout: float | None) -> tuple[list[JobProgress], bool]:
-    """Poll until every job ended (or ``timeout``): the last view, and whether it timed out. A database that
-    stops answering for a while is waited for; the display keeps its last state meanwhile."""
+    """Poll ``jobs`` until each one ended (or ``timeout``): the last view, and whether it timed out. A database
+    that stops answering while we follow is waited for (the jobs go on in the workers, which wait for it too):
+    the display says so and keeps its last state; ``--timeout`` bounds the wait."""
     started = time.monotonic()
-    jobs: list[JobProgress] = []
+    job_ids = [j.job_id for j in jobs]
+    down_since: float | None = None
     while True:
         try:
             jobs = await poll(db, job_ids)
         except DatabaseError as exc:
-            if not exc.outage or not jobs:
+            if not exc.outage:
                 raise
+            if down_since is None:
+                down_since = time.monotonic()
+                display.notice("database unavailable; waiting for it (the sync jobs go on; Ctrl-C stops following)")
         else:
+            if down_since is not None:
+                down_since = None
+                display.notice("database available again" if isinstance(display, LineDisplay) else "")
             display.update(jobs, time.monotonic() - started)
             if all(j.ended for j in jobs):
                 return jobs, False
@@ -376,8 +397,11 @@ async def run_sync(db: Database, args: argparse.Namespace) -> int:
     print(f"{label}: following {mode} sync of store {store['id']}: " + ", ".join(_enqueued(j, mode) for j in jobs),
           file=progress_stream, flush=True)
     display, every = make_display(progress_stream, f"{label}  {mode} sync", args.interval)
+    # the display reports a database outage itself; the pool's warnings (printed by logging's last-resort
+    # handler, the CLI configures none) would only break its redraw
+    logging.getLogger("worker.db").setLevel(logging.ERROR)
     started = time.monotonic()
-    jobs, timed_out = await follow(db, job_ids, display, every, args.timeout)
+    jobs, timed_out = await follow(db, jobs, display, every, args.timeout)
     seconds = time.monotonic() - started
     display.close()
     print(summary_text(label, jobs, timed_out, seconds), file=progress_stream, flush=True)
