@@ -28,7 +28,8 @@ from tests.platform_world import owner_org
 from tests.shopify_world import CLIENT_ID, SHOP, World
 from tests.standins.server import make_jwt, serve_supabase
 from tests.test_cli import REPO, output, run_cli
-from worker.cli_sync import JobProgress, LineDisplay, TerminalDisplay, follow, make_display
+from worker.cli_progress import JobProgress, LineDisplay, TerminalDisplay, make_display
+from worker.cli_sync import follow
 from worker.connectors.shopify import CONNECTOR
 from worker.connectors.shopify.oauth import TokenSet
 from worker.connectors.shopify.tokens import save_tokens
