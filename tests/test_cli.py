@@ -172,7 +172,9 @@ def test_check_config_says_where_the_database_stands(tmp_path: Path, dsn: str, l
     assert FAKE_PASSWORD not in refused[1]
 
 
-@pytest.mark.parametrize("command", [["status"], ["migrate"], ["jobs", "list"]])
+@pytest.mark.parametrize("command", [["status"], ["migrate"], ["jobs", "list"], ["status", "--json"],
+                                     ["jobs", "list", "--json"], ["sync", "shopify:x.myshopify.com", "--wait"],
+                                     ["sync", "shopify:x.myshopify.com", "--full", "--wait", "--json"]])
 def test_commands_say_in_one_line_that_the_database_is_down(tmp_path: Path, command: list[str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -182,6 +184,7 @@ def test_commands_say_in_one_line_that_the_database_is_down(tmp_path: Path, comm
     assert proc.returncode == 2, output(proc)
     assert proc.stderr.strip().count("\n") == 0, proc.stderr            # one line
     assert "database: unreachable (connection refused" in proc.stderr
+    assert proc.stdout == ""                                           # no half a document for --json
     assert "Traceback" not in output(proc) and FAKE_PASSWORD not in output(proc)
 
 

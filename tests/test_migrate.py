@@ -256,6 +256,11 @@ def test_existing_supabase_auth_objects_are_kept(empty_dsn: str) -> None:
         c.execute(f"create function auth.uid() returns uuid language sql stable as $$ select '{FIXED_UID}'::uuid $$")
         columns_before = c.execute("select column_name from information_schema.columns "
                                    "where table_schema = 'auth' and table_name = 'users' order by 1").fetchall()
+        # users who signed up before shopsync was installed
+        early, early_plain = uuid.uuid4(), uuid.uuid4()
+        c.execute("insert into auth.users (id, email, raw_user_meta_data) values "
+                  "(%s, 'early@example.test', '{\"full_name\": \"Early User\"}'), (%s, null, null)",
+                  (early, early_plain))
 
     applied = migrate(empty_dsn, log=_quiet)
     assert applied == MIGRATIONS
@@ -270,6 +275,14 @@ def test_existing_supabase_auth_objects_are_kept(empty_dsn: str) -> None:
         # the functions the migration supplies only where missing were added
         assert c.execute("select to_regprocedure('auth.jwt()') is not null as ok").fetchone()["ok"]
         assert c.execute("select to_regprocedure('auth.role()') is not null as ok").fetchone()["ok"]
+
+        # the first migrate gave each user who existed before it a personal organization, as owner
+        for user, name in ((early, "Early User"), (early_plain, "Personal")):
+            org = personal_org(c, user)
+            row = c.execute("select o.name, o.personal, o.created_by, m.role from shopsync.organizations o "
+                            "join shopsync.organization_members m on m.organization_id = o.id "
+                            "where o.id = %s and m.user_id = %s", (org, user)).fetchone()
+            assert row == {"name": name, "personal": True, "created_by": user, "role": "owner"}
 
         # signup still creates a personal organization, with Supabase's wider row
         uid = uuid.uuid4()

@@ -1,5 +1,5 @@
-"""What ships, and how the source stays readable: shopsync's wheel holds the product and its SQL and no
-platform sandbox; the sandboxes are their own distribution; no module runs past ~400 lines without saying
+"""What ships, and how the source stays readable: shopsync's wheel holds the product, its SQL and its
+license and no platform sandbox; the sandboxes are their own distribution; no module runs past ~400 lines without saying
 why; connectors reach shared web helpers without importing the app."""
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ def build_wheel(project: Path, out: Path) -> zipfile.ZipFile:
 
 
 def test_the_wheel_ships_the_product_and_its_sql_but_no_sandbox(tmp_path: Path) -> None:
-    names = build_wheel(ROOT, tmp_path / "shopsync").namelist()
+    wheel = build_wheel(ROOT, tmp_path / "shopsync")
+    names = wheel.namelist()
+    # the license pyproject names, in full, beside the metadata
+    (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    text = wheel.read(license_file).decode()
+    assert text == (ROOT / "LICENSE").read_text() and "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    assert "License: Apache-2.0" in wheel.read(metadata).decode().splitlines()
     assert not [n for n in names if n.startswith("sandbox")], "a sandbox module is in shopsync's wheel"
     assert "worker/_sql/migrations/0009_catalog_policies_job_kinds.sql" in names
     assert "worker/_sql/functions/00_catalog.sql" in names

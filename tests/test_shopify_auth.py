@@ -111,3 +111,12 @@ def test_authorize_url() -> None:
     assert "+" not in parts.query
     with pytest.raises(InvalidShopDomain):
         authorize_url("evil.com", client_id="k", scopes=[], redirect_uri="x", state="s")
+
+
+def test_scopes_from_the_environment_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.connectors.shopify.settings import DEFAULT_SCOPES, ShopifySettings
+
+    monkeypatch.setenv("SHOPSYNC_SHOPIFY_SCOPES", "read_products, read_orders,read_customers")
+    assert ShopifySettings(_env_file=None).scopes == ["read_products", "read_orders", "read_customers"]  # type: ignore[call-arg]
+    monkeypatch.delenv("SHOPSYNC_SHOPIFY_SCOPES")
+    assert ShopifySettings(_env_file=None).scopes == list(DEFAULT_SCOPES)  # type: ignore[call-arg]

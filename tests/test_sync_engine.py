@@ -158,3 +158,42 @@ async def test_a_run_left_running_by_a_dead_worker_is_superseded(db: DirectDatab
     runs = {r["id"]: r for r in conn.execute("select id, status, error from shopsync.sync_runs")}
     assert runs[orphan]["status"] == "failed" and "superseded" in runs[orphan]["error"]
     assert conn.execute("select sync_status from shopsync.stores").fetchone()["sync_status"] == "completed"
+
+
+async def test_a_running_run_shows_its_counts_after_each_checkpoint(db: DirectDatabase, dsn: str,
+                                                                     conn: psycopg.Connection[Any],
+                                                                     store_id: str) -> None:
+    """What `shopsync sync --wait` and Realtime subscribers see while a sync runs: the run's counts so far,
+    saved in the round trip that saves each batch's checkpoint."""
+    seen: list[dict[str, Any]] = []
+
+    class Watched(PagedSource):
+        async def __call__(self, ctx: SyncContext) -> AsyncIterator[Batch]:
+            async for batch in super().__call__(ctx):
+                # asked for the next page: the batch before the one just handed over is written by now
+                seen.append(conn.execute("select status, created_count from shopsync.sync_runs").fetchone())
+                yield batch
+
+    await sync_handler(Watched())(await claim_sync(db, store_id, "full"), job_context(db, dsn))
+    assert [s["status"] for s in seen] == ["running"] * 3
+    assert [s["created_count"] for s in seen] == [0, 0, 10]
+    assert conn.execute("select created_count from shopsync.sync_runs").fetchone()["created_count"] == 30
+
+
+async def test_batches_without_checkpoints_save_progress_every_few_seconds(
+        db: DirectDatabase, dsn: str, conn: psycopg.Connection[Any], store_id: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress without a checkpoint changes nothing else: the resource's checkpoint stays as it was."""
+    import worker.sync.engine as engine
+
+    monkeypatch.setattr(engine, "PROGRESS_EVERY", 0.0)
+    counts: list[int] = []
+
+    async def source(ctx: SyncContext) -> AsyncIterator[Batch]:
+        for page in range(3):
+            counts.append(conn.execute("select created_count from shopsync.sync_runs").fetchone()["created_count"])
+            yield Batch(writes={"products": [product(ctx, page * 10 + i) for i in range(10)]})
+
+    await sync_handler(source)(await claim_sync(db, store_id, "full"), job_context(db, dsn))
+    assert counts == [0, 0, 10]
+    assert conn.execute("select checkpoint from shopsync.sync_state").fetchone()["checkpoint"] is None

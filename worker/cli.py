@@ -1,10 +1,9 @@
-"""The ``shopsync`` command: migrate, worker, web, dev, status, jobs, check-config, keys."""
+"""The ``shopsync`` command: migrate, worker, web, dev, status, sync, jobs, check-config, keys."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -172,13 +171,19 @@ def cmd_rotate_key(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, go))
 
 
-def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from worker.rpc import admin, maintenance
 
     async def go(db: Any) -> int:
         stats = await admin.sync_statistics(db)
         metrics = await maintenance.queue_metrics(db, window_seconds=900)
         features = await maintenance.runtime_features(db)
+        if args.json:
+            from worker.cli_json import print_json
+
+            print_json({"stores": stats, "queue": metrics, "features": features,
+                        "schedules_run_by": "pg_cron" if features.get("pg_cron_schedules") else "worker"})
+            return 0
         print("STORES")
         _print_table(stats, ["store_id", "platform", "shop_key", "status", "sync_status", "last_successful_sync_at",
                              "products", "customers", "orders", "jobs_queued", "jobs_dead"])
@@ -201,9 +206,16 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
     async def go(db: Any) -> int:
         if args.action == "list":
             rows = await admin.list_jobs(db, state=args.state, kind=args.kind, store_id=args.store, limit=args.limit)
+            if args.json:
+                from worker.cli_json import print_json
+
+                print_json({"jobs": rows})
+                return 0
             _print_table(rows, ["id", "kind", "state", "store_id", "resource", "attempts", "run_at", "last_error"])
         elif args.action == "show":
-            print(json.dumps(await admin.get_job(db, job_id=args.id), indent=2, default=str))
+            from worker.cli_json import print_json
+
+            print_json(await admin.get_job(db, job_id=args.id))
         elif args.action == "retry":
             await queue.retry_job(db, job_id=args.id)
             print(f"job {args.id} queued again")
@@ -218,7 +230,20 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, go))
 
 
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from worker.cli_sync import run_sync
+
+    try:
+        return asyncio.run(_with_db(settings, lambda db: run_sync(db, args)))
+    except KeyboardInterrupt:
+        if args.wait:
+            print("stopped following; the sync jobs go on (shopsync jobs list --store <id>)", file=sys.stderr)
+        return 130
+
+
 def _parser() -> argparse.ArgumentParser:
+    from worker.cli_sync import add_sync_parser
+
     p = argparse.ArgumentParser(prog="shopsync", description="Supabase-native sync engine for commerce.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply SQL migrations and functions (Procfile: release)")
@@ -226,7 +251,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("web", help="run the web process (Procfile: web)")
     dev = sub.add_parser("dev", help="run everything locally: PostgreSQL, migrations, web, worker")
     dev.add_argument("--exit-when-ready", action="store_true", help="start, check, print status and stop")
-    sub.add_parser("status", help="stores, last syncs and queue depth")
+    sub.add_parser("status", help="stores, last syncs and queue depth").add_argument(
+        "--json", action="store_true", help="print one JSON document")
+    add_sync_parser(sub)
     cc = sub.add_parser("check-config", help="report missing or invalid configuration and whether the database "
                                              "answers (no secrets printed)")
     cc.add_argument("--offline", action="store_true", help="do not connect to the database")
@@ -240,17 +267,18 @@ def _parser() -> argparse.ArgumentParser:
     jl.add_argument("--kind")
     jl.add_argument("--store")
     jl.add_argument("--limit", type=int, default=50)
+    jl.add_argument("--json", action="store_true", help="print one JSON document")
     for name in ("show", "retry", "cancel"):
         jsub.add_parser(name).add_argument("id", type=int)
     jsub.add_parser("requeue-store").add_argument("store")
     return p
 
 
-_NEEDS_SETTINGS = {"migrate", "worker", "web", "status", "rotate-key", "jobs"}
+_NEEDS_SETTINGS = {"migrate", "worker", "web", "status", "sync", "rotate-key", "jobs"}
 _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "migrate": cmd_migrate, "worker": cmd_worker, "web": cmd_web, "dev": cmd_dev, "status": cmd_status,
     "check-config": cmd_check_config, "generate-key": cmd_generate_key, "rotate-key": cmd_rotate_key,
-    "jobs": cmd_jobs,
+    "jobs": cmd_jobs, "sync": cmd_sync,
 }
 
 

@@ -289,6 +289,67 @@ create or replace function shopsync.save_sync_state(
           updated_at = now()
   $$;
 
+-- A running sync's progress after each batch, in the round trip that saves the batch's checkpoint (when it
+-- has one): the run's counts so far, so `shopsync sync --wait` and Realtime subscribers to sync_runs see
+-- records arrive while the run is still going. The checkpoint is saved exactly as save_sync_state does.
+create or replace function shopsync.save_sync_progress(
+  p_run_id bigint, p_created integer, p_updated integer, p_deleted integer, p_failed integer,
+  p_store_id uuid default null, p_resource text default null, p_high_watermark timestamptz default null,
+  p_checkpoint jsonb default null, p_job_id bigint default null, p_worker text default null
+) returns void
+  language plpgsql set search_path = ''
+  as $$
+  begin
+    if p_checkpoint is not null then
+      perform shopsync.save_sync_state(p_store_id, p_resource, p_high_watermark, p_checkpoint, false, false,
+                                       p_job_id, p_worker);
+    else
+      perform shopsync_private.assert_job_held(p_job_id, p_worker);
+    end if;
+    update shopsync.sync_runs r
+       set created_count = p_created, updated_count = p_updated, deleted_count = p_deleted, failed_count = p_failed
+     where r.id = p_run_id and r.status = 'running';
+  end
+  $$;
+
+-- Where given sync jobs stand, for `shopsync sync --wait` (one call per poll): each job's state and last
+-- error, its runs' counts summed over its attempts (a retried attempt resumes where the last one stopped,
+-- so together they are what was written), its latest run, and its store's status. In the given order.
+create or replace function shopsync.sync_progress(p_job_ids bigint[])
+  returns table (job_id bigint, kind text, state text, store_id uuid, resource text, job_mode text,
+                 attempts integer, max_attempts integer, run_at timestamptz, finished_at timestamptz,
+                 last_error text, result jsonb, runs integer, run_mode text, run_status text,
+                 started_at timestamptz, run_finished_at timestamptz, created_count bigint, updated_count bigint,
+                 deleted_count bigint, failed_count bigint, run_error text, record_errors jsonb,
+                 store_status text, store_status_reason text, observed_at timestamptz)
+  language sql stable set search_path = ''
+  as $$
+    select j.id, j.kind, j.state, j.store_id, j.resource, j.payload ->> 'mode', j.attempts, j.max_attempts,
+           j.run_at, j.finished_at, j.last_error, j.result,
+           coalesce(agg.runs, 0)::integer, latest.mode, latest.status, agg.started_at, latest.finished_at,
+           coalesce(agg.created, 0), coalesce(agg.updated, 0), coalesce(agg.deleted, 0), coalesce(agg.failed, 0),
+           latest.error,
+           (select coalesce(jsonb_agg(e), '[]'::jsonb)
+              from (select e from jsonb_array_elements(coalesce(latest.record_errors, '[]'::jsonb)) e limit 5) x),
+           s.status, s.status_reason, now()
+      from unnest(p_job_ids) with ordinality as ask(id, ord)
+      join shopsync.jobs j on j.id = ask.id
+      left join shopsync.stores s on s.id = j.store_id
+      left join lateral (
+        select count(*) as runs, min(r.started_at) as started_at, sum(r.created_count) as created,
+               sum(r.updated_count) as updated, sum(r.deleted_count) as deleted, sum(r.failed_count) as failed
+          from shopsync.sync_runs r
+         where r.store_id = j.store_id and r.resource = j.resource and r.job_id = j.id
+      ) agg on true
+      left join lateral (
+        select r.mode, r.status, r.finished_at, r.error, r.record_errors
+          from shopsync.sync_runs r
+         where r.store_id = j.store_id and r.resource = j.resource and r.job_id = j.id
+         order by r.id desc limit 1
+      ) latest on true
+     order by ask.ord
+  $$;
+
 -- Everything a sync job needs to know about its store and resource, in one call.
 create or replace function shopsync.get_sync_context(p_store_id uuid, p_resource text)
   returns table (store_id uuid, organization_id uuid, platform text, shop_key text, status text, policy text,

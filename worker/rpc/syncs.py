@@ -11,7 +11,8 @@ from uuid import UUID
 from worker.db.port import Database
 from worker.rpc._function import first, sql
 
-__all__ = ["finish_sync_run", "get_sync_context", "request_sync", "save_sync_state", "start_sync_run"]
+__all__ = ["finish_sync_run", "get_sync_context", "request_sync", "save_sync_progress", "save_sync_state",
+           "start_sync_run", "sync_progress"]
 
 _REQUEST = sql("request_sync", "bigint[]", p_store_id="uuid", p_resources="text[]", p_mode="text", p_reason="text",
                p_priority="integer")
@@ -22,6 +23,11 @@ _FINISH_RUN = sql("finish_sync_run", "void", p_run_id="bigint", p_status="text",
 _SAVE_STATE = sql("save_sync_state", "void", p_store_id="uuid", p_resource="text",
                   p_high_watermark="timestamp with time zone", p_checkpoint="jsonb", p_full_sync_done="boolean",
                   p_reconciled="boolean", p_job_id="bigint", p_worker="text")
+_SAVE_PROGRESS = sql("save_sync_progress", "void", p_run_id="bigint", p_created="integer", p_updated="integer",
+                     p_deleted="integer", p_failed="integer", p_store_id="uuid", p_resource="text",
+                     p_high_watermark="timestamp with time zone", p_checkpoint="jsonb", p_job_id="bigint",
+                     p_worker="text")
+_PROGRESS = sql("sync_progress", "setof", p_job_ids="bigint[]")
 _CONTEXT = sql("get_sync_context", "setof", p_store_id="uuid", p_resource="text")
 
 
@@ -57,6 +63,26 @@ async def save_sync_state(db: Database, *, store_id: UUID, resource: str, high_w
     await _SAVE_STATE(db, p_store_id=store_id, p_resource=resource, p_high_watermark=high_watermark,
                       p_checkpoint=dict(checkpoint) if checkpoint is not None else None,
                       p_full_sync_done=full_sync_done, p_reconciled=reconciled, p_job_id=job_id, p_worker=worker)
+
+
+async def save_sync_progress(db: Database, *, run_id: int, counts: Mapping[str, int], store_id: UUID, resource: str,
+                             high_watermark: datetime | None, checkpoint: Mapping[str, Any] | None,
+                             job_id: int | None = None, worker: str | None = None) -> None:
+    """A running run's counts so far (``counts`` as for ``finish_sync_run``) and, when ``checkpoint`` is
+    given, the resource's checkpoint as ``save_sync_state`` saves it; one round trip."""
+    await _SAVE_PROGRESS(db, p_run_id=run_id, p_created=int(counts.get("inserted", 0)),
+                         p_updated=int(counts.get("updated", 0)), p_deleted=int(counts.get("deleted", 0)),
+                         p_failed=int(counts.get("failed", 0)), p_store_id=store_id, p_resource=resource,
+                         p_high_watermark=high_watermark, p_checkpoint=dict(checkpoint) if checkpoint is not None
+                         else None, p_job_id=job_id, p_worker=worker)
+
+
+async def sync_progress(db: Database, *, job_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Where the given sync jobs stand, in their order (unknown ids left out): the job (``job_id``, ``state``,
+    ``resource``, ``job_mode``, ``attempts``, ``last_error``, ``result``...), its runs' summed counts
+    (``created_count``...) since ``started_at``, its latest run (``run_status``, ``run_error``, the first
+    ``record_errors``), ``store_status`` / ``store_status_reason``, and the database's ``observed_at``."""
+    return await _PROGRESS.rows(db, p_job_ids=list(job_ids))
 
 
 async def get_sync_context(db: Database, *, store_id: UUID | str, resource: str) -> dict[str, Any] | None:

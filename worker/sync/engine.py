@@ -3,8 +3,9 @@
 A connector turns a store + resource into an async stream of ``Batch``es (canonical rows per synced
 table, rows to soft-delete, and a checkpoint to resume from). The engine records the run, writes each
 batch through the port's guarded upsert, saves the checkpoint after every batch so a killed sync
-resumes where it stopped, moves the incremental high-water mark forward only when the run finishes,
-and keeps the store's sync status current for the frontend.
+resumes where it stopped (with the run's counts so far, which show its progress), moves the
+incremental high-water mark forward only when the run finishes, and keeps the store's sync status
+current for the frontend.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ from worker.sync.batch import Batch, RecordError
 __all__ = ["MAX_RECORD_ERRORS", "Batch", "RecordError", "SyncContext", "SyncSource", "sync_handler"]
 
 MAX_RECORD_ERRORS = 100     # kept on a run; all of them are counted
+PROGRESS_EVERY = 2.0        # seconds between progress saves of batches that carry no checkpoint
 
 log = logging.getLogger("shopsync.sync")
 
@@ -102,10 +105,12 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
         newest = ctx.high_watermark
         first_full_sync = mode == "full" and info.get("last_full_sync_at") is None
 
+        progress_due = time.monotonic() + PROGRESS_EVERY
         observed_columns = {t.table_name: t.observed_column for t in await catalog.synced_catalog(db)
                             if t.observed_column}
 
         async def write(batch: Batch) -> None:
+            nonlocal progress_due
             # unknown read time: the run's start, the earliest it can be (a webhook after it wins a tie)
             observed = batch.observed_at or run_started
             for table, table_rows in batch.writes.items():
@@ -126,11 +131,15 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
                 if ids:
                     counts["deleted"] += await synced_writes.mark_synced_deleted(
                         db, table=table, store_id=ctx.store_id, ids=ids, **held)
-            if batch.checkpoint is not None:
-                # the watermark only moves when the run completes: a resumed run must not skip data
-                await syncs.save_sync_state(db, store_id=ctx.store_id, resource=ctx.resource,
-                                            high_watermark=ctx.high_watermark,
-                                            checkpoint={**batch.checkpoint, "mode": mode}, **held)
+            if batch.checkpoint is not None or time.monotonic() >= progress_due:
+                # the run's counts so far, in the call that saves the checkpoint (batches without one: every
+                # few seconds), so a follower sees records arrive. The watermark only moves when the run
+                # completes: a resumed run must not skip data
+                await syncs.save_sync_progress(
+                    db, run_id=run_id, counts=dict(counts), store_id=ctx.store_id, resource=ctx.resource,
+                    high_watermark=ctx.high_watermark,
+                    checkpoint={**batch.checkpoint, "mode": mode} if batch.checkpoint is not None else None, **held)
+                progress_due = time.monotonic() + PROGRESS_EVERY
 
         # one batch is written while the source fetches and maps the next: Python and PostgreSQL work at
         # the same time instead of taking turns. Batches are still written (and checkpointed) in order.

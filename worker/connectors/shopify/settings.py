@@ -8,10 +8,10 @@ OAuth redirect and the webhook address) derive from ``SHOPSYNC_PUBLIC_URL``.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.config import Settings
 from worker.connectors.base import load_platform_settings
@@ -36,7 +36,8 @@ class ShopifySettings(BaseSettings):
     old_client_secrets: SecretStr | None = Field(
         default=None, description="Comma-separated secrets still accepted on callbacks and webhooks while a "
                                   "secret rotation is in progress (Shopify signs with the old one for up to an hour).")
-    scopes: list[str] = Field(default=list(DEFAULT_SCOPES))
+    # comma-separated in the environment, as Shopify writes them (NoDecode: not parsed as JSON first)
+    scopes: Annotated[list[str], NoDecode] = Field(default=list(DEFAULT_SCOPES))
     api_version: str = Field(default="2026-10", pattern=r"^\d{4}-(01|04|07|10)$")
     shop_base_url: str = Field(
         default="https://{shop}",
