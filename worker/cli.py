@@ -1,4 +1,4 @@
-"""The ``shopsync`` command: migrate, worker, web, dev, status, jobs, check-config, keys."""
+"""The ``shopsync`` command: migrate, worker, web, dev, status, jobs, check-config, keys, mcp."""
 
 from __future__ import annotations
 
@@ -78,6 +78,21 @@ def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     configure_logging(settings)
     serve(settings)
     return 0
+
+
+def cmd_mcp(settings: Settings, _args: argparse.Namespace) -> int:
+    """The look-ups as MCP tools over stdio, for an agent host that starts this process (docs/agents.md)."""
+    import os
+
+    from worker.logs import configure_logging
+    from worker.lookups.mcp_server import run_stdio
+    from worker.lookups.settings import lookup_settings
+
+    configure_logging(settings)      # stderr: stdout carries the protocol
+    key = os.environ.get("SHOPSYNC_LOOKUP_KEY", "")
+    if not key:
+        raise ShopsyncError("set SHOPSYNC_LOOKUP_KEY to an organization API key (create_api_key)")
+    return asyncio.run(run_stdio(settings, lookup_settings(), key))
 
 
 def cmd_dev(_settings: Settings | None, args: argparse.Namespace) -> int:
@@ -196,6 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply SQL migrations and functions (Procfile: release)")
     sub.add_parser("worker", help="run the jobs worker (Procfile: worker)")
     sub.add_parser("web", help="run the web process (Procfile: web)")
+    sub.add_parser("mcp", help="serve the look-ups as MCP tools over stdio (SHOPSYNC_LOOKUP_KEY: an API key)")
     dev = sub.add_parser("dev", help="run everything locally: PostgreSQL, migrations, web, worker")
     dev.add_argument("--exit-when-ready", action="store_true", help="start, check, print status and stop")
     sub.add_parser("status", help="stores, last syncs and queue depth")
@@ -216,11 +232,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_NEEDS_SETTINGS = {"migrate", "worker", "web", "status", "rotate-key", "jobs"}
+_NEEDS_SETTINGS = {"migrate", "worker", "web", "status", "rotate-key", "jobs", "mcp"}
 _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "migrate": cmd_migrate, "worker": cmd_worker, "web": cmd_web, "dev": cmd_dev, "status": cmd_status,
     "check-config": cmd_check_config, "generate-key": cmd_generate_key, "rotate-key": cmd_rotate_key,
-    "jobs": cmd_jobs,
+    "jobs": cmd_jobs, "mcp": cmd_mcp,
 }
 
 

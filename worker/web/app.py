@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from worker.config import Settings
 from worker.connectors import registry
 from worker.db import Database, open_database
+from worker.lookups.web import LookupsWeb
 from worker.migrate import checksum, migration_files
 from worker.paths import SQL_DIR
 from worker.rpc import maintenance
@@ -215,37 +216,39 @@ async def _metrics(request: Request) -> Response:
     return Response(metrics.render(queue), media_type=CONTENT_TYPE)
 
 
-def _routes() -> list[BaseRoute]:
+def _routes(lookups: LookupsWeb) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
-    return routes + registry.web_routes()
+    return routes + registry.web_routes() + lookups.routes     # look-ups: /v1/lookups/..., /v1/mcp/
 
 
 def create_app(settings: Settings, db: Database | None = None, *, ready_timeout: float = READY_TIMEOUT) -> Starlette:
     """The web app. With ``db`` given the caller owns it (tests, embedding); otherwise the lifespan
     opens one (no LISTEN connection: the web process never waits for jobs) and closes it."""
     metrics = WebMetrics()
-    routes = _routes()
+    lookups = LookupsWeb(settings)
+    routes = _routes(lookups)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if db is not None:
-            yield
-            return
-        opened = await open_database(settings, listen=False)
-        app.state.db = opened
-        try:
-            await registry.publish_configs(opened, settings)
-            from worker.runtime import build_registry
+        async with lookups.running():       # the MCP endpoint's session manager
+            if db is not None:
+                yield
+                return
+            opened = await open_database(settings, listen=False)
+            app.state.db = opened
+            try:
+                await registry.publish_configs(opened, settings)
+                from worker.runtime import build_registry
 
-            await registry.check_against_database(opened, build_registry())
-            yield
-        finally:
-            app.state.db = None
-            await opened.close()
+                await registry.check_against_database(opened, build_registry())
+                yield
+            finally:
+                app.state.db = None
+                await opened.close()
 
     handlers: dict[Any, Any] = {HTTPException: _http_exception, Exception: _server_error}
     app = Starlette(
