@@ -17,12 +17,8 @@ from tests.lookup_world import (
     EMAIL,
     LookupWeb,
     create_key,
-    lookup_settings,  # noqa: F401 - fixture
-    served,  # noqa: F401 - fixture
     tenant,
     user_token,
-    web,  # noqa: F401 - fixture
-    web_core,  # noqa: F401 - fixture
 )
 from worker.lookups.operations import OPERATIONS
 

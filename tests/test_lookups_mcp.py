@@ -23,11 +23,7 @@ from tests.lookup_world import (
     EMAIL,
     LookupWeb,
     create_key,
-    lookup_settings,  # noqa: F401 - fixture
-    served,  # noqa: F401 - fixture
     tenant,
-    web,  # noqa: F401 - fixture
-    web_core,  # noqa: F401 - fixture
 )
 from worker.lookups.openapi import openapi_document
 from worker.lookups.operations import OPERATIONS

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 __all__ = ["Address", "CustomersAnswer", "FindCustomer", "FindOrders", "FindProducts", "Fulfillment", "GetOrder",
            "LineItem", "ListStores", "Order", "OrdersAnswer", "Product", "ProductsAnswer", "StoreInfo",
@@ -30,6 +30,8 @@ def money_text(value: Decimal) -> str:
 
 
 Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str)]
+# every time in UTC, whichever zone the platform (ShopRenter: the shop's) or the database gave it in
+Time = Annotated[datetime, AfterValidator(lambda t: t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC))]
 Texts = Annotated[list[str], BeforeValidator(lambda v: [] if v is None else v)]   # a null array column: none
 StoreId = Annotated[UUID, Field(description="The store to look in (from list_stores).")]
 Limit = Annotated[int, Field(ge=1, le=50, description="At most this many results (newest first).")]
@@ -117,8 +119,8 @@ class Customer(BaseModel):
     currency: str | None = None
     tags: Texts = Field(default_factory=list)
     default_address: Address | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: Time | None = None
+    updated_at: Time | None = None
 
 
 class LineItem(BaseModel):
@@ -138,8 +140,8 @@ class Fulfillment(BaseModel):
     tracking_company: str | None = None
     tracking_numbers: Texts = Field(default_factory=list)
     tracking_urls: Texts = Field(default_factory=list)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: Time | None = None
+    updated_at: Time | None = None
 
 
 class Order(BaseModel):
@@ -161,11 +163,11 @@ class Order(BaseModel):
     shipping_address: Address | None = None
     billing_address: Address | None = None
     tags: Texts = Field(default_factory=list)
-    processed_at: datetime | None = None
-    cancelled_at: datetime | None = None
-    closed_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    processed_at: Time | None = None
+    cancelled_at: Time | None = None
+    closed_at: Time | None = None
+    created_at: Time | None = None
+    updated_at: Time | None = None
     line_items: list[LineItem] = Field(default_factory=list)
     fulfillments: list[Fulfillment] = Field(default_factory=list)
 
