@@ -141,14 +141,17 @@ create or replace function shopsync.revoke_api_key(p_key_id uuid) returns void
 -- no_caller, unknown_key, revoked_key, expired_key, rate_limited (retry_after seconds), unknown_store (also a
 -- store of another organization, or outside the key's stores: the same answer as "does not exist") or
 -- resource_not_in_scope. organization_id is known whenever the refusal can be audited: the key's organization,
--- or for a user the store's. policy is the store's access policy for p_resource. A caller's requests are
+-- or for a user the store's. policy is the store's access policy for p_resource; when it is sync and p_lookup is
+-- given, answer is lookup_synced's (one round trip for the whole look-up); when it is api_only, credentials is the
+-- store's sealed credentials row for the connector (still sealed: opened by the web process). A caller's requests are
 -- admitted by a GCRA in shopsync_private.rate_limits (the table the platforms' limiter uses): a refused request
 -- reserves nothing, so a caller over its rate gets its requests back as soon as the rate allows.
 create or replace function shopsync.begin_lookup(
   p_store_id uuid, p_resource text, p_key_hash text default null, p_user_id uuid default null,
-  p_user_requests_per_second double precision default 10, p_user_burst integer default 20
+  p_user_requests_per_second double precision default 10, p_user_burst integer default 20,
+  p_lookup text default null, p_values text[] default null, p_limit integer default 10
 ) returns table (refusal text, organization_id uuid, platform text, shop_key text, store_status text, policy text,
-                 key_id uuid, retry_after double precision)
+                 key_id uuid, retry_after double precision, answer json, credentials json)
   language plpgsql set search_path = ''
   as $$
   declare
@@ -161,6 +164,7 @@ create or replace function shopsync.begin_lookup(
     v_burst integer;
     v_interval interval;
     v_next timestamptz;
+    v_policy text;
   begin
     if p_resource is not null then
       perform shopsync_private.assert_resource(p_resource);
@@ -168,13 +172,14 @@ create or replace function shopsync.begin_lookup(
     if p_key_hash is not null then
       select * into v_key from shopsync_private.api_keys k where k.key_hash = p_key_hash;
       if not found then
-        return query select 'unknown_key', null::uuid, null, null, null, null, null::uuid, 0::float8;
+        return query select 'unknown_key', null::uuid, null, null, null, null, null::uuid, 0::float8, null::json,
+                            null::json;
         return;
       end if;
       v_org := v_key.organization_id;
       if v_key.revoked_at is not null or v_key.expires_at <= v_now then
         return query select case when v_key.revoked_at is not null then 'revoked_key' else 'expired_key' end,
-                            v_org, null, null, null, null, v_key.id, 0::float8;
+                            v_org, null, null, null, null, v_key.id, 0::float8, null::json, null::json;
         return;
       end if;
       v_limit_key := 'lookups:key:' || v_key.id;
@@ -185,7 +190,8 @@ create or replace function shopsync.begin_lookup(
       v_rate := p_user_requests_per_second;
       v_burst := p_user_burst;
     else
-      return query select 'no_caller', null::uuid, null, null, null, null, null::uuid, 0::float8;
+      return query select 'no_caller', null::uuid, null, null, null, null, null::uuid, 0::float8, null::json,
+                          null::json;
       return;
     end if;
     if p_store_id is not null then
@@ -208,7 +214,7 @@ create or replace function shopsync.begin_lookup(
       return query
         select 'rate_limited', v_org, null, null, null, null, v_key.id,
                greatest(0.001, extract(epoch from (greatest(r.next_free_at, v_now) + v_interval
-                                                   - v_interval * v_burst - v_now))::float8)
+                                                   - v_interval * v_burst - v_now))::float8), null::json, null::json
           from shopsync_private.rate_limits r where r.key = v_limit_key;
       return;
     end if;
@@ -216,23 +222,29 @@ create or replace function shopsync.begin_lookup(
       update shopsync_private.api_keys k set last_used_at = v_now where k.id = v_key.id;   -- once a minute at most
     end if;
     if p_store_id is null then
-      return query select null::text, v_org, null, null, null, null, v_key.id, 0::float8;
+      return query select null::text, v_org, null, null, null, null, v_key.id, 0::float8, null::json, null::json;
       return;
     end if;
     if v_store.id is null or (v_key.id is not null and (v_store.organization_id <> v_key.organization_id
                                                          or not coalesce(v_store.id = any (v_key.store_ids), true)))
        or (v_key.id is null and v_org is null) then
-      return query select 'unknown_store', v_org, null, null, null, null, v_key.id, 0::float8;
+      return query select 'unknown_store', v_org, null, null, null, null, v_key.id, 0::float8, null::json, null::json;
       return;
     end if;
     if v_key.id is not null and p_resource is not null and not p_resource = any (v_key.resources) then
-      return query select 'resource_not_in_scope', v_org, v_store.platform, null, null, null, v_key.id, 0::float8;
+      return query select 'resource_not_in_scope', v_org, v_store.platform, null, null, null, v_key.id, 0::float8,
+                          null::json, null::json;
       return;
     end if;
-    return query select null::text, v_org, v_store.platform, v_store.shop_key, v_store.status,
-                        case when p_resource is null then null
-                             else shopsync_private.store_policy(v_store.id, p_resource) end,
-                        v_key.id, 0::float8;
+    v_policy := case when p_resource is null then null else shopsync_private.store_policy(v_store.id, p_resource) end;
+    return query select null::text, v_org, v_store.platform, v_store.shop_key, v_store.status, v_policy, v_key.id,
+                        0::float8, case when v_policy = 'sync' and p_lookup is not null
+                                        then shopsync.lookup_synced(v_store.id, p_lookup, p_values, p_limit) end,
+                        case when v_policy = 'api_only' and p_lookup is not null then (
+                          select json_build_object('kind', c.kind, 'key_id', c.key_id, 'sealed', c.sealed,
+                                                   'access_expires_at', c.access_expires_at,
+                                                   'refresh_expires_at', c.refresh_expires_at, 'version', c.version)
+                            from shopsync_private.store_credentials c where c.store_id = v_store.id) end;
   end
   $$;
 
@@ -274,44 +286,80 @@ create or replace function shopsync.lookup_stores(p_key_hash text default null, 
 
 -- --- answers from the synced tables ------------------------------------------------------------------------------
 
--- A synced row as a look-up answers it: without raw, the organization and the generated search columns.
-create or replace function shopsync_private.lookup_row(p_row jsonb) returns jsonb
-  language sql immutable set search_path = ''
-  as $$ select p_row - '{raw,organization_id,email_normalized,phone_normalized}'::text[] $$;
+-- Rows as a look-up answers them: the columns of the canonical model's answer (never raw, which can be large, nor
+-- the organization or the search columns), built as json (cheaper than jsonb for an answer that is only sent on).
 
--- Orders with their lines and fulfillments, in the order of p_ids.
-create or replace function shopsync_private.lookup_orders_json(p_store_id uuid, p_ids text[]) returns jsonb
+create or replace function shopsync_private.lookup_customers_json(p_store_id uuid, p_ids text[]) returns json
   language plpgsql stable set search_path = ''
   as $$
   begin
-    return jsonb_build_object(
-      'orders', coalesce((select jsonb_agg(shopsync_private.lookup_row(to_jsonb(o)) order by array_position(p_ids, o.id))
-                            from shopsync.orders o where o.store_id = p_store_id and o.id = any (p_ids)), '[]'),
-      'order_line_items', coalesce((select jsonb_agg(shopsync_private.lookup_row(to_jsonb(l)) order by l.order_id, l.id)
-                                      from shopsync.order_line_items l
-                                     where l.store_id = p_store_id and l.order_id = any (p_ids)), '[]'),
-      'order_fulfillments', coalesce((select jsonb_agg(shopsync_private.lookup_row(to_jsonb(f))
-                                                       order by f.order_id, f.source_created_at, f.id)
-                                        from shopsync.order_fulfillments f
-                                       where f.store_id = p_store_id and f.order_id = any (p_ids)), '[]'));
+    return json_build_object('customers', coalesce((
+      select json_agg(json_build_object(
+               'id', c.id, 'email', c.email, 'phone', c.phone, 'first_name', c.first_name, 'last_name', c.last_name,
+               'state', c.state, 'accepts_marketing', c.accepts_marketing, 'orders_count', c.orders_count,
+               'total_spent', c.total_spent, 'currency', c.currency, 'tags', c.tags,
+               'default_address', c.default_address,
+               'source_created_at', c.source_created_at, 'source_updated_at', c.source_updated_at)
+             order by array_position(p_ids, c.id))
+        from shopsync.customers c where c.store_id = p_store_id and c.id = any (p_ids)), '[]'));
+  end
+  $$;
+
+-- Orders with their lines and fulfillments, in the order of p_ids.
+create or replace function shopsync_private.lookup_orders_json(p_store_id uuid, p_ids text[]) returns json
+  language plpgsql stable set search_path = ''
+  as $$
+  begin
+    return json_build_object(
+      'orders', coalesce((
+        select json_agg(json_build_object(
+                 'id', o.id, 'name', o.name, 'order_number', o.order_number, 'customer_id', o.customer_id,
+                 'email', o.email, 'phone', o.phone, 'financial_status', o.financial_status,
+                 'fulfillment_status', o.fulfillment_status, 'currency', o.currency, 'subtotal_price', o.subtotal_price,
+                 'total_tax', o.total_tax, 'total_discounts', o.total_discounts, 'total_shipping', o.total_shipping,
+                 'total_price', o.total_price, 'total_refunded', o.total_refunded,
+                 'shipping_address', o.shipping_address, 'billing_address', o.billing_address, 'tags', o.tags,
+                 'processed_at', o.processed_at, 'cancelled_at', o.cancelled_at, 'closed_at', o.closed_at,
+                 'source_created_at', o.source_created_at, 'source_updated_at', o.source_updated_at)
+               order by array_position(p_ids, o.id))
+          from shopsync.orders o where o.store_id = p_store_id and o.id = any (p_ids)), '[]'),
+      'order_line_items', coalesce((
+        select json_agg(json_build_object(
+                 'id', l.id, 'order_id', l.order_id, 'product_id', l.product_id, 'variant_id', l.variant_id,
+                 'sku', l.sku, 'title', l.title, 'quantity', l.quantity, 'price', l.price,
+                 'total_discount', l.total_discount) order by l.order_id, l.id)
+          from shopsync.order_line_items l where l.store_id = p_store_id and l.order_id = any (p_ids)), '[]'),
+      'order_fulfillments', coalesce((
+        select json_agg(json_build_object(
+                 'id', f.id, 'order_id', f.order_id, 'status', f.status, 'tracking_company', f.tracking_company,
+                 'tracking_numbers', f.tracking_numbers, 'tracking_urls', f.tracking_urls,
+                 'source_created_at', f.source_created_at, 'source_updated_at', f.source_updated_at)
+               order by f.order_id, f.source_created_at, f.id)
+          from shopsync.order_fulfillments f where f.store_id = p_store_id and f.order_id = any (p_ids)), '[]'));
   end
   $$;
 
 -- Products with their live variants (those in p_variant_ids only, when given), in the order of p_ids.
 create or replace function shopsync_private.lookup_products_json(p_store_id uuid, p_ids text[],
-                                                                 p_variant_ids text[] default null) returns jsonb
+                                                                 p_variant_ids text[] default null) returns json
   language plpgsql stable set search_path = ''
   as $$
   begin
-    return jsonb_build_object(
-      'products', coalesce((select jsonb_agg(shopsync_private.lookup_row(to_jsonb(p)) order by array_position(p_ids, p.id))
-                              from shopsync.products p where p.store_id = p_store_id and p.id = any (p_ids)), '[]'),
-      'product_variants', coalesce((select jsonb_agg(shopsync_private.lookup_row(to_jsonb(v))
-                                                     order by v.product_id, v.position nulls last, v.id)
-                                      from shopsync.product_variants v
-                                     where v.store_id = p_store_id and v.product_id = any (p_ids)
-                                       and v.deleted_at is null
-                                       and (p_variant_ids is null or v.id = any (p_variant_ids))), '[]'));
+    return json_build_object(
+      'products', coalesce((
+        select json_agg(json_build_object(
+                 'id', p.id, 'title', p.title, 'handle', p.handle, 'status', p.status, 'vendor', p.vendor,
+                 'product_type', p.product_type, 'tags', p.tags) order by array_position(p_ids, p.id))
+          from shopsync.products p where p.store_id = p_store_id and p.id = any (p_ids)), '[]'),
+      'product_variants', coalesce((
+        select json_agg(json_build_object(
+                 'id', v.id, 'product_id', v.product_id, 'title', v.title, 'sku', v.sku, 'barcode', v.barcode,
+                 'price', v.price, 'compare_at_price', v.compare_at_price, 'currency', v.currency,
+                 'position', v.position, 'inventory_quantity', v.inventory_quantity)
+               order by v.product_id, v.position nulls last, v.id)
+          from shopsync.product_variants v
+         where v.store_id = p_store_id and v.product_id = any (p_ids) and v.deleted_at is null
+           and (p_variant_ids is null or v.id = any (p_variant_ids))), '[]'));
   end
   $$;
 
@@ -320,7 +368,7 @@ create or replace function shopsync_private.lookup_products_json(p_store_id uuid
 -- already normalized by the caller: a lowercased email; the digit strings a phone number may be stored as;
 -- an order name with and without '#'; the words of a product search (all must be in the title).
 create or replace function shopsync.lookup_synced(p_store_id uuid, p_lookup text, p_values text[],
-                                                  p_limit integer default 10) returns jsonb
+                                                  p_limit integer default 10) returns json
   language plpgsql stable set search_path = ''
   as $$
   declare
@@ -333,17 +381,15 @@ create or replace function shopsync.lookup_synced(p_store_id uuid, p_lookup text
     end if;
     case p_lookup
     when 'customers_by_email' then
-      return jsonb_build_object('customers', coalesce((
-        select jsonb_agg(shopsync_private.lookup_row(to_jsonb(c)) order by c.source_updated_at desc nulls last, c.id)
-          from (select * from shopsync.customers c
-                 where c.store_id = p_store_id and c.email_normalized = p_values[1] and c.deleted_at is null
-                 order by c.source_updated_at desc nulls last, c.id limit v_limit) c), '[]'));
+      return shopsync_private.lookup_customers_json(p_store_id, array(
+        select c.id from shopsync.customers c
+         where c.store_id = p_store_id and c.email_normalized = p_values[1] and c.deleted_at is null
+         order by c.source_updated_at desc nulls last, c.id limit v_limit));
     when 'customers_by_phone' then
-      return jsonb_build_object('customers', coalesce((
-        select jsonb_agg(shopsync_private.lookup_row(to_jsonb(c)) order by c.source_updated_at desc nulls last, c.id)
-          from (select * from shopsync.customers c
-                 where c.store_id = p_store_id and c.phone_normalized = any (p_values) and c.deleted_at is null
-                 order by c.source_updated_at desc nulls last, c.id limit v_limit) c), '[]'));
+      return shopsync_private.lookup_customers_json(p_store_id, array(
+        select c.id from shopsync.customers c
+         where c.store_id = p_store_id and c.phone_normalized = any (p_values) and c.deleted_at is null
+         order by c.source_updated_at desc nulls last, c.id limit v_limit));
     when 'orders_by_customer' then
       v_ids := array(select o.id from shopsync.orders o
                       where o.store_id = p_store_id and o.customer_id = p_values[1] and o.deleted_at is null

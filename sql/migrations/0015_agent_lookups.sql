@@ -34,8 +34,8 @@ alter table shopsync_private.api_keys enable row level security;
 create table shopsync.lookup_audit (
   id bigint generated always as identity primary key,
   organization_id uuid not null references shopsync.organizations (id) on delete cascade,
-  store_id uuid references shopsync.stores (id) on delete set null,
-  key_id uuid references shopsync_private.api_keys (id) on delete set null,
+  store_id uuid,            -- no foreign keys to the store and the key: the audit outlives what it names, and
+  key_id uuid,              -- an append-only table written at agents' rate pays no row locks on hot rows
   key_prefix text,
   user_id uuid,
   interface text not null check (interface in ('http', 'mcp')),

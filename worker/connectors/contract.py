@@ -139,12 +139,15 @@ CanonicalRows = Mapping[str, Sequence[Mapping[str, Any]]]
 @dataclass(frozen=True)
 class LiveStore:
     """The store a live look-up reads, and what reaches it: ``context.db`` (its sealed credentials, the shared
-    per-store limiter) and ``context.settings`` (the sealing keys), as a job of the connector has them."""
+    per-store limiter) and ``context.settings`` (the sealing keys), as a job of the connector has them.
+    ``credentials``: the store's sealed credentials row (as ``get_store_credentials`` gives it), read with the
+    look-up's routing so the connector need not read it again; None: read it yourself."""
 
     store_id: UUID
     organization_id: UUID
     shop_key: str
     context: JobContext
+    credentials: Mapping[str, Any] | None = None
 
 
 # (store, value, limit) → the rows found (at most ``limit`` of the look-up's main table). Nothing is written.

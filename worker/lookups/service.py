@@ -143,9 +143,21 @@ class LookupService:
     # --- routing -------------------------------------------------------------------------------------------
     async def _run(self, op: Operation, caller: Caller, arguments: Mapping[str, Any], trace: _Trace) -> BaseModel:
         store_id = _store_id(arguments) if op.resource is not None else None
+        plan: Plan | None = None
+        invalid: LookupFailure | None = None
+        try:
+            params = op.params.model_validate(dict(arguments))
+            plan = op.plan(params, self.settings.default_phone_region) if op.plan is not None else None
+        except ValidationError as exc:
+            invalid = LookupFailure(422, validation_message(exc), outcome="invalid")
+        except BadInput as exc:
+            invalid = LookupFailure(422, str(exc), outcome="invalid")
+        # who is asking, may they, the policy — and for a synced store the answer too: one round trip
         ctx = await lookup_rpc.begin_lookup(
             self.db, store_id=store_id, resource=op.resource, key_hash=caller.key_hash, user_id=caller.user_id,
-            user_requests_per_second=self.settings.user_requests_per_second, user_burst=self.settings.user_burst)
+            user_requests_per_second=self.settings.user_requests_per_second, user_burst=self.settings.user_burst,
+            lookup=plan.lookup if plan is not None else None, values=plan.synced_values if plan is not None else None,
+            limit=plan.limit if plan is not None else 10)
         trace.organization_id, trace.key_id = ctx["organization_id"], ctx["key_id"]
         refusal = ctx["refusal"]
         if refusal in _UNAUTHENTICATED:
@@ -155,29 +167,25 @@ class LookupService:
             wait = max(1, math.ceil(float(ctx["retry_after"] or 1)))
             raise LookupFailure(429, f"too many look-ups: this caller's rate is used up; retry in {wait} s",
                                 outcome="rate_limited", headers={"Retry-After": str(wait)})
-        try:
-            params = op.params.model_validate(dict(arguments))
-        except ValidationError as exc:
-            raise LookupFailure(422, validation_message(exc), outcome="invalid") from None
+        if refusal is None and store_id is not None:
+            trace.store_id = store_id
+        if invalid is not None:
+            raise invalid
         if op.plan is None:
             return await self._stores(caller, trace)
+        assert plan is not None
         if refusal == "unknown_store":
             raise LookupFailure(404, f"unknown store {store_id}")
         trace.store_id = store_id
         if refusal == "resource_not_in_scope":
             raise LookupFailure(403, f"this API key may not look up {op.resource}", extra={"resource": op.resource})
-        try:
-            plan = op.plan(params, self.settings.default_phone_region)
-        except BadInput as exc:
-            raise LookupFailure(422, str(exc), outcome="invalid") from None
         trace.lookup, trace.policy = plan.lookup, ctx["policy"]
         if ctx["policy"] == "not_allowed":
             raise LookupFailure(403, f"the store's access policy for {plan.resource} is not_allowed: shopsync answers "
                                      f"no look-ups about its {plan.resource}",
                                 extra={"policy": "not_allowed", "resource": plan.resource})
         if ctx["policy"] == "sync":
-            rows = await lookup_rpc.lookup_synced(self.db, store_id=str(store_id), lookup=plan.lookup,
-                                                  values=plan.synced_values, limit=plan.limit)
+            rows: Mapping[str, Any] = ctx["answer"] or {}
             source = "synced"
         else:
             rows = await self._live(ctx, plan, store_id)
@@ -205,7 +213,8 @@ class LookupService:
         assert store_id is not None
         store = LiveStore(store_id=store_id, organization_id=UUID(str(ctx["organization_id"])),
                           shop_key=str(ctx["shop_key"]),
-                          context=JobContext(db=self.db, settings=self.core, worker_id=self.worker_id))
+                          context=JobContext(db=self.db, settings=self.core, worker_id=self.worker_id),
+                          credentials=ctx["credentials"])
         try:
             return await query(store, plan.live_value, plan.limit)
         except NeedsReauthError:

@@ -14,10 +14,11 @@ from worker.rpc._function import as_mapping, first, sql
 __all__ = ["begin_lookup", "lookup_key_status", "lookup_stores", "lookup_synced", "record_lookup"]
 
 _BEGIN = sql("begin_lookup", "setof", p_store_id="uuid", p_resource="text", p_key_hash="text", p_user_id="uuid",
-             p_user_requests_per_second="double precision", p_user_burst="integer")
+             p_user_requests_per_second="double precision", p_user_burst="integer", p_lookup="text",
+             p_values="text[]", p_limit="integer")
 _KEY_STATUS = sql("lookup_key_status", "text", p_key_hash="text")
 _STORES = sql("lookup_stores", "setof", p_key_hash="text", p_user_id="uuid")
-_SYNCED = sql("lookup_synced", "jsonb", p_store_id="uuid", p_lookup="text", p_values="text[]", p_limit="integer")
+_SYNCED = sql("lookup_synced", "json", p_store_id="uuid", p_lookup="text", p_values="text[]", p_limit="integer")
 _RECORD = sql("record_lookup", "void", p_organization_id="uuid", p_interface="text", p_lookup="text",
               p_outcome="text", p_status="integer", p_latency_ms="double precision", p_store_id="uuid",
               p_key_id="uuid", p_user_id="uuid", p_resource="text", p_policy="text", p_result_count="integer")
@@ -25,12 +26,16 @@ _RECORD = sql("record_lookup", "void", p_organization_id="uuid", p_interface="te
 
 async def begin_lookup(db: Database, *, store_id: UUID | str | None, resource: str | None,
                        key_hash: str | None = None, user_id: UUID | str | None = None,
-                       user_requests_per_second: float = 10.0, user_burst: int = 20) -> dict[str, Any]:
+                       user_requests_per_second: float = 10.0, user_burst: int = 20, lookup: str | None = None,
+                       values: Sequence[str] | None = None, limit: int = 10) -> dict[str, Any]:
     """``refusal`` (None when the look-up may go ahead), ``organization_id``, ``platform``, ``shop_key``,
-    ``store_status``, ``policy``, ``key_id``, ``retry_after``."""
+    ``store_status``, ``policy``, ``key_id``, ``retry_after``, and with ``lookup`` given: for the policy ``sync``
+    ``answer``, what ``lookup_synced`` answers (the whole look-up in one round trip); for ``api_only``
+    ``credentials``, the store's sealed credentials row for its connector."""
     row = first(await _BEGIN.rows(db, p_store_id=store_id, p_resource=resource, p_key_hash=key_hash,
                                   p_user_id=user_id, p_user_requests_per_second=user_requests_per_second,
-                                  p_user_burst=user_burst))
+                                  p_user_burst=user_burst, p_lookup=lookup,
+                                  p_values=list(values) if values is not None else None, p_limit=limit))
     if row is None:         # cannot happen: the function always answers one row
         raise RuntimeError("begin_lookup answered no row")
     return row

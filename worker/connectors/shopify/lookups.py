@@ -124,7 +124,8 @@ class _Lookups:
                              lambda: httpx.AsyncClient(timeout=s.request_timeout_seconds, follow_redirects=False))
         shop = store.shop_key
         tokens = StoreTokens(ctx.db, self.connector.sealer(ctx.settings), ShopifyOAuth(s, client=http),
-                             store.store_id, shop, owner=ctx.worker_id, refresh_margin=s.refresh_margin_seconds)
+                             store.store_id, shop, owner=ctx.worker_id, refresh_margin=s.refresh_margin_seconds,
+                             preloaded=store.credentials)
         pacer = DbRateLimiter(ctx.db, f"shopify:{shop}:lookups", s.lookup_requests_per_second)
         async with ShopifyGraphQL(shop, tokens, api_version=s.api_version, base_url=s.shop_url(shop),
                                   timeout=s.request_timeout_seconds, client=http) as client:

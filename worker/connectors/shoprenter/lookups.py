@@ -56,7 +56,8 @@ class _Lookups:
         http = shared_client(("shoprenter", s.request_timeout_seconds), c.http)
         tokens = ShopRenterTokens(ctx.db, c.sealer(ctx.settings), http, store.store_id, store.shop_key,
                                   token_url=s.token_url(store.shop_key), client_id=str(s.client_id),
-                                  client_secret=s.secret(), margin=s.token_margin_seconds)
+                                  client_secret=s.secret(), margin=s.token_margin_seconds,
+                                  preloaded=store.credentials)
         yield ShopRenterClient(s.api_url(store.shop_key), tokens, http=http, pacer=c.pacer(ctx.db, store.shop_key))
 
     async def _get(self, store: LiveStore, path: str, params: Mapping[str, Any] | None = None) -> Any:

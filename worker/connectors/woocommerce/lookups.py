@@ -65,7 +65,7 @@ class _Lookups:
     @asynccontextmanager
     async def _client(self, store: LiveStore) -> AsyncIterator[WooClient]:
         c, ctx = self.connector, store.context
-        secrets = await load_secrets(ctx.db, c.sealer(ctx.settings), store.store_id)
+        secrets = await load_secrets(ctx.db, c.sealer(ctx.settings), store.store_id, preloaded=store.credentials)
         if secrets is None or not secrets.fields.get("consumer_key"):
             raise NeedsReauthError("the WooCommerce store has no API keys: connect it again")
         s = c.settings
