@@ -1,13 +1,14 @@
 """One look-up, whatever the interface: who is asking, may they, which access policy routes it, the answer, the
 audit. The HTTP endpoints and the MCP tools both call ``LookupService.run``.
 
-In order: ``begin_lookup`` (one round trip: the key or user, its rate, the store — another organization's store
-is "unknown", as a store that does not exist — the key's scope, the store's policy for the resource); the
-parameters (422 with what to fix); the policy — ``sync`` reads the synced tables (``lookup_synced``),
-``api_only`` asks the platform through its connector's ``LiveLookups`` with the store's credentials and the
-shared per-store limiter, keeping nothing, ``not_allowed`` answers 403 naming the policy. All of it within the
-time budget (504 past it). Then one audit row (never the values asked for, never the answer) and one log line
-(the same facts). An answer whose audit row cannot be written is not given (503).
+In order: the parameters, made into one look-up (``Plan``: normalized values; what is wrong is answered 422,
+after the caller is known); ``begin_lookup`` — one round trip: the key or user, its rate (429), the store (another
+organization's store is "unknown", as a store that does not exist: 404), the key's scope (403), the store's
+policy for the resource, and with it, for ``sync``, the answer from the synced tables, for ``api_only`` the
+store's sealed credentials; ``not_allowed`` answers 403 naming the policy; ``api_only`` asks the platform through
+its connector's ``LiveLookups`` (the store's credentials, the shared per-store limiter, nothing kept). All of it
+within the time budget (504 past it). Then one audit row (never the values asked for, never the answer) and one
+log line (the same facts). An answer whose audit row cannot be written is not given (503).
 """
 
 from __future__ import annotations
