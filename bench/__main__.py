@@ -19,6 +19,7 @@ from bench import (
     agent_lookups,
     crash,
     frontend_reads,
+    heartbeat,
     queue_throughput,
     shopify_incremental,
     shopify_ingest,
@@ -30,7 +31,7 @@ from bench import (
 )
 from bench.common import Bench, Cluster, Report, Row, machine_info
 
-MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, crash, shopify_ingest,
+MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, heartbeat, crash, shopify_ingest,
                                                        shopify_pacing, shopify_webhooks, shopify_incremental,
                                                        woocommerce_ingest, shoprenter_pacing, frontend_reads,
                                                        agent_lookups)}

@@ -337,7 +337,7 @@ def test_dev_exit_when_ready() -> None:
         assert "web ready" in out
         assert f"http://127.0.0.1:{web_port}/healthz" in out
         assert "STORES" in out and "QUEUE" in out   # the status table
-        assert "oldest due job waiting" in out
+        assert "oldest due job waiting" in out and "sync schedule lag (most overdue store)" in out
         expected = "pg_cron" if pg_cron_available() else "the worker"
         assert f"schedules run by: {expected}" in out
         assert "stopping PostgreSQL" in out

@@ -67,6 +67,7 @@ PRIVATE_TABLES = {
     "synced_tables",
     "job_kinds",
     "event_types",
+    "redacted_rows",
     "api_keys",
 }
 VIEWS = {"store_sync_statistics"}
@@ -153,6 +154,8 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("insert into shopsync.store_access_policies (store_id, resource, organization_id, policy) "
        "values (%(s)s, 'customers', %(o)s, 'api_only')", params)
     ex("select shopsync.record_event(%s, 'webhooks.recreated', %s)", (store, tag))
+    ex("insert into shopsync_private.redacted_rows (store_id, table_name, row_id, redacted_at) "
+       "values (%(s)s, 'customers', 'c-redacted', now())", params)
     key = ex("insert into shopsync_private.api_keys (organization_id, name, prefix, key_hash, resources) "
              "values (%s, %s, 'ssk_' || substr(md5(%s), 1, 12), encode(sha256(convert_to(%s, 'UTF8')), 'hex'), "
              "'{customers}') returning id", (org, tag, tag, tag)).fetchone()

@@ -70,7 +70,7 @@ class FakeConnector:
         return ConnectorContract(
             platform=self.platform, display_name="Fake Shop", reads={"orders": ("orders",)}, sync=nothing,
             webhooks=WebhookSpec(path="/inbox", verify=refuse, topics={"orders/create": "orders"}, apply=nothing,
-                                 check=nothing),
+                                 check=nothing, remove=nothing),
             connect=ConnectSpec(flow=ConnectFlow.API_KEYS),
             routes=[Route("/webhooks/{topic}", self.webhook, methods=["POST"]), Route("/boom", self.boom)])
 
@@ -139,7 +139,7 @@ async def test_readyz_when_the_database_is_closed(dsn: str) -> None:
     async with client(create_app(settings(), database)) as c:
         r = await c.get("/readyz")
     assert r.status_code == 503
-    assert r.json()["problems"] == ["database unreachable: DatabaseError"]   # the port turns every driver error into DatabaseError
+    assert r.json()["problems"] == ["database unreachable (no answer)"]   # no sqlstate: an outage, not a bug
     assert dsn not in r.text
 
 
@@ -271,8 +271,10 @@ def test_render_numbers() -> None:
     text = WebMetrics().render({
         "jobs": [{"state": "queued", "kind": "k", "count": 3}],
         "durations": [{"kind": "k", "count": 1, "sum": 1.5, "p50": 1.5, "p90": None, "p99": float("inf")}],
-        "webhooks": [], "oldest_queued_seconds": 12.25, "window_seconds": 900})
+        "webhooks": [], "oldest_queued_seconds": 12.25, "schedule_lag_seconds": 61.5, "window_seconds": 900})
     assert_valid_exposition(text)
+    assert "shopsync_schedule_lag_seconds 61.5" in text
+    assert "shopsync_nul_characters_stripped_total " in text
     assert 'shopsync_job_duration_seconds{kind="k",quantile="0.5"} 1.5' in text
     assert 'shopsync_job_duration_seconds{kind="k",quantile="0.9"} NaN' in text
     assert 'shopsync_job_duration_seconds{kind="k",quantile="0.99"} +Inf' in text

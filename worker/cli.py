@@ -176,6 +176,7 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
             by_state[row["state"]] = by_state.get(row["state"], 0) + int(row["count"])
         _print_table([{"state": s, "jobs": n} for s, n in sorted(by_state.items())], ["state", "jobs"])
         print(f"\noldest due job waiting: {float(metrics['oldest_queued_seconds']):.1f}s")
+        print(f"sync schedule lag (most overdue store): {float(metrics.get('schedule_lag_seconds') or 0):.1f}s")
         print("schedules run by: " + ("pg_cron" if features.get("pg_cron_schedules") else "the worker"))
         return 0
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default=None, description="direct or supabase; default: direct when DATABASE_URL is set."
     )
     db_pool_size: int = Field(default=8, ge=1, le=200)
+    db_timeout: float = Field(default=5.0, gt=0, le=120,
+                              description="Seconds a database call waits for a connection, and a connection for the "
+                                          "server, before the database counts as unavailable.")
 
     # --- credential sealing ---------------------------------------------------------------------
     sealing_keys: SecretStr | None = Field(
@@ -70,13 +73,17 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=32, ge=1, le=10_000)
     worker_batch_size: int = Field(default=100, ge=1, le=1_000)
     worker_kinds: list[str] | None = Field(default=None, description="Only claim these job kinds.")
-    lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    lease_seconds: float = Field(default=15.0, gt=0, le=3600,
+                                 description="A claimed job's lease, renewed by heartbeats every third of it; a killed "
+                                             "worker's jobs run again once it expires.")
     poll_interval: float = Field(default=2.0, gt=0, le=300)
     shutdown_grace: float = Field(default=25.0, ge=0, le=3600)
     run_schedules: bool = Field(
         default=True, description="Run schedules in the worker when pg_cron is not installed."
     )
-    reap_interval: float = Field(default=60.0, gt=0, le=3600)
+    reap_interval: float = Field(default=5.0, gt=0, le=3600,
+                                 description="How often workers look for expired leases (with or without pg_cron, "
+                                             "whose schedules run at most once a minute).")
 
     # --- web ------------------------------------------------------------------------------------
     host: str = Field(default="0.0.0.0")

@@ -19,11 +19,16 @@ import httpx
 import orjson
 
 from worker.errors import PermanentError, RetryableError
+from worker.payloads import JsonRejected, load_json
 from worker.ratelimit import UNPACED, Pacer
 
-__all__ = ["PlatformHttpError", "RestTransport", "json_body", "retry_after"]
+__all__ = ["PlatformHttpError", "RestTransport", "StoreUnreachable", "json_body", "retry_after"]
 
 _MAX_BACKOFF = 30.0
+
+
+class StoreUnreachable(RetryableError):
+    """No connection could be made to the store's address (it does not resolve, or nothing listens)."""
 
 
 class PlatformHttpError(PermanentError):
@@ -44,10 +49,11 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def json_body(response: httpx.Response, what: str) -> Any:
+    """The answer's JSON, made safe to store (``worker.payloads``)."""
     try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise RetryableError(f"{what}: the answer is not JSON (HTTP {response.status_code})") from None
+        return load_json(response.content)
+    except JsonRejected as exc:
+        raise RetryableError(f"{what}: {exc} (HTTP {response.status_code})") from None
 
 
 class RestTransport:
@@ -83,8 +89,8 @@ class RestTransport:
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 failures += 1
                 if failures >= self.max_attempts:
-                    raise RetryableError(f"{self.name}: {type(exc).__name__} (gave up after {failures} attempts)") \
-                        from None
+                    error = StoreUnreachable if isinstance(exc, httpx.ConnectError) else RetryableError
+                    raise error(f"{self.name}: {type(exc).__name__} (gave up after {failures} attempts)") from None
                 await self._backoff(failures)
                 continue
             status = response.status_code

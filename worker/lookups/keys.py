@@ -28,7 +28,7 @@ KEY_PATTERN = re.compile(r"^ssk_[0-9a-f]{12}_[0-9a-f]{52}$")
 
 @dataclass(frozen=True)
 class Caller:
-    """An API key (by its hash) or a user; ``interface`` is where the request came in (http or mcp)."""
+    """An API key (by its hash) or a signed-in user."""
 
     key_hash: str | None = None
     user_id: UUID | None = None

@@ -29,7 +29,7 @@ from worker.connectors import registry
 from worker.connectors.contract import LiveLookups, LiveStore
 from worker.connectors.rest import PlatformHttpError
 from worker.db.port import Database
-from worker.errors import ConfigError, NeedsReauthError, PermanentError, RetryableError
+from worker.errors import ConfigError, DatabaseError, NeedsReauthError, PermanentError, RetryableError
 from worker.jobs.registry import JobContext
 from worker.lookups.keys import Caller
 from worker.lookups.models import StoreInfo, StoresAnswer
@@ -132,6 +132,12 @@ class LookupService:
         except TimeoutError:
             failure = LookupFailure(504, f"the look-up took longer than its {budget:g} s budget and was stopped; "
                                          "try again, or narrow it", outcome="timeout")
+        except DatabaseError as exc:
+            if not exc.outage:
+                log.error("lookup %s: database error %s", trace.lookup, exc.sqlstate)
+            failure = LookupFailure(503, "the database is unavailable; retry shortly", outcome="failed",
+                                    headers={"Retry-After": "1"}) if exc.outage else \
+                LookupFailure(500, "internal error while looking up", outcome="failed")
         except Exception as exc:  # noqa: BLE001 - answered 500; only the type is logged (messages may hold values)
             log.error("lookup %s failed unexpectedly: %s", trace.lookup, type(exc).__name__)
             failure = LookupFailure(500, "internal error while looking up", outcome="failed")

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from worker.config import Settings
 from worker.connectors import registry
 from worker.db import Database, open_database
+from worker.errors import ConfigError, DatabaseError
 from worker.lookups.web import LookupsWeb
 from worker.migrate import checksum, migration_files
 from worker.paths import SQL_DIR
@@ -163,6 +164,16 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, detail, headers=exc.headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """The database did not answer: 503 at once (platforms retry webhooks; probes see it). Any other refusal
+    reaching here is a bug: 500, logged, without the database's message."""
+    assert isinstance(exc, DatabaseError)
+    if exc.outage:
+        return error_response(503, "the database is unavailable; retry shortly", headers={"Retry-After": "1"})
+    log.error("unhandled database error %s on %s", exc.sqlstate, request.url.path)
+    return error_response(500, "internal server error")
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     # ServerErrorMiddleware re-raises after this, so uvicorn logs the traceback; the client learns nothing
     return error_response(500, "internal server error")
@@ -185,9 +196,13 @@ async def _readiness_problems(request: Request) -> list[str]:
     timeout: float = request.app.state.ready_timeout
     try:
         applied = await asyncio.wait_for(maintenance.applied_migrations(_db(request)), timeout)
+    except DatabaseError as exc:
+        if exc.sqlstate in ("42883", "3F000", "42P01"):        # no shopsync schema or functions yet
+            return ["migration pending: the database has no shopsync schema yet (run shopsync migrate)"]
+        return [f"database unreachable ({'no answer' if exc.outage else exc.sqlstate})"]
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; only the type is safe to show
         return [f"database unreachable: {type(exc).__name__}"]
-    problems = []
+    problems = list(getattr(request.app.state, "startup_problems", []))
     for name, expected_sum in expected.items():
         if name not in applied:
             problems.append(f"migration pending: {name}")
@@ -216,6 +231,28 @@ async def _metrics(request: Request) -> Response:
     return Response(metrics.render(queue), media_type=CONTENT_TYPE)
 
 
+async def _check_database(app: Starlette, db: Database, settings: Settings, *, retry: bool = False) -> None:
+    """Publish the connectors' configs and check their contracts against the database. With ``retry``
+    (the database was down at start) wait for it; a mismatch found then makes /readyz say so."""
+    from worker.runtime import build_registry
+
+    while True:
+        try:
+            await registry.publish_configs(db, settings)
+            await registry.check_against_database(db, build_registry())
+            return
+        except DatabaseError as exc:
+            if not (retry and exc.outage):
+                raise
+            await asyncio.sleep(0.5)
+        except ConfigError as exc:
+            if not retry:
+                raise
+            log.error("%s", exc)
+            app.state.startup_problems = [str(exc)]
+            return
+
+
 def _routes(lookups: LookupsWeb) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/healthz", _healthz, methods=["GET"]),
@@ -238,19 +275,24 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
             if db is not None:
                 yield
                 return
-            opened = await open_database(settings, listen=False)
+            # the web process starts, and answers /healthz, even while the database is down
+            opened = await open_database(settings, listen=False, wait=False)
             app.state.db = opened
+            starting: asyncio.Task[None] | None = None
             try:
-                await registry.publish_configs(opened, settings)
-                from worker.runtime import build_registry
-
-                await registry.check_against_database(opened, build_registry())
+                if getattr(opened, "available", True):
+                    await _check_database(app, opened, settings)      # a mismatch stops the process here
+                else:
+                    starting = asyncio.create_task(_check_database(app, opened, settings, retry=True))
                 yield
             finally:
+                if starting is not None:
+                    starting.cancel()
                 app.state.db = None
                 await opened.close()
 
-    handlers: dict[Any, Any] = {HTTPException: _http_exception, Exception: _server_error}
+    handlers: dict[Any, Any] = {HTTPException: _http_exception, DatabaseError: _database_error,
+                                Exception: _server_error}
     app = Starlette(
         routes=routes,
         middleware=[Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics,

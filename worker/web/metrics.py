@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from worker import payloads
+
 __all__ = ["CONTENT_TYPE", "JOB_STATES", "WEBHOOK_OUTCOMES", "WebMetrics", "escape_label_value"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -129,6 +131,10 @@ class WebMetrics:
         for (route, status), n in http:
             req.sample("shopsync_http_requests_total", (("route", route), ("status", status)), n)
         families.append(req)
+        nul = _Family("shopsync_nul_characters_stripped_total", "counter",
+                      "NUL characters removed from JSON this process received (PostgreSQL cannot store them).")
+        nul.sample("shopsync_nul_characters_stripped_total", (), payloads.stripped_total())
+        families.append(nul)
         return "\n".join(line for f in families for line in f.lines) + "\n"
 
     @staticmethod
@@ -163,4 +169,8 @@ class WebMetrics:
         oldest = _Family("shopsync_queue_oldest_job_age_seconds", "gauge",
                          "Seconds the oldest due queued job has waited (0 when none is waiting).")
         oldest.sample("shopsync_queue_oldest_job_age_seconds", (), qm.get("oldest_queued_seconds") or 0)
-        return [jobs, durations, inbox, oldest]
+        lag = _Family("shopsync_schedule_lag_seconds", "gauge",
+                      "Seconds the most overdue store's scheduled sync is past its time (0 when none is): "
+                      "if it keeps growing, enqueue_due_syncs is not keeping up.")
+        lag.sample("shopsync_schedule_lag_seconds", (), qm.get("schedule_lag_seconds") or 0)
+        return [jobs, durations, inbox, oldest, lag]

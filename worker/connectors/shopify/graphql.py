@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -28,6 +27,7 @@ import httpx
 
 from worker.connectors.shopify.auth import normalize_shop_domain
 from worker.errors import NeedsReauthError, PermanentError, RetryableError
+from worker.payloads import JsonRejected, load_json
 
 __all__ = ["BucketModel", "GraphQLStats", "ShopifyGraphQL", "TokenProvider", "DEFAULT_QUERY_COST"]
 
@@ -252,11 +252,11 @@ class ShopifyGraphQL:
         if status >= 500:
             raise _Transient(f"HTTP {status}")
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = load_json(response.content)
+        except JsonRejected as exc:
             if status != 200:
                 raise PermanentError(f"Shopify {self.shop}: HTTP {status}") from None
-            raise RetryableError(f"Shopify {self.shop}: response is not valid JSON") from None
+            raise RetryableError(f"Shopify {self.shop}: {exc}") from None
         if status != 200:
             detail = _error_messages(body.get("errors")) if isinstance(body, dict) else ""
             raise PermanentError(f"Shopify {self.shop}: HTTP {status} {detail}".rstrip())
