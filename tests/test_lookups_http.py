@@ -280,3 +280,20 @@ async def test_a_key_over_its_rate_gets_429_and_its_slots_back(web: LookupWeb, c
                        "where key like 'lookups:key:%%'").fetchone()
     assert row is not None and row["ahead"].total_seconds() <= 4.0
     assert [r["outcome"] for r in audit(conn, t.org)][-2:] == ["rate_limited", "rate_limited"]
+
+
+async def test_an_answer_that_cannot_be_audited_is_not_given(web: LookupWeb, conn: Conn) -> None:
+    t = tenant(conn, "unaudited.myshopify.com")
+    conn.execute("create function public.refuse_audit() returns trigger language plpgsql as "
+                 "$$ begin raise exception 'audit unavailable'; end $$")
+    conn.execute("create trigger refuse before insert on shopsync.lookup_audit "
+                 "for each row execute function public.refuse_audit()")
+    try:
+        response = await web.post(t.key, "find_customer", {"store_id": str(t.store), "email": EMAIL})
+    finally:
+        conn.execute("drop trigger refuse on shopsync.lookup_audit")
+        conn.execute("drop function public.refuse_audit()")
+    assert response.status_code == 503 and "audit" in response.json()["detail"]
+    assert EMAIL.lower() not in response.text.lower() and "customers" not in response.json()
+    again = await web.post(t.key, "find_customer", {"store_id": str(t.store), "email": EMAIL})
+    assert again.status_code == 200 and again.json()["count"] == 1
