@@ -154,11 +154,14 @@ async def test_shopify_live_lookups_answer_what_the_sync_would(world: World, log
 
 async def test_shopify_live_lookup_past_its_budget_answers_504(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     store = await world.connect()
-    async with world.worker():
-        await world.until(world.idle, what="the store activated and synced")
     key, owner = owner_key(world.conn, store)
     with as_role(world.conn, "authenticated", owner):
         world.conn.execute("select shopsync.set_access_policy(%s, 'customers', 'api_only')", (store,))
+    # not connected yet: nothing to ask live
+    (early,) = await ask(world, key, [("find_customer", {"store_id": str(store), "email": "x@example.com"})])
+    assert early.status_code == 409 and "connecting" in early.json()["detail"]
+    async with world.worker():
+        await world.until(world.idle, what="the store activated and synced")
     world.sandbox.faults.slow(4.0, 1, endpoint="graphql")         # the budget is 2 s
     (slow,) = await ask(world, key, [("find_customer", {"store_id": str(store), "email": "x@example.com"})])
     assert slow.status_code == 504 and "budget" in slow.json()["detail"]
@@ -169,8 +172,14 @@ async def test_shopify_live_lookup_past_its_budget_answers_504(world: World, mon
 async def test_woocommerce_live_lookups_answer_what_the_sync_would(woo: WooWorld,  # noqa: F811 - the fixture
                                                                    log_lines: io.StringIO) -> None:
     store = await connected(woo)
-    await same_answers_live(woo, store, {"customers_by_phone": "WooCommerce cannot answer customers_by_phone live"},
-                            log_lines)
+    live = await same_answers_live(woo, store, {"customers_by_phone": "WooCommerce cannot answer customers_by_phone "
+                                                                      "live"}, log_lines)
+    # the merchant revokes the keys: a live look-up says the platform refused them (not a 500, nothing kept)
+    woo.store.revoke_key(woo.keys[0])
+    key, _ = owner_key(woo.conn, store)
+    order_id = live[6].json()["orders"][0]["id"]          # cases(): the 7th look-up is get_order
+    (refused,) = await ask(woo, key, [("get_order", {"store_id": str(store), "order_id": order_id})])
+    assert refused.status_code == 502 and "refused the store's credentials" in refused.json()["detail"]
 
 
 async def test_shoprenter_live_lookups_answer_what_the_sync_would(sr: SrWorld,  # noqa: F811 - the fixture
