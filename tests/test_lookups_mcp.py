@@ -18,6 +18,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from sandbox.serving import serve_app
 from tests.conftest import as_role, set_policy
 from tests.lookup_world import (
     EMAIL,
@@ -25,8 +26,11 @@ from tests.lookup_world import (
     create_key,
     tenant,
 )
+from tests.platform_world import free_port
 from worker.lookups.openapi import openapi_document
 from worker.lookups.operations import OPERATIONS
+from worker.lookups.settings import LookupSettings
+from worker.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 Conn = psycopg.Connection[dict[str, Any]]
@@ -111,6 +115,26 @@ async def test_the_mcp_endpoint_refuses_dead_keys_and_foreign_hosts(web: LookupW
         assert rebound.status_code == 421
         foreign = await client.post("/v1/mcp/", json=ping, headers={**good, "Origin": "https://evil.example"})
         assert foreign.status_code == 403
+
+
+async def test_more_hosts_come_from_a_comma_separated_variable(web_core: Any, conn: Conn,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPSYNC_LOOKUP_MCP_ALLOWED_HOSTS", " agents.example.com, agents.example.net:* ")
+    settings = LookupSettings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.mcp_allowed_hosts == ["agents.example.com", "agents.example.net:*"]
+    monkeypatch.setattr("worker.lookups.web.lookup_settings", lambda: settings)
+    t = tenant(conn, "mcp-hosts.myshopify.com")
+    port = free_port()
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+               "Authorization": f"Bearer {t.key}"}
+    with serve_app(create_app(web_core.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})), port=port,
+                   name="shopsync-web"):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for host, status in (("agents.example.com", 200), ("agents.example.net:8443", 200),
+                                 ("agents.example.com:8443", 421), ("evil.example", 421)):
+                response = await client.post("/v1/mcp/", json=ping, headers={**headers, "Host": host})
+                assert response.status_code == status, (host, response.text)
 
 
 def _stdio_env(dsn: str, key: str, core_keys: str) -> dict[str, str]:

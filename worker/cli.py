@@ -160,6 +160,16 @@ def cmd_check_config(_settings: Settings | None, args: argparse.Namespace) -> in
             state = "invalid"
             problems.append(str(exc))
         print(f"{path.rsplit('.', 1)[-1]}: {state}")
+    from worker.connectors.base import load_platform_settings
+    from worker.lookups.settings import LookupSettings
+
+    try:
+        lookups = load_platform_settings(LookupSettings, "Look-up")
+        print(f"look-ups: budget {lookups.timeout_seconds:g} s, phone region "
+              f"{lookups.default_phone_region or 'none (numbers need +country)'}")
+    except ShopsyncError as exc:
+        print("look-ups: invalid")
+        problems.append(str(exc))
     for p in problems:
         print(f"problem: {p}")
     print("configuration OK" if not problems else f"{len(problems)} problem(s)")

@@ -99,7 +99,7 @@ def build_mcp_server(resolve: Resolver) -> MCPServer[Any]:
 
 
 def _allowed(core: Settings, settings: LookupSettings) -> TransportSecuritySettings:
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.extra_hosts]
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.mcp_allowed_hosts]
     public = urlsplit(core.public_url)
     if public.hostname:
         hosts += [public.netloc, f"{public.hostname}:*"]
