@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import jsonschema
 import psycopg
 import pytest
@@ -20,7 +21,10 @@ from tests.lookup_world import (
     tenant,
     user_token,
 )
+from tests.metrics_text import sample
+from worker.config import Settings
 from worker.lookups.operations import OPERATIONS
+from worker.web.app import create_app
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -139,6 +143,32 @@ async def test_policies_route_and_refuse(web: LookupWeb, conn: Conn) -> None:
     rows = audit(conn, t.org)
     assert (rows[-2]["policy"], rows[-2]["outcome"], rows[-2]["status"]) == ("not_allowed", "refused", 403)
     assert (rows[-1]["policy"], rows[-1]["lookup"], rows[-1]["result_count"]) == ("sync", "orders_by_email", 2)
+
+
+async def metrics_page(web: LookupWeb) -> str:
+    async with web.client() as client:
+        return (await client.get("/metrics")).text
+
+
+async def test_lookups_are_counted_on_metrics_by_lookup_policy_and_outcome(web: LookupWeb, conn: Conn) -> None:
+    t = tenant(conn, "metrics.myshopify.com")
+    set_policy(conn, t.store, "products", "not_allowed")
+    store = str(t.store)
+    assert (await web.post(t.key, "find_customer", {"store_id": store, "email": EMAIL})).status_code == 200
+    assert (await web.post(t.key, "find_customer", {"store_id": store, "email": EMAIL})).status_code == 200
+    assert (await web.post(t.key, "find_products", {"store_id": store, "sku": "X"})).status_code == 403
+    assert (await web.post(t.key, "find_customer", {"store_id": store, "email": "not-an-email"})).status_code == 422
+    unknown = "ssk_" + "1" * 12 + "_" + "2" * 52
+    assert (await web.post(unknown, "find_orders", {"store_id": store, "email": EMAIL})).status_code == 401
+    page = await metrics_page(web)
+    assert sample(page, 'shopsync_lookups_total{lookup="customers_by_email",policy="sync",outcome="answered"}') == 2
+    assert sample(page, 'shopsync_lookups_total{lookup="variants_by_sku",policy="not_allowed",outcome="refused"}') == 1
+    assert sample(page, 'shopsync_lookups_total{lookup="find_customer",policy="none",outcome="invalid"}') == 1
+    assert sample(page, 'shopsync_lookups_total{lookup="find_orders",policy="none",outcome="refused"}') == 1
+    assert sample(page, 'shopsync_lookup_duration_seconds_count{policy="sync"}') == 2
+    assert sample(page, 'shopsync_lookup_duration_seconds_count{policy="none"}') == 2
+    # labels are code's names, never a value asked for
+    assert EMAIL.lower() not in page.lower() and "not-an-email" not in page and store not in page
 
 
 async def test_the_audit_names_who_what_and_how_never_the_values(web: LookupWeb, conn: Conn) -> None:
@@ -295,5 +325,24 @@ async def test_an_answer_that_cannot_be_audited_is_not_given(web: LookupWeb, con
         conn.execute("drop function public.refuse_audit()")
     assert response.status_code == 503 and "audit" in response.json()["detail"]
     assert EMAIL.lower() not in response.text.lower() and "customers" not in response.json()
+    page = await metrics_page(web)
+    assert sample(page, 'shopsync_lookups_total{lookup="customers_by_email",policy="sync",outcome="failed"}') == 1
+    assert 'outcome="answered"' not in page
     again = await web.post(t.key, "find_customer", {"store_id": str(t.store), "email": EMAIL})
     assert again.status_code == 200 and again.json()["count"] == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/lookups/find_customer", "/v1/lookups/openapi.json", "/v1/mcp/"])
+async def test_lookup_routes_are_server_to_server_no_page_may_call_them(db: Any, path: str) -> None:
+    """API-key routes: even an origin allowed for the browser routes gets no CORS permission here."""
+    app = "https://app.example.com"
+    settings = Settings(_env_file=None, cors_origins=[app], supabase_jwt_secret="x" * 40)  # type: ignore[call-arg]
+    preflight = {"Origin": app, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, db)),
+                                 base_url="http://127.0.0.1") as client:
+        asked = await client.options(path, headers=preflight)
+        assert asked.status_code in (401, 405) and "access-control-allow-origin" not in asked.headers
+        method = "GET" if path.endswith(".json") else "POST"
+        answer = await client.request(method, path, json={}, headers={"Origin": app})
+        assert answer.status_code in (200, 401) and "access-control-allow-origin" not in answer.headers

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import as_role
 from tests.lookup_world import create_key
+from tests.metrics_text import sample
 from tests.platform_world import AppWorld
 from tests.shopify_world import World
 from tests.test_shoprenter import SrWorld, sr, sr_spec  # noqa: F401 - the ShopRenter world's fixtures
@@ -100,6 +101,11 @@ def answer(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+async def metrics_page(world: AppWorld) -> str:
+    async with world.web as client:
+        return (await client.get("/metrics")).text
+
+
 async def same_answers_live(world: AppWorld, store: UUID, unsupported: dict[str, str],
                             log_lines: io.StringIO) -> list[httpx.Response]:
     """Ask every case while synced, switch the store to api_only, ask again: equal answers, nothing kept."""
@@ -116,6 +122,9 @@ async def same_answers_live(world: AppWorld, store: UUID, unsupported: dict[str,
     assert all(world.scalar(f"select count(*) from shopsync.{t} where store_id = %s", (store,)) == 0
                for t in SYNCED_TABLES)
     jobs = world.scalar("select count(*) from shopsync.jobs")
+    platform = world.scalar("select platform from shopsync.stores where id = %s", (store,))
+    ok_calls = f'shopsync_platform_requests_total{{platform="{platform}",outcome="ok"}}'
+    calls_before = sample(await metrics_page(world), ok_calls)
     log_lines.truncate(0)
     live = await ask(world, key, lookups)
     for (op, body), before, after in zip(lookups, synced, live, strict=True):
@@ -128,6 +137,10 @@ async def same_answers_live(world: AppWorld, store: UUID, unsupported: dict[str,
         assert after.status_code == 200, (op, body, after.text)
         assert (after.json()["source"], after.json()["policy"]) == ("live", "api_only")
         assert answer(after) == answer(before), (op, body, differences(answer(before), answer(after)))
+    # the live calls count among the process's platform requests (the worker is stopped: they are all ours)
+    page = await metrics_page(world)
+    assert sample(page, ok_calls) - calls_before >= len(lookups) - len(unsupported)
+    assert sample(page, 'shopsync_lookup_duration_seconds_count{policy="api_only"}') == len(lookups)
     # nothing was kept: no synced row, no job; no look-up value in any log line
     assert all(world.scalar(f"select count(*) from shopsync.{t} where store_id = %s", (store,)) == 0
                for t in SYNCED_TABLES)

@@ -27,7 +27,7 @@ def service_for(request: Request, settings: LookupSettings) -> LookupService:
     db = request.app.state.db
     if db is None:
         raise RuntimeError("database not open")
-    return LookupService(db, request.app.state.settings, settings)
+    return LookupService(db, request.app.state.settings, settings, metrics=request.app.state.metrics)
 
 
 def failure_response(failure: LookupFailure) -> Response:

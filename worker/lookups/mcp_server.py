@@ -157,7 +157,7 @@ class McpEndpoint:
                     status or "", "unknown API key")
                 await unauthenticated_response(Unauthenticated(text))(scope, receive, send)
                 return
-        scope[SCOPE_KEY] = (LookupService(db, self.core, self.settings), caller)
+        scope[SCOPE_KEY] = (LookupService(db, self.core, self.settings, metrics=request.app.state.metrics), caller)
         await self.app(scope, receive, send)
 
 

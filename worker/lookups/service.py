@@ -37,6 +37,7 @@ from worker.lookups.normalize import BadInput
 from worker.lookups.operations import OPERATIONS, Operation, Plan
 from worker.lookups.settings import LookupSettings
 from worker.rpc import lookups as lookup_rpc
+from worker.web.metrics import WebMetrics
 
 __all__ = ["LookupFailure", "LookupService", "live_lookups_of", "validation_message"]
 
@@ -108,11 +109,13 @@ def _store_id(arguments: Mapping[str, Any]) -> UUID | None:
 
 
 class LookupService:
-    def __init__(self, db: Database, core: Settings, settings: LookupSettings, *, worker_id: str = "lookups") -> None:
+    def __init__(self, db: Database, core: Settings, settings: LookupSettings, *, worker_id: str = "lookups",
+                 metrics: WebMetrics | None = None) -> None:
         self.db = db
         self.core = core
         self.settings = settings
         self.worker_id = worker_id
+        self.metrics = metrics       # the web process's (None under `shopsync mcp`: nothing scrapes stdio)
 
     async def run(self, caller: Caller, name: str, arguments: Mapping[str, Any], *, interface: str) -> BaseModel:
         """The answer, or ``LookupFailure``. Every call that can be tied to an organization is audited."""
@@ -253,15 +256,18 @@ class LookupService:
         outcome, status = ("answered", 200) if failure is None else (failure.outcome, failure.status)
         log.info("lookup %s %s store=%s resource=%s policy=%s outcome=%s status=%d results=%d %.1f ms", interface,
                  trace.lookup, trace.store_id, trace.resource, trace.policy, outcome, status, trace.count, latency)
-        if trace.organization_id is None:
-            return       # a caller no organization owns (no valid key, a user asking about a store not theirs)
-        try:
-            await lookup_rpc.record_lookup(
-                self.db, organization_id=trace.organization_id, interface=interface, lookup=trace.lookup,
-                outcome=outcome, status=status, latency_ms=latency, store_id=trace.store_id, key_id=trace.key_id,
-                user_id=trace.user_id, resource=trace.resource, policy=trace.policy, result_count=trace.count)
-        except Exception as exc:  # noqa: BLE001 - an unaudited answer is not given
-            log.error("lookup %s could not be audited: %s", trace.lookup, type(exc).__name__)
-            if failure is None:
-                raise LookupFailure(503, "the look-up could not be recorded in the audit, so it is not answered; "
-                                         "try again", outcome="failed") from None
+        unaudited = False
+        if trace.organization_id is not None:   # else a caller no organization owns (no valid key, a user asking
+            try:                                # about a store not theirs): nothing to audit it under
+                await lookup_rpc.record_lookup(
+                    self.db, organization_id=trace.organization_id, interface=interface, lookup=trace.lookup,
+                    outcome=outcome, status=status, latency_ms=latency, store_id=trace.store_id, key_id=trace.key_id,
+                    user_id=trace.user_id, resource=trace.resource, policy=trace.policy, result_count=trace.count)
+            except Exception as exc:  # noqa: BLE001 - an unaudited answer is not given
+                log.error("lookup %s could not be audited: %s", trace.lookup, type(exc).__name__)
+                unaudited = failure is None
+        if self.metrics is not None:
+            self.metrics.lookup(trace.lookup, trace.policy, "failed" if unaudited else outcome, latency / 1000)
+        if unaudited:
+            raise LookupFailure(503, "the look-up could not be recorded in the audit, so it is not answered; "
+                                     "try again", outcome="failed")
