@@ -145,6 +145,26 @@ async def test_policies_route_and_refuse(web: LookupWeb, conn: Conn) -> None:
     assert (rows[-1]["policy"], rows[-1]["lookup"], rows[-1]["result_count"]) == ("sync", "orders_by_email", 2)
 
 
+async def test_a_keys_last_use_is_kept_at_most_once_a_minute(web: LookupWeb, conn: Conn) -> None:
+    t = tenant(conn, "last-used.myshopify.com")
+
+    def last_used() -> Any:
+        with as_role(conn, "authenticated", t.owner):
+            (row,) = conn.execute("select last_used_at from shopsync.list_api_keys(%s)", (t.org,)).fetchall()
+        return row["last_used_at"]
+
+    assert last_used() is None
+    assert (await web.post(t.key, "find_customer", {"store_id": str(t.store), "email": EMAIL})).status_code == 200
+    first = last_used()
+    assert first is not None
+    assert (await web.post(t.key, "find_orders", {"store_id": str(t.store), "email": EMAIL})).status_code == 200
+    assert last_used() == first                  # not one write per look-up
+    conn.execute("update shopsync_private.api_keys set last_used_at = last_used_at - interval '2 minutes' "
+                 "where organization_id = %s", (t.org,))
+    assert (await web.post(t.key, "find_orders", {"store_id": str(t.store), "email": EMAIL})).status_code == 200
+    assert last_used() > first
+
+
 async def metrics_page(web: LookupWeb) -> str:
     async with web.client() as client:
         return (await client.get("/metrics")).text

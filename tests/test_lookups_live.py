@@ -125,6 +125,11 @@ async def same_answers_live(world: AppWorld, store: UUID, unsupported: dict[str,
     platform = world.scalar("select platform from shopsync.stores where id = %s", (store,))
     ok_calls = f'shopsync_platform_requests_total{{platform="{platform}",outcome="ok"}}'
     calls_before = sample(await metrics_page(world), ok_calls)
+    shop_key = world.scalar("select shop_key from shopsync.stores where id = %s", (store,))
+    limiter_rows = "select key, updated_at from shopsync_private.rate_limits where key like %s and (key like %s " \
+                   "or key like %s)"
+    limiter_args = (f"{platform}:%", f"%{store}%", f"%{shop_key}%")
+    paced_before = {r["key"]: r["updated_at"] for r in conn.execute(limiter_rows, limiter_args).fetchall()}
     log_lines.truncate(0)
     live = await ask(world, key, lookups)
     for (op, body), before, after in zip(lookups, synced, live, strict=True):
@@ -137,7 +142,10 @@ async def same_answers_live(world: AppWorld, store: UUID, unsupported: dict[str,
         assert after.status_code == 200, (op, body, after.text)
         assert (after.json()["source"], after.json()["policy"]) == ("live", "api_only")
         assert answer(after) == answer(before), (op, body, differences(answer(before), answer(after)))
-    # the live calls count among the process's platform requests (the worker is stopped: they are all ours)
+    # the live calls went through the store's shared limiter (the database's, every process's) ...
+    paced_after = {r["key"]: r["updated_at"] for r in conn.execute(limiter_rows, limiter_args).fetchall()}
+    assert any(k not in paced_before or at > paced_before[k] for k, at in paced_after.items()), paced_after
+    # ... and count among the process's platform requests (the worker is stopped: they are all ours)
     page = await metrics_page(world)
     assert sample(page, ok_calls) - calls_before >= len(lookups) - len(unsupported)
     assert sample(page, 'shopsync_lookup_duration_seconds_count{policy="api_only"}') == len(lookups)
