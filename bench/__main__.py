@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import (
+    agent_lookups,
     crash,
     frontend_reads,
     heartbeat,
@@ -32,12 +33,13 @@ from bench.common import Bench, Cluster, Report, Row, machine_info
 
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, heartbeat, crash, shopify_ingest,
                                                        shopify_pacing, shopify_webhooks, shopify_incremental,
-                                                       woocommerce_ingest, shoprenter_pacing, frontend_reads)}
+                                                       woocommerce_ingest, shoprenter_pacing, frontend_reads,
+                                                       agent_lookups)}
 ALIASES = {"throughput": "queue_throughput", "queue": "queue_throughput", "wakeup": "wakeup_latency",
            "latency": "wakeup_latency", "ingest": "shopify_ingest", "pacing": "shopify_pacing",
            "webhooks": "shopify_webhooks", "incremental": "shopify_incremental", "woocommerce": "woocommerce_ingest",
            "shoprenter": "shoprenter_pacing",
-           "reads": "frontend_reads", "rls": "frontend_reads"}
+           "reads": "frontend_reads", "rls": "frontend_reads", "lookups": "agent_lookups", "agents": "agent_lookups"}
 GROUPS = {"shopify": ["shopify_ingest", "shopify_pacing", "shopify_webhooks", "shopify_incremental"],
           "rest": ["woocommerce_ingest", "shoprenter_pacing"]}
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "latest.md"

@@ -130,6 +130,10 @@ def test_check_config_reports_the_shopify_app(tmp_path: Path) -> None:
     ("SUPABASE_JWT_SECRET", "too-short-secret", "SUPABASE_JWT_SECRET: is too short"),
     ("SHOPSYNC_SEALING_KEYS", "k1:not-a-valid-key-Zm9vYmFy", "SHOPSYNC_SEALING_KEYS"),
     ("SHOPSYNC_SEALING_KEYS", "no-colon-here-c2VjcmV0c2VjcmV0", "SHOPSYNC_SEALING_KEYS"),
+    ("SHOPSYNC_LOOKUP_TIMEOUT_SECONDS", "0", "SHOPSYNC_LOOKUP_TIMEOUT_SECONDS: Input should be greater than 0"),
+    ("SHOPSYNC_LOOKUP_DEFAULT_PHONE_REGION", "Hungary", "SHOPSYNC_LOOKUP_DEFAULT_PHONE_REGION: String should match"),
+    ("SHOPSYNC_LOOKUP_MCP_ALLOWED_HOSTS", "agents.example.com, https://x.example/mcp",
+     "SHOPSYNC_LOOKUP_MCP_ALLOWED_HOSTS: 'https://x.example/mcp' is not a Host header value"),
 ])
 def test_check_config_rejects_invalid_values(tmp_path: Path, name: str, value: str, mentions: str) -> None:
     env = {"DATABASE_URL": FAKE_DSN, "SHOPSYNC_SEALING_KEYS": generate_key_spec("okkey"), name: value}

@@ -527,6 +527,8 @@ def fill_everything_else(conn: Conn, store: str) -> None:
         " from shopsync.stores where id = %s", store)
     run("select shopsync.create_oauth_state('shopify', organization_id, null, shop_key) from shopsync.stores"
         " where id = %s", store)
+    run(f"select shopsync.record_lookup({org_of}, 'http', 'customers_by_email', 'refused', 403, 1.5, %s)",
+        store, store)
 
 
 async def test_shop_redact_deletes_every_row_of_the_store_and_keeps_the_request(

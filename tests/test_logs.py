@@ -138,6 +138,14 @@ def test_secrets_in_format_args_are_scrubbed(stream: io.StringIO) -> None:
     assert "HTTP Request: GET https://x.test/cb?access_token=[redacted]" in stream.getvalue()
 
 
+def test_looked_up_values_in_urls_are_scrubbed() -> None:
+    # what a live look-up searches for travels in query strings that httpx logs
+    text = redact_text("GET https://shop.example/wp-json/wc/v3/orders?search=36301234567&per_page=50 and "
+                       "GET https://demo.api2.myshoprenter.hu/api/customers?email=ann%40example.com&full=1")
+    assert "36301234567" not in text and "ann%40example.com" not in text
+    assert "per_page=50" in text and "full=1" in text and text.count("[redacted]") == 2
+
+
 def test_harmless_text_is_untouched() -> None:
     for text in ("synced 10 products for store 7f1c", "token_count=5 password authentication failed",
                  "GET https://shop.example:443/admin/api/2024-07/products.json?limit=250",

@@ -41,6 +41,7 @@ TENANT_TABLES: dict[str, str] = {
     "sync_state": "organization_id",
     "activity_log": "organization_id",
     "events": "organization_id",
+    "lookup_audit": "organization_id",
     "products": "organization_id",
     "product_variants": "organization_id",
     "inventory_locations": "organization_id",
@@ -67,6 +68,7 @@ PRIVATE_TABLES = {
     "job_kinds",
     "event_types",
     "redacted_rows",
+    "api_keys",
 }
 VIEWS = {"store_sync_statistics"}
 
@@ -86,6 +88,9 @@ FRONTEND_FUNCTIONS = {
     "claim_pending_install",
     "begin_install",
     "synced_record_counts",
+    "create_api_key",
+    "list_api_keys",
+    "revoke_api_key",
 }
 
 CLIENT_ROLES = ("anon", "authenticated")
@@ -151,6 +156,12 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("select shopsync.record_event(%s, 'webhooks.recreated', %s)", (store, tag))
     ex("insert into shopsync_private.redacted_rows (store_id, table_name, row_id, redacted_at) "
        "values (%(s)s, 'customers', 'c-redacted', now())", params)
+    key = ex("insert into shopsync_private.api_keys (organization_id, name, prefix, key_hash, resources) "
+             "values (%s, %s, 'ssk_' || substr(md5(%s), 1, 12), encode(sha256(convert_to(%s, 'UTF8')), 'hex'), "
+             "'{customers}') returning id", (org, tag, tag, tag)).fetchone()
+    assert key is not None
+    ex("select shopsync.record_lookup(%s, 'http', 'customers_by_email', 'answered', 200, 3.5, %s, %s, "
+       "p_resource => 'customers', p_policy => 'sync', p_result_count => 1)", (org, store, key["id"]))
 
 
 @pytest.fixture
@@ -539,6 +550,11 @@ SERVICE_CALLS: list[tuple[str, Callable[[World], tuple[Any, ...]]]] = [
     ("select shopsync.uninstall_shop('shopify', 'x.myshopify.com', 'forged')", lambda w: ()),
     ("select shopsync_private.log_activity(%s, null, 'forged')", lambda w: (w.org_b,)),
     ("select * from shopsync_private.store_for_caller(%s, array['owner'])", lambda w: (w.store_a,)),
+    ("select shopsync.lookup_synced(%s, 'customers_by_email', array['b@example.test'])", lambda w: (w.store_b,)),
+    ("select * from shopsync.begin_lookup(%s, 'customers', p_user_id => %s)", lambda w: (w.store_b, w.owner_a)),
+    ("select * from shopsync.lookup_stores(p_user_id => %s)", lambda w: (w.owner_b,)),
+    ("select shopsync.record_lookup(%s, 'http', 'forged', 'answered', 200, 1)", lambda w: (w.org_b,)),
+    ("select shopsync.lookup_key_status('x')", lambda w: ()),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The ``shopsync`` command: migrate, worker, web, dev, status, sync, jobs, check-config, keys."""
+"""The ``shopsync`` command: migrate, worker, web, dev, status, sync, jobs, check-config, keys, mcp."""
 
 from __future__ import annotations
 
@@ -99,6 +99,21 @@ def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(settings: Settings, _args: argparse.Namespace) -> int:
+    """The look-ups as MCP tools over stdio, for an agent host that starts this process (docs/agents.md)."""
+    import os
+
+    from worker.logs import configure_logging
+    from worker.lookups.mcp_server import run_stdio
+    from worker.lookups.settings import lookup_settings
+
+    configure_logging(settings)      # stderr: stdout carries the protocol
+    key = os.environ.get("SHOPSYNC_LOOKUP_KEY", "")
+    if not key:
+        raise ShopsyncError("set SHOPSYNC_LOOKUP_KEY to an organization API key (create_api_key)")
+    return asyncio.run(run_stdio(settings, lookup_settings(), key))
+
+
 def cmd_dev(_settings: Settings | None, args: argparse.Namespace) -> int:
     try:
         from worker.dev.stack import run_dev
@@ -147,6 +162,16 @@ def cmd_check_config(_settings: Settings | None, args: argparse.Namespace) -> in
             state = "invalid"
             problems.append(str(exc))
         print(f"{path.rsplit('.', 1)[-1]}: {state}")
+    from worker.connectors.base import load_platform_settings
+    from worker.lookups.settings import LookupSettings
+
+    try:
+        lookups = load_platform_settings(LookupSettings, "Look-up")
+        print(f"look-ups: budget {lookups.timeout_seconds:g} s, phone region "
+              f"{lookups.default_phone_region or 'none (numbers need +country)'}")
+    except ShopsyncError as exc:
+        print("look-ups: invalid")
+        problems.append(str(exc))
     for p in problems:
         print(f"problem: {p}")
     print("configuration OK" if not problems else f"{len(problems)} problem(s)")
@@ -249,6 +274,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply SQL migrations and functions (Procfile: release)")
     sub.add_parser("worker", help="run the jobs worker (Procfile: worker)")
     sub.add_parser("web", help="run the web process (Procfile: web)")
+    sub.add_parser("mcp", help="serve the look-ups as MCP tools over stdio (SHOPSYNC_LOOKUP_KEY: an API key)")
     dev = sub.add_parser("dev", help="run everything locally: PostgreSQL, migrations, web, worker")
     dev.add_argument("--exit-when-ready", action="store_true", help="start, check, print status and stop")
     sub.add_parser("status", help="stores, last syncs and queue depth").add_argument(
@@ -274,11 +300,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_NEEDS_SETTINGS = {"migrate", "worker", "web", "status", "sync", "rotate-key", "jobs"}
+_NEEDS_SETTINGS = {"migrate", "worker", "web", "status", "sync", "rotate-key", "jobs", "mcp"}
 _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "migrate": cmd_migrate, "worker": cmd_worker, "web": cmd_web, "dev": cmd_dev, "status": cmd_status,
     "check-config": cmd_check_config, "generate-key": cmd_generate_key, "rotate-key": cmd_rotate_key,
-    "jobs": cmd_jobs, "sync": cmd_sync,
+    "jobs": cmd_jobs, "sync": cmd_sync, "mcp": cmd_mcp,
 }
 
 

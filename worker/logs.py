@@ -40,6 +40,9 @@ _SENSITIVE_NAMES = (
     r"|client[_-]?secret|secret|api[_-]?key|apikey|password|passwd|sealing[_-]?keys?"
 )
 _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Query parameters that carry what a live look-up searches for (httpx logs every request's URL): an email,
+    # a phone number, a search text. Personal data, not secrets, but no log line may hold them either.
+    (re.compile(r"(?i)([?&](?:email|phone|telephone|search|query|q)=)[^\s&#\"']+"), rf"\1{REDACTED}"),
     # scheme://user:PASSWORD@host (postgresql://, redis://, https://...): keep the user, drop the password.
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^\s/]*@"), rf"\1{REDACTED}@"),
     # Authorization headers, with or without a scheme word.

@@ -76,7 +76,8 @@ create or replace function shopsync.prune_history() returns jsonb
     get diagnostics v_events = row_count;
     return jsonb_build_object('jobs', v_jobs, 'dead_jobs', v_dead, 'webhook_inbox', v_inbox,
                               'sync_runs', v_runs, 'activity_log', v_activity, 'oauth_states', v_states,
-                              'pending_installs', v_installs, 'rate_limits', v_limits, 'events', v_events);
+                              'pending_installs', v_installs, 'rate_limits', v_limits, 'events', v_events)
+           || shopsync_private.prune_lookup_audit();
   end
   $$;
 

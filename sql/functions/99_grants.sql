@@ -18,7 +18,10 @@ grant execute on function
   shopsync.disconnect_store(uuid),
   shopsync.claim_pending_install(uuid, text, uuid),
   shopsync.begin_install(uuid, text, text, text),
-  shopsync.synced_record_counts(uuid)
+  shopsync.synced_record_counts(uuid),
+  shopsync.create_api_key(uuid, text, uuid[], text[], timestamptz, double precision, integer),
+  shopsync.list_api_keys(uuid),
+  shopsync.revoke_api_key(uuid)
 to authenticated;
 
 grant execute on all functions in schema shopsync, shopsync_private to service_role;

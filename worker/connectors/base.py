@@ -4,10 +4,13 @@ and the core's handlers for jobs about one store built from a connector's parts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
+import httpx
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -17,7 +20,7 @@ from worker.jobs.registry import Handler, Job, JobContext
 from worker.rpc import stores
 from worker.sealing import Sealer
 
-__all__ = ["ConnectorBase", "active_store_handler", "disconnect_handler", "load_platform_settings"]
+__all__ = ["ConnectorBase", "active_store_handler", "disconnect_handler", "load_platform_settings", "shared_client"]
 
 log = logging.getLogger("shopsync.connectors")
 
@@ -98,3 +101,19 @@ def disconnect_handler(kind: str, remove: StoreJob) -> Handler:
         return {"removed": dict(removed), "credentials_deleted": forgotten}
 
     return handle
+
+
+# event loop → key → client: a client's connections belong to the loop that opened them
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, httpx.AsyncClient]] = \
+    weakref.WeakKeyDictionary()
+
+
+def shared_client(key: Hashable, make: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
+    """One HTTP client per event loop and ``key`` (what the client's configuration depends on), kept for the
+    loop's life. For requests that must be quick and come one at a time (live look-ups): making a client
+    costs tens of milliseconds (its TLS context), and a kept one reuses its connections."""
+    clients = _SHARED.setdefault(asyncio.get_running_loop(), {})
+    client = clients.get(key)
+    if client is None or client.is_closed:
+        client = clients[key] = make()
+    return client

@@ -13,7 +13,9 @@ A platform package exposes ``CONNECTOR``, whose ``contract`` is a ``ConnectorCon
   install until an organization claims it — the ``<platform>.install_claimed`` handler;
 - ``writes``: the write capabilities it offers flows (none yet);
 - ``jobs``: job kinds of its own (``<platform>.<name>``), ``routes``: other web routes, and
-  ``public_config``: non-secret facts published to the database at start.
+  ``public_config``: non-secret facts published to the database at start;
+- ``lookups``: the look-ups it can answer live from the platform (``LiveLookups``), for agents asking about
+  stores whose access policy keeps no copy (``api_only``); None when it answers none.
 
 The core registers the standard job kinds from it (``StandardJob``). A contract missing a part its flow
 needs is refused when it is built; at start, every job kind SQL can enqueue (``shopsync.job_kinds()``)
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -38,8 +40,9 @@ from worker.config import Settings
 from worker.jobs.registry import Handler, Job, JobContext
 from worker.sync.engine import SyncSource
 
-__all__ = ["ApplyEvent", "CheckWebhooks", "ConnectFlow", "ConnectSpec", "ConnectorContract", "ContractError",
-           "Delivery", "StandardJob", "WebhookSpec", "WebhookVerifier", "WriteCapability"]
+__all__ = ["ApplyEvent", "CanonicalRows", "CheckWebhooks", "ConnectFlow", "ConnectSpec", "ConnectorContract",
+           "ContractError", "Delivery", "LiveLookups", "LiveQuery", "LiveStore", "StandardJob", "WebhookSpec",
+           "WebhookVerifier", "WriteCapability"]
 
 PLATFORM_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")     # as shopsync.stores.platform allows
 
@@ -134,6 +137,61 @@ class ConnectSpec:
     install_claimed: Handler | None = None
 
 
+# Canonical rows by synced table ({"customers": [...]}), as the connector's mapping makes them for its sync.
+CanonicalRows = Mapping[str, Sequence[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class LiveStore:
+    """The store a live look-up reads, and what reaches it: ``context.db`` (its sealed credentials, the shared
+    per-store limiter) and ``context.settings`` (the sealing keys), as a job of the connector has them.
+    ``credentials``: the store's sealed credentials row (as ``get_store_credentials`` gives it), read with the
+    look-up's routing so the connector need not read it again; None: read it yourself."""
+
+    store_id: UUID
+    organization_id: UUID
+    shop_key: str
+    context: JobContext
+    credentials: Mapping[str, Any] | None = None
+
+
+# (store, value, limit) → the rows found (at most ``limit`` of the look-up's main table). Nothing is written.
+LiveQuery = Callable[[LiveStore, str, int], Awaitable[CanonicalRows]]
+
+
+@dataclass(frozen=True)
+class LiveLookups:
+    """What a platform can look up live. Each is an async ``LiveQuery``, or None when the platform's API cannot
+    do it (the core then says so). Values arrive normalized: an email lowercased and trimmed, a phone number in
+    E.164 (``+36301234567``), a customer or order id as the synced rows hold it, an order number without ``#``,
+    the words of a product search separated by spaces (each must match). Answers are rows of the look-up's
+    tables: ``customers``; ``orders``, ``order_line_items``, ``order_fulfillments``; ``products``,
+    ``product_variants`` (a SKU look-up: only the matching variants)."""
+
+    customers_by_email: LiveQuery | None = None
+    customers_by_phone: LiveQuery | None = None
+    orders_by_customer: LiveQuery | None = None
+    orders_by_email: LiveQuery | None = None
+    orders_by_phone: LiveQuery | None = None
+    orders_by_number: LiveQuery | None = None
+    order_by_id: LiveQuery | None = None
+    variants_by_sku: LiveQuery | None = None
+    products_by_text: LiveQuery | None = None
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def query(self, name: str) -> LiveQuery | None:
+        """The look-up called ``name`` (one of ``names()``), or None when the platform cannot do it."""
+        found: LiveQuery | None = getattr(self, name) if name in self.names() else None
+        return found
+
+    @property
+    def available(self) -> tuple[str, ...]:
+        return tuple(n for n in self.names() if getattr(self, n) is not None)
+
+
 @dataclass(frozen=True)
 class ConnectorContract:
     platform: str
@@ -146,6 +204,7 @@ class ConnectorContract:
     jobs: Mapping[str, Handler] = field(default_factory=dict)   # name → handler, run as <platform>.<name>
     routes: Sequence[BaseRoute] = ()
     public_config: Callable[[Settings], Mapping[str, Any] | None] = lambda _core: None
+    lookups: LiveLookups | None = None
 
     def __post_init__(self) -> None:
         def refuse(part: str) -> ContractError:

@@ -36,8 +36,10 @@ class StoreSecrets:
         return f"StoreSecrets(keys={sorted(self.fields)}, version={self.version})"
 
 
-async def load_secrets(db: Database, sealer: Sealer, store_id: UUID | str) -> StoreSecrets | None:
-    row = await stores.get_store_credentials(db, store_id=store_id)
+async def load_secrets(db: Database, sealer: Sealer, store_id: UUID | str, *,
+                       preloaded: Mapping[str, Any] | None = None) -> StoreSecrets | None:
+    """The store's opened secrets; ``preloaded`` is the row ``get_store_credentials`` gives, already read."""
+    row = preloaded if preloaded is not None else await stores.get_store_credentials(db, store_id=store_id)
     if row is None:
         return None
     fields = sealer.open_json(row["key_id"], row["sealed"], context=str(store_id))

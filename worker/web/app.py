@@ -27,6 +27,7 @@ from worker.config import Settings
 from worker.connectors import registry
 from worker.db import Database, open_database
 from worker.errors import ConfigError, DatabaseError
+from worker.lookups.web import LookupsWeb
 from worker.migrate import checksum, migration_files
 from worker.paths import SQL_DIR
 from worker.rpc import maintenance
@@ -255,41 +256,43 @@ async def _check_database(app: Starlette, db: Database, settings: Settings, *, r
             return
 
 
-def _routes() -> list[BaseRoute]:
+def _routes(lookups: LookupsWeb) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
     ]
-    return routes + registry.web_routes()
+    return routes + registry.web_routes() + lookups.routes     # look-ups: /v1/lookups/..., /v1/mcp/
 
 
 def create_app(settings: Settings, db: Database | None = None, *, ready_timeout: float = READY_TIMEOUT) -> Starlette:
     """The web app. With ``db`` given the caller owns it (tests, embedding); otherwise the lifespan
     opens one (no LISTEN connection: the web process never waits for jobs) and closes it."""
     metrics = WebMetrics()
-    routes = _routes()
+    lookups = LookupsWeb(settings)
+    routes = _routes(lookups)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if db is not None:
-            yield
-            return
-        # the web process starts, and answers /healthz, even while the database is down
-        opened = await open_database(settings, listen=False, wait=False)
-        app.state.db = opened
-        starting: asyncio.Task[None] | None = None
-        try:
-            if getattr(opened, "available", True):
-                await _check_database(app, opened, settings)      # a mismatch stops the process here
-            else:
-                starting = asyncio.create_task(_check_database(app, opened, settings, retry=True))
-            yield
-        finally:
-            if starting is not None:
-                starting.cancel()
-            app.state.db = None
-            await opened.close()
+        async with lookups.running():       # the MCP endpoint's session manager
+            if db is not None:
+                yield
+                return
+            # the web process starts, and answers /healthz, even while the database is down
+            opened = await open_database(settings, listen=False, wait=False)
+            app.state.db = opened
+            starting: asyncio.Task[None] | None = None
+            try:
+                if getattr(opened, "available", True):
+                    await _check_database(app, opened, settings)      # a mismatch stops the process here
+                else:
+                    starting = asyncio.create_task(_check_database(app, opened, settings, retry=True))
+                yield
+            finally:
+                if starting is not None:
+                    starting.cancel()
+                app.state.db = None
+                await opened.close()
 
     handlers: dict[Any, Any] = {HTTPException: _http_exception, DatabaseError: _database_error,
                                 Exception: _server_error}

@@ -1,6 +1,6 @@
 """``GET /metrics`` of the web process (Prometheus text format, through prometheus_client).
 
-Three parts: this process's own request counters and durations (``WebMetrics``, one registry per app),
+Three parts: this process's own request and look-up counters and durations (``WebMetrics``, one registry per app),
 the process-wide metrics of ``worker.metrics`` (platform API calls, NUL stripped; cumulative), and
 database-wide queue gauges read once per scrape from ``shopsync.queue_metrics`` — the same on every web
 replica. Job run times are the worker's histogram (``shopsync_job_duration_seconds`` on the worker's
@@ -80,6 +80,12 @@ class WebMetrics:
         self._duration = Histogram("shopsync_http_request_duration_seconds", "Time from a request's arrival to the "
                                    "end of its answer, by route template.", ["route"], buckets=REQUEST_BUCKETS,
                                    registry=self.registry)
+        self._lookups = Counter("shopsync_lookups", "Agents' look-ups (HTTP and MCP) by look-up, the access policy "
+                                "that routed it (none: refused before one applied) and outcome.",
+                                ["lookup", "policy", "outcome"], registry=self.registry)
+        self._lookup_duration = Histogram("shopsync_lookup_duration_seconds", "Time to answer or refuse a look-up, "
+                                          "by policy (sync: from the synced tables; api_only: asked live).",
+                                          ["policy"], buckets=REQUEST_BUCKETS, registry=self.registry)
 
     def webhook(self, platform: str, outcome: str) -> None:
         """Count one webhook request; ``outcome`` is normally one of ``WEBHOOK_OUTCOMES``."""
@@ -90,6 +96,11 @@ class WebMetrics:
         self._http.labels(route, str(status)).inc()
         if seconds is not None:
             self._duration.labels(route).observe(seconds)
+
+    def lookup(self, lookup: str, policy: str | None, outcome: str, seconds: float) -> None:
+        """Count one look-up; ``lookup`` and ``outcome`` come from the code (bounded), never from a request."""
+        self._lookups.labels(lookup, policy or "none", outcome).inc()
+        self._lookup_duration.labels(policy or "none").observe(seconds)
 
     def webhook_count(self, platform: str, outcome: str) -> int:
         return int(self.registry.get_sample_value("shopsync_webhook_requests_total",

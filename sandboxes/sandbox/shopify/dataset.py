@@ -666,6 +666,11 @@ class Catalog:
             return table.created[i]
         if name == "status" and table is self.products:
             return str(self.product(i)["status"])
+        if name == "text" and table is self.products:
+            return str(self.product(i)["title"])
+        if name in ("email", "phone") and table is self.customers:
+            value = self.customer(i)[name]
+            return None if value is None else str(value)
         return None
 
     def _order_search_value(self, o: int, name: str) -> SearchValue:
@@ -684,6 +689,9 @@ class Catalog:
             return None if email is None else str(email)
         if name == "financial_status":
             return str(self.order_money(o)["financial"])
+        if name == "customer_id":
+            customer = self.order_money(o)["customer_index"]
+            return None if customer is None else str(self.customers.legacy_id(customer))
         if name == "fulfillment_status":
             return _FULFILLMENT_SEARCH.get(str(self.order_money(o)["fulfillment"]), [])
         return None

@@ -304,9 +304,8 @@ VARIANT = NodeType("ProductVariant", {
                                   for n, v in c.rec["options"]],
     "createdAt": lambda c: format_gql(c.rec["created_us"]),
     "updatedAt": lambda c: format_gql(c.rec["updated_us"]),
-    "product": lambda c: {"__typename": "Product", "id": gid("Product", c.product["id"]),
-                          "title": c.product["title"], "handle": c.product["handle"],
-                          "legacyResourceId": str(c.product["id"])},
+    # the whole product, built only when selected (look-ups by SKU read its title, status, vendor, ...)
+    "product": ArgField(lambda c, _a: c.b.product(c.i)),
     "inventoryItem": ObjField(lambda c: c.b.item_view(c.i, c.k, c.rec, c.vid)),
 })
 

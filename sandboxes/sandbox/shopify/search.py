@@ -1,12 +1,13 @@
 """The slice of Shopify's search syntax (``query:`` argument) that a sync engine uses.
 
 Supported terms: ``updated_at``, ``created_at``, ``processed_at`` (orders) with ``:``, ``:>``, ``:>=``,
-``:<``, ``:<=``; ``id:>N`` style comparisons on the numeric ID; ``status:`` on products; on orders ``tag:``,
-``tag_not:``, ``source_identifier:``, ``source_name:``, ``name:`` (with or without ``#``), ``email:``,
-``financial_status:``, ``fulfillment_status:`` (``SEARCH_FIELDS``; exact, case-insensitive; values may be
-quoted, a backslash escapes ``:`` and the like, as Shopify's search syntax says). Terms are ANDed
-(``AND`` is accepted, ``OR``/``NOT``/free text are ignored with a warning in
-``extensions.search`` — honest about what the sandbox does not implement).
+``:<``, ``:<=``; ``id:>N`` style comparisons on the numeric ID; ``status:`` on products; ``email:`` and
+``phone:`` on customers; on orders ``tag:``, ``tag_not:``, ``source_identifier:``, ``source_name:``, ``name:``
+(with or without ``#``), ``email:``, ``customer_id:``, ``financial_status:``, ``fulfillment_status:``
+(``SEARCH_FIELDS``; exact, case-insensitive; values may be quoted, a backslash escapes ``:`` and the like, as
+Shopify's search syntax says). Free-text words on products must each appear in the title (Shopify searches
+more fields; ``TEXT_SEARCH``). Terms are ANDed (``AND`` is accepted, ``OR``/``NOT``/other free text are
+ignored with a warning in ``extensions.search`` — honest about what the sandbox does not implement).
 
 Timestamp semantics, as documented by Shopify (see the module's tests and the lead's notes):
 
@@ -35,10 +36,11 @@ EXCLUSIVE_SECOND_VERSION = "2026-10"
 # per entity kind: (fields compared for equality, fields whose value is a list a term must be in)
 SEARCH_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "product": (frozenset({"status"}), frozenset()),
-    "customer": (frozenset(), frozenset()),
-    "order": (frozenset({"source_identifier", "source_name", "name", "email", "financial_status"}),
+    "customer": (frozenset({"email", "phone"}), frozenset()),
+    "order": (frozenset({"source_identifier", "source_name", "name", "email", "financial_status", "customer_id"}),
               frozenset({"tag", "fulfillment_status"})),
 }
+TEXT_SEARCH = frozenset({"product"})     # kinds whose free-text words are matched (against field "text")
 SearchValue = int | str | list[str] | None
 _ESCAPED = re.compile(r"\\(.)")
 
@@ -61,6 +63,7 @@ class SearchFilter:
     warnings: list[str]
     contains: dict[str, list[str]] = field(default_factory=dict)  # tag:a tag:b -> both tags present
     excludes: dict[str, list[str]] = field(default_factory=dict)  # tag_not:a -> tag a absent
+    words: list[str] = field(default_factory=list)  # free text (TEXT_SEARCH kinds): each in field "text"
 
     def matches(self, get: Callable[[str], SearchValue], legacy_id: int) -> bool:
         lo, hi = self.id_bounds
@@ -84,12 +87,16 @@ class SearchFilter:
             present = _lowered(get(fld))
             if any(w.lower() in present for w in unwanted):
                 return False
+        if self.words:
+            text = str(get("text") or "").lower()
+            if any(w.lower() not in text for w in self.words):
+                return False
         return True
 
     @property
     def empty(self) -> bool:
         return not self.time_bounds and self.id_bounds == (None, None) and not self.equals and \
-            not self.contains and not self.excludes
+            not self.contains and not self.excludes and not self.words
 
 
 def _lowered(value: SearchValue) -> set[str]:
@@ -125,7 +132,8 @@ def _split(query: str) -> list[tuple[str, bool]]:
     return out
 
 
-def parse_terms(query: str) -> tuple[list[Term], list[str]]:
+def parse_terms(query: str, *, free_text: list[str] | None = None) -> tuple[list[Term], list[str]]:
+    """The field terms; free-text words go to ``free_text`` when given (else they are warned about)."""
     terms: list[Term] = []
     warnings: list[str] = []
     try:
@@ -134,6 +142,9 @@ def parse_terms(query: str) -> tuple[list[Term], list[str]]:
         return [], [f"Invalid search query: {query!r}"]
     for raw, quoted in raw_terms:
         if raw in ("AND",):
+            continue
+        if free_text is not None and ":" not in raw and raw not in ("OR", "NOT") and not raw.startswith("-"):
+            free_text.append(raw.strip("'\""))
             continue
         if raw in ("OR", "NOT") or raw.startswith("-") or ":" not in raw:
             warnings.append(f"sandbox ignores search term {raw!r}")
@@ -186,15 +197,15 @@ def search_filter(kind: str, query: object, version: str) -> SearchFilter:
     """The filter a ``query:`` argument gives on entity ``kind`` ("product", "customer", "order")."""
     equality, lists = SEARCH_FIELDS.get(kind, (frozenset(), frozenset()))
     return parse_search(query if isinstance(query, str) else None, version, equality_fields=equality,
-                        list_fields=lists)
+                        list_fields=lists, free_text=kind in TEXT_SEARCH)
 
 
 def parse_search(query: str | None, version: str, *, equality_fields: frozenset[str] = frozenset(),
-                 list_fields: frozenset[str] = frozenset()) -> SearchFilter:
+                 list_fields: frozenset[str] = frozenset(), free_text: bool = False) -> SearchFilter:
     flt = SearchFilter({}, (None, None), {}, [])
     if not query:
         return flt
-    terms, flt.warnings = parse_terms(query)
+    terms, flt.warnings = parse_terms(query, free_text=flt.words if free_text else None)
     for term in terms:
         if term.field in TIMESTAMP_FIELDS:
             bounds = timestamp_bounds(term, version)

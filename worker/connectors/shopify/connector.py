@@ -47,6 +47,7 @@ class ShopifyConnector(ConnectorBase[ShopifySettings]):
     def contract(self) -> ConnectorContract:
         # built on each use: it follows the settings the connector has now (tests replace them)
         from worker.connectors.shopify import install, webhooks
+        from worker.connectors.shopify.lookups import shopify_lookups
         from worker.connectors.shopify.sync import shopify_sync_source
 
         install_claimed, own_jobs = install.install_jobs(self)
@@ -58,7 +59,7 @@ class ShopifyConnector(ConnectorBase[ShopifySettings]):
                                  remove=webhooks.subscriptions_check(self, remove=True)),
             connect=ConnectSpec(flow=ConnectFlow.OAUTH, routes=install.install_routes(self),
                                 install_claimed=install_claimed),
-            jobs=own_jobs, public_config=self.public_config)
+            jobs=own_jobs, public_config=self.public_config, lookups=shopify_lookups(self))
 
     # --- clients ---------------------------------------------------------------------------------------
     def oauth(self) -> ShopifyOAuth:

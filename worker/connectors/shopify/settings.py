@@ -47,6 +47,10 @@ class ShopifySettings(BaseSettings):
                                           description="Refresh an access token this long before it expires.")
     install_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     request_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    lookup_requests_per_second: float = Field(
+        default=10.0, gt=0, le=1000,
+        description="Live look-ups (agents, api_only stores) per second per store, across web processes; the "
+                    "GraphQL client also follows the shop's cost bucket.")
 
     @field_validator("scopes", mode="before")
     @classmethod

@@ -53,9 +53,11 @@ def open_token_box(sealer: Sealer, box: Mapping[str, Any], *, context: str) -> T
                                 as_datetime(box.get("refresh_expires_at")))
 
 
-async def load_tokens(db: Database, sealer: Sealer, store_id: UUID) -> tuple[TokenSet, int] | None:
-    """The store's tokens and their version, or None when it has none."""
-    row = await stores.get_store_credentials(db, store_id=store_id)
+async def load_tokens(db: Database, sealer: Sealer, store_id: UUID,
+                      preloaded: Mapping[str, Any] | None = None) -> tuple[TokenSet, int] | None:
+    """The store's tokens and their version, or None when it has none (``preloaded``: the credentials row,
+    already read)."""
+    row = preloaded if preloaded is not None else await stores.get_store_credentials(db, store_id=store_id)
     if row is None:
         return None
     fields = sealer.open_json(row["key_id"], row["sealed"], context=str(store_id))
@@ -77,8 +79,9 @@ class StoreTokens:
     """The token provider for one store's GraphQL client: ``await tokens()`` → a usable access token."""
 
     def __init__(self, db: Database, sealer: Sealer, oauth: ShopifyOAuth, store_id: UUID, shop: str, *,
-                 owner: str, refresh_margin: float = 300.0) -> None:
+                 owner: str, refresh_margin: float = 300.0, preloaded: Mapping[str, Any] | None = None) -> None:
         self.db = db
+        self._preloaded = preloaded             # the credentials row, read by the caller: used for the first load
         self.sealer = sealer
         self.oauth = oauth
         self.store_id = store_id
@@ -110,7 +113,8 @@ class StoreTokens:
             return tokens.access_token
 
     async def _load(self) -> tuple[TokenSet, int]:
-        found = await load_tokens(self.db, self.sealer, self.store_id)
+        preloaded, self._preloaded = self._preloaded, None
+        found = await load_tokens(self.db, self.sealer, self.store_id, preloaded)
         if found is None:
             raise NeedsReauthError(f"Shopify {self.shop}: the store has no credentials; install the app again")
         return found

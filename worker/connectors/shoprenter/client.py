@@ -61,17 +61,20 @@ class ShopRenterTokens:
     optimistic version: two workers renewing at once both get valid tokens; the later write re-reads)."""
 
     def __init__(self, db: Database, sealer: Sealer, http: httpx.AsyncClient, store_id: Any, shop: str, *,
-                 token_url: str, client_id: str, client_secret: str, margin: float) -> None:
+                 token_url: str, client_id: str, client_secret: str, margin: float,
+                 preloaded: Mapping[str, Any] | None = None) -> None:
         self.db, self.sealer, self.http, self.store_id, self.shop = db, sealer, http, store_id, shop
         self.token_url, self.client_id, self._secret, self.margin = token_url, client_id, client_secret, margin
         self._token: str | None = None
         self._expires: datetime | None = None
+        self._preloaded = preloaded      # the credentials row, read by the caller: used for the first load
 
     async def token(self, *, force: bool = False) -> str:
         now = datetime.now(UTC)
         if not force and self._token and self._expires and self._expires - now > timedelta(seconds=self.margin):
             return self._token
-        stored = await load_secrets(self.db, self.sealer, self.store_id)
+        preloaded, self._preloaded = self._preloaded, None
+        stored = await load_secrets(self.db, self.sealer, self.store_id, preloaded=preloaded)
         if stored is None:
             raise NeedsReauthError(f"ShopRenter {self.shop} has no credentials: install the app again")
         expires = stored.access_expires_at

@@ -50,6 +50,7 @@ class ShopRenterConnector(ConnectorBase[ShopRenterSettings]):
     def contract(self) -> ConnectorContract:
         # built on each use: it follows the settings the connector has now (tests replace them)
         from worker.connectors.shoprenter import install, webhooks
+        from worker.connectors.shoprenter.lookups import shoprenter_lookups
         from worker.connectors.shoprenter.sync import shoprenter_sync_source
 
         s = self.settings
@@ -62,7 +63,7 @@ class ShopRenterConnector(ConnectorBase[ShopRenterSettings]):
                                  remove=webhooks.webhooks_check(self, remove=True)),
             connect=ConnectSpec(flow=ConnectFlow.PLATFORM_INSTALL, routes=install.install_routes(self),
                                 install_claimed=install.install_claimed_handler(self)),
-            public_config=self.public_config)
+            public_config=self.public_config, lookups=shoprenter_lookups(self))
 
     # --- clients ---------------------------------------------------------------------------------------
     def http(self) -> httpx.AsyncClient:

@@ -54,6 +54,7 @@ class WooConnector(ConnectorBase[WooSettings]):
         # built on each use: it follows the settings the connector has now (tests replace them)
         from worker.connectors.woocommerce import webhooks
         from worker.connectors.woocommerce.connect import connect_routes
+        from worker.connectors.woocommerce.lookups import woocommerce_lookups
         from worker.connectors.woocommerce.sync import woo_sync_source
 
         return ConnectorContract(
@@ -64,7 +65,7 @@ class WooConnector(ConnectorBase[WooSettings]):
                                  check=webhooks.webhooks_check(self),
                                  remove=webhooks.webhooks_check(self, remove=True)),
             connect=ConnectSpec(flow=ConnectFlow.API_KEYS, routes=connect_routes(self)),
-            public_config=self.public_config)
+            public_config=self.public_config, lookups=woocommerce_lookups(self))
 
     # --- clients ---------------------------------------------------------------------------------------
     def http(self, core: Settings, timeout: float | None = None) -> httpx.AsyncClient:

@@ -91,7 +91,9 @@ def list_orders(ctx: Ctx) -> RestResult:
             if product is not None and all(int(li["product_id"]) != product for li in full["line_items"]):
                 continue
             b = full["billing"]
-            if search and search not in f"{b['first_name']} {b['last_name']} {b['email']} {oid}".lower():
+            # WooCommerce searches the billing and shipping address indexes (names, email, phone, ...) and the id
+            haystack = f"{b['first_name']} {b['last_name']} {b['email']} {b.get('phone') or ''} {oid}"
+            if search and search not in haystack.lower():
                 continue
         items.append(o)
     return list_response(ctx, items, p, "/wc/v3/orders", _order_item)

@@ -151,7 +151,8 @@ def _product_matches(store: WooStore, i: int, rec: dict[str, Any], p: Mapping[st
             return False
     elif rec["status"] != status:
         return False
-    if search and search not in str(rec["name"]).lower():
+    # WordPress splits the search into words and wants each one (in the title here; WordPress also reads content)
+    if search and any(word not in str(rec["name"]).lower() for word in search.split()):
         return False
     if skus and rec["sku"] not in skus:
         return False
