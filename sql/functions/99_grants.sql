@@ -18,9 +18,15 @@ grant execute on function
   shopsync.disconnect_store(uuid),
   shopsync.claim_pending_install(uuid, text, uuid),
   shopsync.begin_install(uuid, text, text, text),
-  shopsync.synced_record_counts(uuid)
+  shopsync.synced_record_counts(uuid),
+  shopsync.create_product_link(uuid, text, uuid, text, jsonb),
+  shopsync.update_product_link(uuid, jsonb),
+  shopsync.pause_product_link(uuid, boolean),
+  shopsync.delete_product_link(uuid),
+  shopsync.auto_link_by_sku(uuid, uuid, boolean, jsonb)
 to authenticated;
 
 grant execute on all functions in schema shopsync, shopsync_private to service_role;
 grant usage, select on all sequences in schema shopsync, shopsync_private to service_role;
 grant select on shopsync.store_sync_statistics to authenticated, service_role;
+grant select on shopsync.product_link_statistics, shopsync.store_link_statistics to authenticated, service_role;
