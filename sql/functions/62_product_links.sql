@@ -438,6 +438,24 @@ create or replace function shopsync.begin_link_push(p_target_store_id uuid, p_pr
   end
   $$;
 
+-- Whether a push should wait a little longer: the request sequence now, and whether a source store of the
+-- product's links has webhook deliveries still being applied (received in the last 30 seconds, pending) — a
+-- burst of changes is pushed once, after it.
+create or replace function shopsync.link_push_pending(p_target_store_id uuid, p_product_id text) returns jsonb
+  language plpgsql stable set search_path = ''
+  as $$
+  begin
+    return jsonb_build_object(
+      'seq', coalesce((select q.requested_seq from shopsync_private.link_push_queue q
+                        where q.target_store_id = p_target_store_id and q.product_id = p_product_id), 0),
+      'sources_busy', exists (
+        select 1 from shopsync.webhook_inbox w
+         where w.store_id in (select distinct l.source_store_id from shopsync.product_links l
+                               where l.target_store_id = p_target_store_id and l.target_product_id = p_product_id)
+           and w.status = 'pending' and w.received_at > now() - interval '30 seconds'));
+  end
+  $$;
+
 -- The push's outcome. p_results: [{link_id, field: price|inventory, old, new, result: pushed|failed|refused|
 -- action_required|retry, code, reason, message, duration_ms}]. Confirmed values, statuses (action_required
 -- emits link.action_required once per transition), the link log; then, with p_done, the sequence pushed — and a

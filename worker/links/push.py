@@ -1,6 +1,9 @@
 """``links.push``: one target product's linked SKUs brought in line with their sources.
 
-The job (one per target product at a time: its concurrency key) reads every link of the product that may push —
+The job (one per target product at a time: its concurrency key) first lets a burst settle — it waits while new
+changes keep arriving (``SETTLE`` apart, at most ``MAX_SETTLE``) or while a source store's webhook deliveries
+are still being applied (at most ``MAX_BURST_WAIT``), so ten changes of one variant in a burst make one push —
+then reads every link of the product that may push —
 with the source's price and stock *now*, so the newest stored value wins however and in whatever order changes
 arrived — applies each link's rules, and sends only what differs from the value the target last confirmed:
 prices in one call, stock in another (every warehouse of the SKU named: the target quantity in the default
@@ -14,6 +17,7 @@ landed meanwhile gets a new job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +34,10 @@ from worker.rpc import product_links, stores
 __all__ = ["push_handler"]
 
 log = logging.getLogger("shopsync.links.push")
+
+SETTLE = 0.25              # seconds without a new change before a push goes out
+MAX_SETTLE = 2.0           # ... unless changes keep coming: then after this long anyway
+MAX_BURST_WAIT = 15.0      # while a source's webhook burst is being applied, wait for it up to this long
 
 _RESULT = {ItemOutcome.OK: "pushed", ItemOutcome.ACTION_REQUIRED: "action_required", ItemOutcome.REJECTED: "failed",
            ItemOutcome.RETRY: "retry"}
@@ -105,8 +113,23 @@ async def _fill_warehouses(writer: StoreWriter, product: str, plan: _Plan) -> No
             plan.stock[sku] = (quantity, sorted(known.levels) if known and known.levels else [])
 
 
-async def push_product(jctx: JobContext, store: Mapping[str, Any], product: str, job_id: int | None) -> dict[str, Any]:
+async def settle(jctx: JobContext, store_id: Any, product: str) -> None:
+    """Return once the product's changes have stopped coming for ``SETTLE`` (bounded, see the module doc)."""
+    started = time.monotonic()
+    seq, _ = await product_links.link_push_pending(jctx.db, target_store_id=store_id, product_id=product)
+    while True:
+        await asyncio.sleep(SETTLE)
+        latest, busy = await product_links.link_push_pending(jctx.db, target_store_id=store_id, product_id=product)
+        waited = time.monotonic() - started
+        if not ((latest != seq and waited < MAX_SETTLE) or (busy and waited < MAX_BURST_WAIT)):
+            return
+        seq = latest
+
+
+async def push_product(jctx: JobContext, store: Mapping[str, Any], product: str,
+                       job_id: int | None) -> dict[str, Any]:
     db = jctx.db
+    await settle(jctx, store["id"], product)
     contract = registry.connector(str(store["platform"])).contract
     if contract.open_writer is None:
         raise PermanentError(f"{contract.display_name} stores cannot receive pushed prices or stock")

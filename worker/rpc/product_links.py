@@ -11,12 +11,13 @@ from uuid import UUID
 from worker.db.port import Database
 from worker.rpc._function import as_mapping, sql
 
-__all__ = ["begin_link_push", "enqueue_link_reconciles", "finish_link_push", "linked_target_products",
-           "note_link_readback"]
+__all__ = ["begin_link_push", "enqueue_link_reconciles", "finish_link_push", "link_push_pending",
+           "linked_target_products", "note_link_readback"]
 
 _BEGIN = sql("begin_link_push", "jsonb", p_target_store_id="uuid", p_product_id="text")
 _FINISH = sql("finish_link_push", "jsonb", p_target_store_id="uuid", p_product_id="text", p_seq="bigint",
               p_results="jsonb", p_job_id="bigint", p_done="boolean")
+_PENDING = sql("link_push_pending", "jsonb", p_target_store_id="uuid", p_product_id="text")
 _PRODUCTS = sql("linked_target_products", "text[]", p_target_store_id="uuid")
 _READBACK = sql("note_link_readback", "integer", p_target_store_id="uuid", p_product_id="text", p_observed="jsonb")
 _RECONCILES = sql("enqueue_link_reconciles", "integer", p_every="interval")
@@ -35,6 +36,12 @@ async def finish_link_push(db: Database, *, target_store_id: UUID | str, product
     answer = as_mapping(await _FINISH(db, p_target_store_id=target_store_id, p_product_id=product_id, p_seq=seq,
                                       p_results=[dict(r) for r in results], p_job_id=job_id, p_done=done))
     return bool(answer.get("requeued"))
+
+
+async def link_push_pending(db: Database, *, target_store_id: UUID | str, product_id: str) -> tuple[int, bool]:
+    """(the request sequence now, whether a source store still has webhook deliveries being applied)."""
+    found = as_mapping(await _PENDING(db, p_target_store_id=target_store_id, p_product_id=product_id))
+    return int(found.get("seq") or 0), bool(found.get("sources_busy"))
 
 
 async def linked_target_products(db: Database, *, target_store_id: UUID | str) -> list[str]:
