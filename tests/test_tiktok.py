@@ -366,7 +366,7 @@ async def walk(search: FakeSearch, checkpoint: dict[str, Any] | None = None,
 
     seen: list[int] = []
     last = None
-    async for items, cp in windows(search, 0, 10_000, search.cap, checkpoint):  # type: ignore[arg-type]
+    async for items, cp, _ in windows(search, 0, 10_000, search.cap, checkpoint):  # type: ignore[arg-type]
         seen += [i["t"] for i in items]
         last = cp
         if stop_after is not None and len(seen) >= stop_after:

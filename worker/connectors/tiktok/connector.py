@@ -62,7 +62,8 @@ class TikTokConnector(ConnectorBase[TikTokSettings]):
             sync=tiktok_sync_source(self.open_sync_client, page_size=s.page_size, cap=s.search_cap,
                                     overlap=timedelta(seconds=s.overlap_seconds)),
             webhooks=WebhookSpec(path="/webhooks", verify=webhooks.webhook_verifier(self), topics=webhooks.TOPICS,
-                                 apply=webhooks.event_applier(self), check=webhooks.webhooks_check(self)),
+                                 apply=webhooks.event_applier(self), check=webhooks.webhooks_check(self),
+                                 remove=webhooks.webhooks_check(self, remove=True)),
             connect=ConnectSpec(flow=ConnectFlow.OAUTH, routes=install.install_routes(self),
                                 install_claimed=install_claimed),
             writes=WRITES, open_writer=self.open_writer, jobs=own_jobs, public_config=self.public_config)

@@ -18,6 +18,7 @@ shops a signed-in user asked for.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -50,6 +51,8 @@ ACTIVATE = "activate"
 NO_SHOP = ""                       # begin_install's shop for TikTok: the seller picks shops on the consent page
 PENDING_INSTALL_TTL = 86_400
 SHOP_FIELDS = ("id", "cipher", "name", "region", "seller_type", "code")
+STATE = re.compile(r"^[0-9a-f]{32,128}$")          # what create_oauth_state issues
+CODE = re.compile(r"^[\x21-\x7e]{1,512}$")           # an authorization code: printable ASCII
 
 
 class _Fixed:
@@ -90,16 +93,18 @@ def install_routes(connector: TikTokConnector) -> Sequence[BaseRoute]:
             return error_response(503, "TikTok Shop is not configured on this server")
         q = request.query_params
         code, state = q.get("code"), q.get("state")
-        if not state or len(state) > 512:
+        if not state:
             return error_response(400, "the callback needs the state begin_install created")
+        if not STATE.match(state):
+            return error_response(401, "unknown, expired or already used state")
         core = request.app.state.settings
         db: Database = request.app.state.db
         bound = await connect.consume_oauth_state(db, platform=PLATFORM, nonce=state, shop_key=NO_SHOP)
         if bound is None or bound["organization_id"] is None:
             return error_response(401, "unknown, expired or already used state")
         target = safe_return_to(bound["return_to"], core.frontend_url)
-        if not code or len(code) > 512:
-            # the seller declined on TikTok's consent page
+        if not code or not CODE.match(code):
+            # the seller declined on TikTok's consent page (or the code is not one TikTok issues)
             return frontend_redirect(target, {"platform": PLATFORM, "status": "denied"})
         async with httpx.AsyncClient(timeout=s.request_timeout_seconds, follow_redirects=False) as http:
             try:

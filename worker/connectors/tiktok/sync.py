@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker.connectors.canonical import Owner
@@ -31,7 +31,8 @@ from worker.connectors.tiktok.client import TikTokClient
 from worker.connectors.tiktok.errors import TikTokApiError
 from worker.connectors.tiktok.mapping import RESOURCE_TABLES, order_rows, product_rows, tiktok_id, warehouse_rows
 from worker.errors import PermanentError
-from worker.sync.engine import Batch, SyncContext, SyncSource
+from worker.sync.batch import Batch, BatchRows
+from worker.sync.engine import SyncContext, SyncSource
 from worker.sync.reconcile import NumericIdSet, vanished
 
 __all__ = ["ClientOpener", "SEARCH_CAP_ERROR", "Search", "tiktok_sync_source", "windows"]
@@ -65,12 +66,14 @@ class Search:
 
 
 async def windows(search: Search, lo: int, hi: int, cap: int, checkpoint: Mapping[str, Any] | None
-                  ) -> AsyncIterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
-    """Every item in ``[lo, hi]`` a page at a time, with the checkpoint to resume after that page."""
+                  ) -> AsyncIterator[tuple[list[dict[str, Any]], dict[str, Any], datetime]]:
+    """Every item in ``[lo, hi]`` a page at a time, with the checkpoint to resume after that page and when
+    the page was asked for."""
     pending = [[int(a), int(b)] for a, b in (checkpoint or {}).get("pending") or [[lo, hi]]]
     token = (checkpoint or {}).get("page_token") or None
     while pending:
         low, high = pending[-1]
+        asked = datetime.now(UTC)
         try:
             items, total, following = await search.page(low, high, token)
             too_many = total > cap and token is None
@@ -88,7 +91,7 @@ async def windows(search: Search, lo: int, hi: int, cap: int, checkpoint: Mappin
         token = following
         if token is None:
             pending.pop()
-        yield items, {"pending": [list(w) for w in pending], "page_token": token}
+        yield items, {"pending": [list(w) for w in pending], "page_token": token}, asked
 
 
 class _Run:
@@ -103,37 +106,30 @@ class _Run:
             return Search(self.client, PRODUCT_SEARCH, "products", field, upper="le", page_size=self.page_size)
         return Search(self.client, ORDER_SEARCH, "orders", field, upper="lt", page_size=self.page_size, sort=True)
 
-    def _rows(self, items: list[dict[str, Any]]) -> Batch:
-        mapper = product_rows if self.ctx.resource == "products" else order_rows
-        rows: dict[str, list[dict[str, Any]]] = {}
-        newest = None
-        for item in items:
-            for table, found in mapper(self.owner, item).items():
-                rows.setdefault(table, []).extend(found)
-        for row in rows.get(RESOURCE_TABLES[self.ctx.resource][0], []):
-            stamp = row["source_updated_at"]
-            if stamp is not None and (newest is None or stamp > newest):
-                newest = stamp
-        return Batch(writes={t: r for t, r in rows.items() if r}, high_watermark=newest)
-
     async def _walk(self, field: str, lo: int, hi: int) -> AsyncIterator[Batch]:
-        pending: Batch | None = None
-        async for items, checkpoint in windows(self._search(field), lo, hi, self.cap, self.ctx.checkpoint):
-            batch = self._rows(items)
-            batch.checkpoint = checkpoint
-            pending = batch if pending is None else _merged(pending, batch)
-            if sum(len(r) for r in pending.writes.values()) >= self.batch_rows:
-                yield pending
-                pending = None
-        if pending is not None:
-            yield pending
+        mapper = product_rows if self.ctx.resource == "products" else order_rows
+        root = RESOURCE_TABLES[self.ctx.resource][0]
+        rows = BatchRows()
+        checkpoint: dict[str, Any] | None = None
+        async for items, checkpoint, asked in windows(self._search(field), lo, hi, self.cap, self.ctx.checkpoint):
+            rows.read_at(asked)
+            for item in items:
+                with rows.record(item):            # one odd record is recorded and skipped, never the run's end
+                    mapped = mapper(self.owner, item)
+                    rows.extend(mapped)
+                    rows.saw(mapped[root][0]["source_updated_at"])
+            if rows.count >= self.batch_rows:
+                yield rows.batch(checkpoint)
+        if rows.count or rows.errors:
+            yield rows.batch(checkpoint)
 
     async def _warehouses(self) -> AsyncIterator[Batch]:
         if self.ctx.resource == "products":
+            asked = datetime.now(UTC)
             data = await self.client.call("GET", "/logistics/202309/warehouses")
             rows = warehouse_rows(self.owner, data.get("warehouses") or [])
             if rows["inventory_locations"]:
-                yield Batch(writes=rows)
+                yield Batch(writes=rows, observed_at=asked)
 
     async def full(self) -> AsyncIterator[Batch]:
         async for batch in self._warehouses():
@@ -151,7 +147,8 @@ class _Run:
 
     async def reconcile(self) -> AsyncIterator[Batch]:
         present, skus = NumericIdSet(), NumericIdSet()
-        async for items, _ in windows(self._search("create_time"), EPOCH, int(time.time()) + AHEAD, self.cap, None):
+        async for items, _, _ in windows(self._search("create_time"), EPOCH, int(time.time()) + AHEAD, self.cap,
+                                         None):
             for item in items:
                 if item.get("status") == "DELETED":
                     continue
@@ -181,14 +178,6 @@ class _Run:
                     continue
                 raise
         return gone
-
-
-def _merged(first: Batch, second: Batch) -> Batch:
-    writes = {t: list(r) for t, r in first.writes.items()}
-    for table, rows in second.writes.items():
-        writes.setdefault(table, []).extend(rows)
-    marks = [m for m in (first.high_watermark, second.high_watermark) if m is not None]
-    return Batch(writes=writes, checkpoint=second.checkpoint, high_watermark=max(marks) if marks else None)
 
 
 def tiktok_sync_source(open_client: ClientOpener, *, page_size: int = 100, cap: int = 10_000,

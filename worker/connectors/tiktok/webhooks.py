@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import orjson
+from pydantic import StrictInt, TypeAdapter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -35,14 +35,15 @@ from worker.connectors.tiktok.client import TikTokClient
 from worker.connectors.tiktok.errors import TikTokApiError
 from worker.connectors.tiktok.mapping import order_rows, product_rows, tiktok_id
 from worker.jobs.registry import Job, JobContext
+from worker.payloads import JsonRejected, PlatformId, Shape, load_json_object, shape_problem
 from worker.rpc import connect, events, synced_writes
 from worker.web.responses import error_response
 
 if TYPE_CHECKING:
     from worker.connectors.tiktok.connector import TikTokConnector
 
-__all__ = ["EVENT_TOPICS", "TOPICS", "apply_event", "ensure_webhooks", "event_applier", "webhook_verifier",
-           "webhooks_check"]
+__all__ = ["EVENT_TOPICS", "TOPICS", "apply_event", "ensure_webhooks", "event_applier", "remove_webhooks",
+           "webhook_verifier", "webhooks_check"]
 
 log = logging.getLogger("shopsync.tiktok.webhooks")
 
@@ -57,6 +58,30 @@ TOPICS: Mapping[str, str | None] = {"ORDER_STATUS_CHANGE": "orders", "PRODUCT_ST
                                     "UPCOMING_AUTHORIZATION_EXPIRATION": None}
 
 
+class _Envelope(Shape):
+    type: StrictInt
+    shop_id: PlatformId
+    tts_notification_id: PlatformId | None = None
+    timestamp: StrictInt | None = None
+    data: dict[str, Any] = {}
+
+
+class _OrderData(Shape):
+    order_id: PlatformId
+
+
+class _ProductData(Shape):
+    product_id: PlatformId
+
+
+ENVELOPE = TypeAdapter(_Envelope)
+# what each topic's data must name for its apply to make sense (checked at the edge: a clear 400)
+DATA_SHAPES: Mapping[str, TypeAdapter[Any]] = {
+    "ORDER_STATUS_CHANGE": TypeAdapter(_OrderData),
+    **{t: TypeAdapter(_ProductData) for t, r in TOPICS.items() if r == "products"},
+}
+
+
 def webhook_verifier(connector: TikTokConnector) -> WebhookVerifier:
     async def verify(request: Request, raw: bytes) -> Delivery | Response:
         s = connector.settings
@@ -66,23 +91,27 @@ def webhook_verifier(connector: TikTokConnector) -> WebhookVerifier:
         if not verify_webhook(s.app_key or "", s.secret(), raw, request.headers.get("authorization")):
             return error_response(401, "invalid webhook signature")
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return error_response(400, "the body is not valid JSON")
-        if not isinstance(body, dict) or not isinstance(body.get("type"), int) or isinstance(body.get("type"), bool):
-            return error_response(400, "the body must be an object with a numeric type")
+            body = load_json_object(raw)
+        except JsonRejected as exc:
+            return error_response(400, str(exc))
+        problem = shape_problem(ENVELOPE, body, "the delivery")
+        if problem is not None:
+            return error_response(400, problem)
         topic = EVENT_TOPICS.get(body["type"])
         if topic is None:
             return JSONResponse({"status": "ignored", "detail": "event type not used by shopsync"})
-        shop = body.get("shop_id")
-        if not isinstance(shop, str | int) or isinstance(shop, bool) or not str(shop).isdigit() or len(str(shop)) > 30:
-            return error_response(400, "missing or invalid shop_id")
+        shop = body["shop_id"]
+        if not str(shop).isdigit() or len(str(shop)) > 30:
+            return error_response(400, "shop_id is not a TikTok shop id")
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        problem = shape_problem(DATA_SHAPES[topic], data, f"{topic} data") if topic in DATA_SHAPES else None
+        if problem is not None:
+            return error_response(400, problem)
         notification = body.get("tts_notification_id")
         delivery = str(notification) if isinstance(notification, str | int) and str(notification) else \
             "sha256:" + hashlib.sha256(raw).hexdigest()
         stamp = body.get("timestamp")
         when = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int) and 0 < stamp < 10**10 else None
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
         return Delivery(topic=topic, delivery_id=delivery[:200], payload={"type": body["type"], "data": data},
                         shop_key=str(shop), triggered_at=when,
                         unknown_shop_ok=topic == "SELLER_DEAUTHORIZATION")
@@ -93,6 +122,7 @@ def webhook_verifier(connector: TikTokConnector) -> WebhookVerifier:
 async def _apply_product(client: TikTokClient, job: Job, jctx: JobContext, event: Mapping[str, Any],
                          product_id: str) -> None:
     owner = Owner.of(event["store_id"], event["organization_id"])
+    fetched_at = datetime.now(UTC)              # read now: that is the state written
     try:
         product = await client.call("GET", f"/product/202309/products/{product_id}")
     except TikTokApiError as exc:
@@ -101,14 +131,17 @@ async def _apply_product(client: TikTokClient, job: Job, jctx: JobContext, event
         await synced_writes.apply_synced_changes(jctx.db, store_id=event["store_id"],
                                                  deletes={"products": [product_id]},
                                                  deleted_at=event["triggered_at"] or datetime.now(UTC),
-                                                 job_id=job.id, worker=jctx.worker_id, inbox_id=event["id"])
+                                                 job_id=job.id, worker=jctx.worker_id, inbox_id=event["id"],
+                                                 observed_at=fetched_at)
         return
     await synced_writes.apply_synced_changes(jctx.db, store_id=event["store_id"], writes=product_rows(owner, product),
-                                             job_id=job.id, worker=jctx.worker_id, inbox_id=event["id"])
+                                             job_id=job.id, worker=jctx.worker_id, inbox_id=event["id"],
+                                             observed_at=fetched_at)
 
 
 async def _apply_order(client: TikTokClient, job: Job, jctx: JobContext, event: Mapping[str, Any],
                        order_id: str) -> str | None:
+    fetched_at = datetime.now(UTC)
     try:
         data = await client.call("GET", "/order/202309/orders", params={"ids": order_id})
     except TikTokApiError as exc:
@@ -121,7 +154,7 @@ async def _apply_order(client: TikTokClient, job: Job, jctx: JobContext, event: 
         for table, rows in order_rows(owner, order).items():
             writes.setdefault(table, []).extend(rows)
     await synced_writes.apply_synced_changes(jctx.db, store_id=event["store_id"], writes=writes, job_id=job.id,
-                                             worker=jctx.worker_id, inbox_id=event["id"])
+                                             worker=jctx.worker_id, inbox_id=event["id"], observed_at=fetched_at)
     return None
 
 
@@ -129,8 +162,10 @@ async def apply_event(connector: TikTokConnector, job: Job, jctx: JobContext, ev
     topic = str(event["topic"])
     data: Mapping[str, Any] = (event["payload"] or {}).get("data") or {}
     if topic == "SELLER_DEAUTHORIZATION":
+        # as of the event's time: a delayed or retried delivery leaves a newer authorization alone
         await connect.uninstall_shop(jctx.db, platform=PLATFORM, shop_key=event["shop_key"], delete_after=None,
-                                     reason="the seller removed the app's authorization for this shop in TikTok Shop")
+                                     reason="the seller removed the app's authorization for this shop in TikTok Shop",
+                                     as_of=event["triggered_at"] or event["received_at"])
         return "processed"
     if topic == "UPCOMING_AUTHORIZATION_EXPIRATION":
         await events.record_event(jctx.db, store_id=event["store_id"], type="store.authorization_expiring",
@@ -165,9 +200,21 @@ async def ensure_webhooks(connector: TikTokConnector, client: TikTokClient, uri:
     return {"created": created, "kept": sorted(set(connector.settings.subscribe_events) - set(created))}
 
 
-def webhooks_check(connector: TikTokConnector) -> CheckWebhooks:
+async def remove_webhooks(client: TikTokClient, uri: str) -> dict[str, Any]:
+    """After a disconnect: stop every event type TikTok sends to our address (others' addresses stay)."""
+    data = await client.call("GET", "/event/202309/webhooks")
+    removed = sorted(str(w.get("event_type")) for w in data.get("webhooks") or []
+                     if isinstance(w, dict) and w.get("address") == uri)
+    for event_type in removed:
+        await client.call("DELETE", "/event/202309/webhooks", body={"event_type": event_type})
+    return {"deleted": removed}
+
+
+def webhooks_check(connector: TikTokConnector, *, remove: bool = False) -> CheckWebhooks:
+    """Keep the shop's webhook addresses right, or (``remove``, after a disconnect) delete ours."""
     async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
         async with connector.open_client(jctx, UUID(str(store["id"])), store) as client:
-            return await ensure_webhooks(connector, client, connector.settings.webhook_uri(jctx.settings))
+            uri = connector.settings.webhook_uri(jctx.settings)
+            return await (remove_webhooks(client, uri) if remove else ensure_webhooks(connector, client, uri))
 
     return check
