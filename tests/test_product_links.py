@@ -177,6 +177,9 @@ async def test_linked_skus_take_the_source_values_and_a_shopify_webhook_reaches_
         await tt.until(tt.idle, what="an idle queue")
     # only what changed was sent: one price call naming one SKU, no stock call
     assert [c["skus"] for c in w.calls("price", before)] == [{target.id: "42.50"}]
+    # the TikTok store's synced copy shows what was pushed (no webhook reports our own change back)
+    assert tt.scalar("select price from shopsync.product_variants where store_id = %s and id = %s",
+                     (w.tiktok, target.id)) == Decimal("42.50")
     assert w.calls("inventory", before) == []
     location = tt.shopify_shop.location_ids()[0]
     async with tt.worker():
@@ -320,6 +323,13 @@ async def test_the_read_back_repairs_drift_on_the_target(tt: TtWorld) -> None:
         await tt.until(lambda: target.price == right and tt.idle(), what="the drift repaired")
     assert in_line(w) == []
     assert tt.scalar("select count(*) from shopsync.jobs where kind = 'links.reconcile' and state = 'succeeded'") == 1
+    # drift the TikTok sync sees in its own copy (a sale there, an edit there) is repaired the same way
+    tt.sandbox.clock.advance(2)
+    w.shop.set_price(target.id, "2.22")
+    tt.conn.execute("select shopsync.request_sync(%s, array['products'], 'incremental')", (w.tiktok,))
+    async with tt.worker():
+        await tt.until(lambda: target.price == right and tt.idle(), what="the drift the sync saw repaired")
+    assert tt.scalar("select count(*) from shopsync.jobs where kind = 'links.reconcile'") == 1
 
 
 # --- who may link what -------------------------------------------------------------------------------------

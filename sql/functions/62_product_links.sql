@@ -66,6 +66,31 @@ create or replace function shopsync_private.request_source_pushes(p_store_id uui
   end
   $$;
 
+-- The target's own synced copy changed (its sync or webhooks saw it: an order sold stock there, a price was
+-- edited in its admin) to something other than what the link last confirmed: the link takes what the target
+-- shows as confirmed and a push is requested (it sends what differs from the source after the rules). Our own
+-- pushes read back unchanged and request nothing.
+create or replace function shopsync_private.note_target_change(p_store_id uuid, p_sku_id text, p_price numeric,
+                                                               p_quantity integer) returns void
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_product text;
+  begin
+    update shopsync.product_links l
+       set last_pushed_price = case when l.sync_price then p_price else l.last_pushed_price end,
+           last_pushed_quantity = case when l.sync_inventory then p_quantity else l.last_pushed_quantity end,
+           updated_at = now()
+     where l.target_store_id = p_store_id and l.target_sku_id = p_sku_id and l.status in ('active', 'error')
+       and ((l.sync_price and l.last_pushed_price is distinct from p_price)
+            or (l.sync_inventory and l.last_pushed_quantity is distinct from p_quantity))
+    returning l.target_product_id into v_product;
+    if v_product is not null then
+      perform shopsync_private.request_link_push(p_store_id, v_product);
+    end if;
+  end
+  $$;
+
 create or replace function shopsync_private.on_linked_variant_changed() returns trigger
   language plpgsql set search_path = ''
   as $$
@@ -73,6 +98,10 @@ create or replace function shopsync_private.on_linked_variant_changed() returns 
     if exists (select 1 from shopsync.product_links l
                 where l.source_store_id = new.store_id and l.source_variant_id = new.id) then
       perform shopsync_private.request_source_pushes(new.store_id, new.id);
+    end if;
+    if exists (select 1 from shopsync.product_links l
+                where l.target_store_id = new.store_id and l.target_sku_id = new.id) and new.deleted_at is null then
+      perform shopsync_private.note_target_change(new.store_id, new.id, new.price, new.inventory_quantity);
     end if;
     return null;
   end
@@ -457,9 +486,11 @@ create or replace function shopsync.link_push_pending(p_target_store_id uuid, p_
   $$;
 
 -- The push's outcome. p_results: [{link_id, field: price|inventory, old, new, result: pushed|failed|refused|
--- action_required|retry, code, reason, message, duration_ms}]. Confirmed values, statuses (action_required
--- emits link.action_required once per transition), the link log; then, with p_done, the sequence pushed — and a
--- new job when a change arrived meanwhile. Returns {"requeued": bool}.
+-- action_required|retry, code, reason, message, duration_ms, levels}]. Confirmed values, statuses
+-- (action_required emits link.action_required once per transition), the link log, and the target store's synced
+-- copy of what was pushed (its price, stock and stock per warehouse: no webhook reports our own change back);
+-- then, with p_done, the sequence pushed — and a new job when a change arrived meanwhile. Returns
+-- {"requeued": bool}.
 create or replace function shopsync.finish_link_push(
   p_target_store_id uuid, p_product_id text, p_seq bigint, p_results jsonb, p_job_id bigint default null,
   p_done boolean default true
@@ -492,9 +523,11 @@ create or replace function shopsync.finish_link_push(
                 filter (where r.result in ('action_required', 'failed', 'refused', 'retry')))[1] as error_code,
              bool_or(r.result in ('failed', 'refused')) as failed,
              (array_agg(r.new) filter (where r.result = 'pushed' and r.field = 'price'))[1] as price,
-             (array_agg(r.new) filter (where r.result = 'pushed' and r.field = 'inventory'))[1] as quantity
+             (array_agg(r.new) filter (where r.result = 'pushed' and r.field = 'inventory'))[1] as quantity,
+             (array_agg(r.levels) filter (where r.result = 'pushed' and r.field = 'inventory'))[1] as levels
         from jsonb_to_recordset(coalesce(p_results, '[]'::jsonb))
-               as r(link_id uuid, field text, new text, result text, code text, reason text, message text)
+               as r(link_id uuid, field text, new text, result text, code text, reason text, message text,
+                    levels jsonb)
         join shopsync.product_links l on l.id = r.link_id and l.target_store_id = p_target_store_id
        group by l.id
     loop
@@ -521,6 +554,15 @@ create or replace function shopsync.finish_link_push(
              last_error_at = case when v_link.error_message is not null then now() else l.last_error_at end,
              updated_at = now()
        where l.id = v_link.id;
+      if v_link.price is not null or v_link.quantity is not null then
+        update shopsync.product_variants t
+           set price = coalesce(v_link.price::numeric, t.price),
+               inventory_quantity = coalesce(v_link.quantity::integer, t.inventory_quantity)
+         where t.store_id = p_target_store_id and t.id = v_link.target_sku_id;
+        update shopsync.inventory_levels il set available = (v_link.levels ->> il.location_id)::integer
+         where il.store_id = p_target_store_id and il.inventory_item_id = v_link.target_sku_id
+           and v_link.levels ? il.location_id;
+      end if;
       if v_link.action_reason is not null and v_link.was <> 'action_required' then
         perform shopsync_private.emit_event(v_link.organization_id, p_target_store_id, 'link.action_required',
           v_link.action_reason, jsonb_build_object('link_id', v_link.id, 'target_sku_id', v_link.target_sku_id,

@@ -90,12 +90,15 @@ class _Plan:
                           "result": result, "reason": reason, "code": code, "message": message,
                           "duration_ms": duration_ms})
 
-    def record(self, field: str, results: Sequence[ItemResult], values: Mapping[str, Any], duration_ms: int) -> None:
+    def record(self, field: str, results: Sequence[ItemResult], values: Mapping[str, Any], duration_ms: int,
+               levels: Mapping[str, Mapping[str, int]] | None = None) -> None:
         for r in results:
             link = self.link_of.get(r.item_id)
             if link is not None:
                 self._row(link, field, values.get(r.item_id), _RESULT[r.outcome], reason=r.reason, code=r.code,
                           message=r.message, duration_ms=duration_ms)
+                if levels and r.item_id in levels:
+                    self.rows[-1]["levels"] = dict(levels[r.item_id])
 
     def stock_changes(self) -> list[StockChange]:
         return [StockChange(sku, {w: (quantity if i == 0 else 0) for i, w in enumerate(warehouses)})
@@ -151,7 +154,7 @@ async def push_product(jctx: JobContext, store: Mapping[str, Any], product: str,
                     changes = plan.stock_changes()
                     results = await writer.set_inventory(product, changes)
                     plan.record("inventory", results, {c.item_id: sum(c.levels.values()) for c in changes},
-                                int((time.perf_counter() - started) * 1000))
+                                int((time.perf_counter() - started) * 1000), {c.item_id: c.levels for c in changes})
         except RetryableError as exc:
             # recorded (the link shows why it waits), not marked done: the queue retries this job with backoff
             pending = [{"link_id": str(plan.link_of[sku]["link_id"]), "field": field, "old": None, "new": None,
