@@ -17,6 +17,8 @@ Update Inventory (202309).
 from __future__ import annotations
 
 import re
+import time
+from bisect import bisect_left, bisect_right
 from decimal import Decimal
 from typing import Any
 
@@ -75,8 +77,14 @@ class ProductEndpoints:
                                                       "update_time_le")}
         shop = caller.require_shop()
         with self.sandbox.lock:
-            matched = []
-            for p in shop.products.values():
+            ordered, created = shop.products_by_created()
+            low, high = bounds["create_time_ge"], bounds["create_time_le"]
+            window = ordered[bisect_left(created, low) if low is not None else 0:
+                             bisect_right(created, high) if high is not None else len(ordered)]
+            plain = status == "ALL" and not seller_skus and not sku_ids and \
+                bounds["update_time_ge"] is None and bounds["update_time_le"] is None
+            matched = window if plain else []
+            for p in [] if plain else window:
                 if status != "ALL" and p.status != status:
                     continue
                 if not _within(p.create_time, bounds["create_time_ge"], bounds["create_time_le"]) or \
@@ -88,7 +96,6 @@ class ProductEndpoints:
                 if sku_ids and not any(s.id in sku_ids for s in skus):
                     continue
                 matched.append(p)
-            matched.sort(key=lambda p: (p.create_time, int(p.id)))
             total = len(matched)
             if total > self.sandbox.search_cap and offset + size > self.sandbox.search_cap:
                 self.sandbox.count("search_cap_errors")
@@ -151,7 +158,7 @@ class ProductEndpoints:
                 sku.price = value
             product.update_time = max(self.sandbox.clock.seconds(), product.update_time)
             self.sandbox.writes.append({"kind": "price", "shop": shop.id, "product": product.id,
-                                        "skus": {s: str(v) for s, v in planned}})
+                                        "skus": {s: str(v) for s, v in planned}, "at": time.time()})
         return envelope(0, "Success", {})
 
     async def update_inventory(self, request: Request) -> Response:
@@ -188,7 +195,7 @@ class ProductEndpoints:
             if applied:
                 product.update_time = max(self.sandbox.clock.seconds(), product.update_time)
             self.sandbox.writes.append({"kind": "inventory", "shop": shop.id, "product": product.id, "skus": applied,
-                                        "failed": [e["detail"]["sku_id"] for e in errors]})
+                                        "failed": [e["detail"]["sku_id"] for e in errors], "at": time.time()})
         return envelope(0, "Success", {"errors": errors} if errors else {})
 
     def _inventory_error(self, product: TtProduct, sku_id: str, inventory: Any) -> dict[str, Any] | None:

@@ -79,6 +79,22 @@ class TtShop:
         self.webhook_addresses: dict[tuple[str, str], str] = {}      # (app_key, event type) -> address
         self.rate_limit: float | None = None                         # overrides the sandbox's
         self.sku_index: dict[str, str] = {s.id: p.id for p in self.products.values() for s in p.skus}
+        self._by_created: tuple[int, list[TtProduct], list[int]] = (-1, [], [])
+        self._orders_by_created: tuple[int, list[TtOrder], list[int]] = (-1, [], [])
+
+    def products_by_created(self) -> tuple[list[TtProduct], list[int]]:
+        """Products in (create_time, id) order and their create times (for bisecting a window). Cached until a
+        product is added: creation times never change. Caller holds the lock."""
+        if self._by_created[0] != len(self.products):
+            ordered = sorted(self.products.values(), key=lambda p: (p.create_time, int(p.id)))
+            self._by_created = (len(self.products), ordered, [p.create_time for p in ordered])
+        return self._by_created[1], self._by_created[2]
+
+    def orders_by_created(self) -> tuple[list[TtOrder], list[int]]:
+        if self._orders_by_created[0] != len(self.orders):
+            ordered = sorted(self.orders.values(), key=lambda o: (o.create_time, int(o.id)))
+            self._orders_by_created = (len(self.orders), ordered, [o.create_time for o in ordered])
+        return self._orders_by_created[1], self._orders_by_created[2]
 
     @property
     def id(self) -> str:
