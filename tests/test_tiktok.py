@@ -7,8 +7,10 @@ refused refreshes, and the envelope's error codes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import types
 from typing import Any
 from uuid import UUID
 
@@ -389,3 +391,62 @@ async def test_windows_split_under_the_cap_and_resume_from_their_checkpoint() ->
     growing.grow_after = 3
     seen, _ = await walk(growing)
     assert set(times) <= set(seen)
+
+
+async def test_a_walk_stopped_early_cancels_the_page_asked_for_ahead() -> None:
+    from worker.connectors.tiktok.sync import windows
+
+    class Stalling:
+        """The first page answers; the next (asked for while the first is written) never does."""
+
+        def __init__(self) -> None:
+            self.asked: list[str | None] = []
+            self.cancelled = False
+
+        async def page(self, lo: int, hi: int, token: str | None) -> tuple[list[dict[str, Any]], int, str | None]:
+            self.asked.append(token)
+            if token is None:
+                return [{"t": lo}], 2, "1"
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+            raise AssertionError("unreachable")
+
+    search = Stalling()
+    async with contextlib.aclosing(windows(search, 0, 10, 100, None)) as pages:  # type: ignore[arg-type]
+        async for items, checkpoint, _ in pages:
+            assert items == [{"t": 0}] and checkpoint == {"pending": [[0, 10]], "page_token": "1"}
+            await asyncio.sleep(0)                 # the page ahead is on its way while this one is written
+            break
+    assert search.asked == [None, "1"] and search.cancelled
+
+
+async def test_sends_of_one_shop_are_spaced_even_when_their_slots_bunch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.connectors.tiktok import client
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+
+    monkeypatch.setattr(client, "time", types.SimpleNamespace(monotonic=lambda: 100.0))
+    monkeypatch.setattr(client, "asyncio", types.SimpleNamespace(sleep=sleep))
+    monkeypatch.setattr(client.SendSpacing, "_next", {})
+    shop = client.SendSpacing("app:shop-1", 20.0)
+    await asyncio.gather(*(shop.wait() for _ in range(4)))          # four slots the limiter handed out together
+    assert slept == [0.05, 0.1, 0.15]
+    await client.SendSpacing("app:shop-2", 20.0).wait()             # another shop is not held back
+    await client.SendSpacing("app:shop-3", 0).wait()                # no rate: no spacing
+    assert slept == [0.05, 0.1, 0.15]
+
+
+@pytest.mark.parametrize("value", ["²", "١٢٣", "12a", "", " ", True, None, "1" * 31])
+def test_ids_that_are_not_ascii_digits_are_refused(value: Any) -> None:
+    from worker.connectors.canonical import MappingError
+    from worker.connectors.tiktok.mapping import tiktok_id
+
+    with pytest.raises(MappingError):
+        tiktok_id(value)
+    assert tiktok_id("7300000000000000042") == "7300000000000000042" and tiktok_id(42) == "42"

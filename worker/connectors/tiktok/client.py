@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -25,9 +26,33 @@ from worker.connectors.tiktok.errors import ErrorKind, TikTokApiError, classify
 from worker.errors import NeedsReauthError, RetryableError
 from worker.ratelimit import UNPACED, Pacer
 
-__all__ = ["TikTokClient", "TokenSource"]
+__all__ = ["SendSpacing", "TikTokClient", "TokenSource"]
 
 _MAX_BACKOFF = 60.0
+
+
+class SendSpacing:
+    """Sends of one shop from this process at least ``1 / rate`` apart. The database limiter hands out slots
+    that far apart, but a slot whose sleep overshot (a busy event loop) would otherwise go out right behind the
+    next one, and TikTok counts arrivals in a sliding second: bunched sends get 429s.
+
+    Each send reserves the next free time before it awaits anything (no lock: nothing to bind to an event loop);
+    the reservations are per process and keyed by app and shop."""
+
+    _next: dict[str, float] = {}
+
+    def __init__(self, key: str, rate: float) -> None:
+        self.key = key
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(now, self._next.get(self.key, 0.0))
+        self._next[self.key] = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 class TokenSource(Protocol):
@@ -39,7 +64,8 @@ class TokenSource(Protocol):
 class TikTokClient:
     def __init__(self, http: httpx.AsyncClient, *, api_base_url: str, app_key: str, app_secret: str,
                  tokens: TokenSource, shop_cipher: str | None, name: str, pacer: Pacer = UNPACED,
-                 max_attempts: int = 5, backoff_base: float = 0.5, rate_limit_wait: float = 1.0) -> None:
+                 max_attempts: int = 5, backoff_base: float = 0.5, rate_limit_wait: float = 1.0,
+                 spacing: SendSpacing | None = None) -> None:
         self.http = http
         self.base = api_base_url.rstrip("/")
         self.app_key = app_key
@@ -51,6 +77,7 @@ class TikTokClient:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.rate_limit_wait = rate_limit_wait
+        self.spacing = spacing
         self.requests = 0
         self.rate_limited = 0
 
@@ -68,6 +95,8 @@ class TikTokClient:
         while True:
             token = await self.tokens()
             await self.pacer.wait()
+            if self.spacing is not None:
+                await self.spacing.wait()
             query = signed_query(self.app_key, self._secret, path, plain, raw)    # a fresh timestamp per attempt
             try:
                 self.requests += 1

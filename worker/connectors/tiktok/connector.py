@@ -14,7 +14,7 @@ import httpx
 from worker.config import Settings
 from worker.connectors.base import ConnectorBase
 from worker.connectors.contract import ConnectFlow, ConnectorContract, ConnectSpec, WebhookSpec, WriteCapability
-from worker.connectors.tiktok.client import TikTokClient
+from worker.connectors.tiktok.client import SendSpacing, TikTokClient
 from worker.connectors.tiktok.mapping import RESOURCE_TABLES
 from worker.connectors.tiktok.oauth import TikTokOAuth
 from worker.connectors.tiktok.settings import TikTokSettings, tiktok_settings
@@ -106,7 +106,8 @@ class TikTokConnector(ConnectorBase[TikTokSettings]):
             yield TikTokClient(http, api_base_url=s.api_base_url, app_key=s.app_key or "", app_secret=s.secret(),
                                tokens=tokens, shop_cipher=str(cipher), name=f"TikTok shop {store['shop_key']}",
                                pacer=self.pacer(jctx, str(store["shop_key"])), max_attempts=s.max_attempts,
-                               rate_limit_wait=s.rate_limit_wait_seconds)
+                               rate_limit_wait=s.rate_limit_wait_seconds,
+                               spacing=SendSpacing(f"{s.app_key}:{store['shop_key']}", s.requests_per_second / s.burst))
 
     def open_sync_client(self, ctx: SyncContext) -> Any:
         return self.open_client(ctx.job_context, ctx.store_id)

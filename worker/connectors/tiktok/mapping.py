@@ -35,10 +35,12 @@ _FULFILLMENT = {"PARTIALLY_SHIPPING": "partially_fulfilled", "AWAITING_COLLECTIO
 
 def tiktok_id(value: Any, what: str = "id") -> str:
     """An id as TikTok means it: digits as text (a JSON number in some webhook samples: parsed exactly)."""
+    if value.__class__ is str and value.isascii() and value.isdigit() and len(value) <= 30:   # the common case
+        return str(value)
     if isinstance(value, bool) or value is None:
         raise MappingError(f"{what} is missing")
     found = str(value).strip()
-    if not found.isdigit() or len(found) > 30:
+    if not (found.isascii() and found.isdigit()) or len(found) > 30:      # not "²" or Arabic-Indic digits
         raise MappingError(f"not a TikTok {what}: {found[:40]!r}")
     return found
 
@@ -53,12 +55,14 @@ def unix_time(value: Any) -> datetime | None:
 
 
 def product_rows(o: Owner, p: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Raw objects are kept as received (not copied): rows are written and dropped, never changed."""
     p = require(p, "product")
     pid = tiktok_id(p["id"], "product id")
+    owner = o.cols()
     updated = unix_time(p.get("update_time"))
     deleted = (updated or datetime.now(UTC)) if p.get("status") == "DELETED" else None
     skus = [require(s, "SKU") for s in p.get("skus") or []]
-    product = {**o.cols(), "id": pid, "title": text(p.get("title")), "handle": None,
+    product = {**owner, "id": pid, "title": text(p.get("title")), "handle": None,
                "status": enum_text(p.get("status")), "vendor": None, "product_type": None, "tags": [],
                "source_created_at": unix_time(p.get("create_time")), "source_updated_at": updated,
                "deleted_at": deleted, "raw": {k: v for k, v in p.items() if k != "skus"}}
@@ -68,16 +72,16 @@ def product_rows(o: Owner, p: Mapping[str, Any]) -> dict[str, list[dict[str, Any
         price: Mapping[str, Any] = s["price"] if isinstance(s.get("price"), Mapping) else {}
         stock = [e for e in s.get("inventory") or [] if isinstance(e, Mapping)]
         quantities = [int(e.get("quantity") or 0) for e in stock]
-        variants.append({**o.cols(), "id": sid, "product_id": pid, "title": text(s.get("seller_sku")),
+        variants.append({**owner, "id": sid, "product_id": pid, "title": text(s.get("seller_sku")),
                          "sku": text(s.get("seller_sku")) or None, "barcode": None,
                          "price": money(price.get("sale_price") or price.get("tax_exclusive_price")),
                          "compare_at_price": None, "currency": text(price.get("currency")), "position": position,
                          "inventory_item_id": sid, "inventory_quantity": sum(quantities) if stock else None,
-                         "source_updated_at": updated, "deleted_at": deleted, "raw": dict(s)})
+                         "source_updated_at": updated, "deleted_at": deleted, "raw": s})
         for entry, quantity in zip(stock, quantities, strict=True):
-            levels.append({**o.cols(), "inventory_item_id": sid,
+            levels.append({**owner, "inventory_item_id": sid,
                            "location_id": tiktok_id(entry.get("warehouse_id"), "warehouse id"), "available": quantity,
-                           "on_hand": None, "source_updated_at": updated, "deleted_at": deleted, "raw": dict(entry)})
+                           "on_hand": None, "source_updated_at": updated, "deleted_at": deleted, "raw": entry})
     return {"products": [product], "product_variants": variants, "inventory_levels": levels}
 
 

@@ -20,8 +20,10 @@ the current one last — so a killed sync resumes on the page it stopped at.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,33 +67,55 @@ class Search:
         return found, int(total) if isinstance(total, int) else len(found), following
 
 
+Page = tuple[list[dict[str, Any]], int, str | None]
+
+
+async def _asked(search: Search, lo: int, hi: int, token: str | None) -> tuple[Page | TikTokApiError, datetime]:
+    asked = datetime.now(UTC)
+    try:
+        return await search.page(lo, hi, token), asked
+    except TikTokApiError as exc:
+        if exc.code != SEARCH_CAP_ERROR:
+            raise
+        return exc, asked
+
+
 async def windows(search: Search, lo: int, hi: int, cap: int, checkpoint: Mapping[str, Any] | None
-                  ) -> AsyncIterator[tuple[list[dict[str, Any]], dict[str, Any], datetime]]:
+                  ) -> AsyncGenerator[tuple[list[dict[str, Any]], dict[str, Any], datetime], None]:
     """Every item in ``[lo, hi]`` a page at a time, with the checkpoint to resume after that page and when
-    the page was asked for."""
+    the page was asked for. The next page of a window is asked for while this one is mapped and written."""
     pending = [[int(a), int(b)] for a, b in (checkpoint or {}).get("pending") or [[lo, hi]]]
     token = (checkpoint or {}).get("page_token") or None
-    while pending:
-        low, high = pending[-1]
-        asked = datetime.now(UTC)
-        try:
-            items, total, following = await search.page(low, high, token)
-            too_many = total > cap and token is None
-        except TikTokApiError as exc:
-            if exc.code != SEARCH_CAP_ERROR:
-                raise
-            items, following, too_many = [], None, True       # the window grew past the cap while we paged it
-        if too_many:
-            if high <= low:
-                raise PermanentError(f"more than {cap} results share the second {low}: TikTok cannot list them")
-            middle = (low + high) // 2
-            pending[-1:] = [[middle + 1, high], [low, middle]]
-            token = None
-            continue
-        token = following
-        if token is None:
-            pending.pop()
-        yield items, {"pending": [list(w) for w in pending], "page_token": token}, asked
+    ahead: asyncio.Task[tuple[Page | TikTokApiError, datetime]] | None = None
+    try:
+        while pending:
+            low, high = pending[-1]
+            answer, asked = await (ahead if ahead is not None else _asked(search, low, high, token))
+            ahead = None
+            items: list[dict[str, Any]]
+            if isinstance(answer, TikTokApiError):
+                items, following, too_many = [], None, True     # the window grew past the cap while we paged it
+            else:
+                items, total, following = answer
+                too_many = total > cap and token is None
+            if too_many:
+                if high <= low:
+                    raise PermanentError(f"more than {cap} results share the second {low}: TikTok cannot list them")
+                middle = (low + high) // 2
+                pending[-1:] = [[middle + 1, high], [low, middle]]
+                token = None
+                continue
+            token = following
+            if token is None:
+                pending.pop()
+            else:
+                ahead = asyncio.create_task(_asked(search, low, high, token))
+            yield items, {"pending": [list(w) for w in pending], "page_token": token}, asked
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await ahead
 
 
 class _Run:
@@ -111,15 +135,17 @@ class _Run:
         root = RESOURCE_TABLES[self.ctx.resource][0]
         rows = BatchRows()
         checkpoint: dict[str, Any] | None = None
-        async for items, checkpoint, asked in windows(self._search(field), lo, hi, self.cap, self.ctx.checkpoint):
-            rows.read_at(asked)
-            for item in items:
-                with rows.record(item):            # one odd record is recorded and skipped, never the run's end
-                    mapped = mapper(self.owner, item)
-                    rows.extend(mapped)
-                    rows.saw(mapped[root][0]["source_updated_at"])
-            if rows.count >= self.batch_rows:
-                yield rows.batch(checkpoint)
+        # closed when we stop early, so the page asked for ahead is cancelled at once (not when collected)
+        async with contextlib.aclosing(windows(self._search(field), lo, hi, self.cap, self.ctx.checkpoint)) as pages:
+            async for items, checkpoint, asked in pages:
+                rows.read_at(asked)
+                for item in items:
+                    with rows.record(item):        # one odd record is recorded and skipped, never the run's end
+                        mapped = mapper(self.owner, item)
+                        rows.extend(mapped)
+                        rows.saw(mapped[root][0]["source_updated_at"])
+                if rows.count >= self.batch_rows:
+                    yield rows.batch(checkpoint)
         if rows.count or rows.errors:
             yield rows.batch(checkpoint)
 
@@ -147,15 +173,16 @@ class _Run:
 
     async def reconcile(self) -> AsyncIterator[Batch]:
         present, skus = NumericIdSet(), NumericIdSet()
-        async for items, _, _ in windows(self._search("create_time"), EPOCH, int(time.time()) + AHEAD, self.cap,
-                                         None):
-            for item in items:
-                if item.get("status") == "DELETED":
-                    continue
-                present.add(int(tiktok_id(item.get("id"))))
-                for sku in item.get("skus") or []:
-                    if isinstance(sku, dict) and str(sku.get("id", "")).isdigit():
-                        skus.add(int(sku["id"]))
+        listing = windows(self._search("create_time"), EPOCH, int(time.time()) + AHEAD, self.cap, None)
+        async with contextlib.aclosing(listing) as pages:
+            async for items, _, _ in pages:
+                for item in items:
+                    if item.get("status") == "DELETED":
+                        continue
+                    present.add(int(tiktok_id(item.get("id"))))
+                    for sku in item.get("skus") or []:
+                        if isinstance(sku, dict) and str(sku.get("id", "")).isascii() and str(sku["id"]).isdigit():
+                            skus.add(int(sku["id"]))
         tables = [("products", present), ("product_variants", skus)] if self.ctx.resource == "products" \
             else [("orders", present)]
         for table, ids in tables:
