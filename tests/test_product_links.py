@@ -311,6 +311,32 @@ async def test_shuffled_duplicated_changes_converge_on_the_last_value_with_few_c
         last_end[job["p"]] = job["finished_at"]
 
 
+async def test_a_push_waits_out_a_burst_of_source_deliveries_but_not_a_trickle(tt: TtWorld) -> None:
+    w = await linked(tt)
+    product = w.links()[0]["target_product_id"]
+
+    def pending() -> dict[str, Any]:
+        found = tt.scalar("select shopsync.link_push_pending(%s, %s)", (w.tiktok, product))
+        assert isinstance(found, dict)
+        return found
+
+    def deliveries(store: UUID, n: int, age: str) -> None:
+        tt.conn.execute("insert into shopsync.webhook_inbox (platform, delivery_id, store_id, topic, payload, "
+                        "received_at) select 'shopify', gen_random_uuid()::text, %s, 'products/update', '{}', "
+                        "clock_timestamp() - %s::interval from generate_series(1, %s)", (store, age, n))
+
+    assert pending()["sources_busy"] is False
+    deliveries(w.shopify, 4, "0")                       # a few edits: pushed after the short settle
+    assert pending()["sources_busy"] is False
+    deliveries(w.shopify, 20, "5 seconds")              # a burst that is over
+    assert pending()["sources_busy"] is False
+    other = UUID(str(tt.scalar("select shopsync.upsert_store(%s, 'woocommerce', 'https://other.test')", (w.org,))))
+    deliveries(other, 20, "0")                          # a store the product is not linked to
+    assert pending()["sources_busy"] is False
+    deliveries(w.shopify, 5, "0")                       # five in the last second: a bulk edit is going on
+    assert pending()["sources_busy"] is True
+
+
 async def test_the_read_back_repairs_drift_on_the_target(tt: TtWorld) -> None:
     w = await linked(tt)
     link = w.links()[0]

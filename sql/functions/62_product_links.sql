@@ -468,20 +468,22 @@ create or replace function shopsync.begin_link_push(p_target_store_id uuid, p_pr
   $$;
 
 -- Whether a push should wait a little longer: the request sequence now, and whether a source store of the
--- product's links has webhook deliveries still being applied (received in the last 30 seconds, pending) — a
--- burst of changes is pushed once, after it.
+-- product's links is in a burst of webhook deliveries (at least 5 received in the last second, e.g. a bulk edit
+-- in its admin) — so a product edited many times in a burst is pushed once it ends, not once per edit.
 create or replace function shopsync.link_push_pending(p_target_store_id uuid, p_product_id text) returns jsonb
-  language plpgsql stable set search_path = ''
+  language plpgsql volatile set search_path = ''
   as $$
   begin
     return jsonb_build_object(
       'seq', coalesce((select q.requested_seq from shopsync_private.link_push_queue q
                         where q.target_store_id = p_target_store_id and q.product_id = p_product_id), 0),
-      'sources_busy', exists (
-        select 1 from shopsync.webhook_inbox w
-         where w.store_id in (select distinct l.source_store_id from shopsync.product_links l
-                               where l.target_store_id = p_target_store_id and l.target_product_id = p_product_id)
-           and w.status = 'pending' and w.received_at > now() - interval '30 seconds'));
+      'sources_busy', (
+        select count(*) >= 5 from (
+          select 1 from shopsync.webhook_inbox w
+           where w.store_id in (select distinct l.source_store_id from shopsync.product_links l
+                                 where l.target_store_id = p_target_store_id and l.target_product_id = p_product_id)
+             and w.received_at > clock_timestamp() - interval '1 second'
+           limit 5) recent));
   end
   $$;
 

@@ -1,8 +1,8 @@
 """``links.push``: one target product's linked SKUs brought in line with their sources.
 
 The job (one per target product at a time: its concurrency key) first lets a burst settle — it waits while new
-changes keep arriving (``SETTLE`` apart, at most ``MAX_SETTLE``) or while a source store's webhook deliveries
-are still being applied (at most ``MAX_BURST_WAIT``), so ten changes of one variant in a burst make one push —
+changes keep arriving (``SETTLE`` apart, at most ``MAX_SETTLE``) or while a source store is in a burst of webhook
+deliveries (a bulk edit: at most ``MAX_BURST_WAIT``), so ten changes of one variant in a burst make one push —
 then reads every link of the product that may push —
 with the source's price and stock *now*, so the newest stored value wins however and in whatever order changes
 arrived — applies each link's rules, and sends only what differs from the value the target last confirmed:
@@ -37,7 +37,7 @@ log = logging.getLogger("shopsync.links.push")
 
 SETTLE = 0.25              # seconds without a new change before a push goes out
 MAX_SETTLE = 2.0           # ... unless changes keep coming: then after this long anyway
-MAX_BURST_WAIT = 15.0      # while a source's webhook burst is being applied, wait for it up to this long
+MAX_BURST_WAIT = 30.0      # while a source store is in a burst of webhook deliveries, wait for it up to this long
 
 _RESULT = {ItemOutcome.OK: "pushed", ItemOutcome.ACTION_REQUIRED: "action_required", ItemOutcome.REJECTED: "failed",
            ItemOutcome.RETRY: "retry"}
@@ -122,9 +122,9 @@ async def settle(jctx: JobContext, store_id: Any, product: str) -> None:
     seq, _ = await product_links.link_push_pending(jctx.db, target_store_id=store_id, product_id=product)
     while True:
         await asyncio.sleep(SETTLE)
-        latest, busy = await product_links.link_push_pending(jctx.db, target_store_id=store_id, product_id=product)
+        latest, burst = await product_links.link_push_pending(jctx.db, target_store_id=store_id, product_id=product)
         waited = time.monotonic() - started
-        if not ((latest != seq and waited < MAX_SETTLE) or (busy and waited < MAX_BURST_WAIT)):
+        if not ((latest != seq and waited < MAX_SETTLE) or (burst and waited < MAX_BURST_WAIT)):
             return
         seq = latest
 

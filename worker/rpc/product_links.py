@@ -39,7 +39,7 @@ async def finish_link_push(db: Database, *, target_store_id: UUID | str, product
 
 
 async def link_push_pending(db: Database, *, target_store_id: UUID | str, product_id: str) -> tuple[int, bool]:
-    """(the request sequence now, whether a source store still has webhook deliveries being applied)."""
+    """(the request sequence now, whether a source store is in a burst of webhook deliveries: ≥ 5 in a second)."""
     found = as_mapping(await _PENDING(db, p_target_store_id=target_store_id, p_product_id=product_id))
     return int(found.get("seq") or 0), bool(found.get("sources_busy"))
 
