@@ -18,9 +18,11 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from sandbox.tiktok import TtDatasetSpec, webhook_signature
 from tests.conftest import as_role
+from tests.metrics_text import sample
 from tests.platform_world import owner_org
 from tests.tiktok_world import APP_KEY, APP_SECRET, FRONTEND, TtWorld
 from worker.connectors.tiktok import CONNECTOR
@@ -321,8 +323,17 @@ async def test_a_refused_refresh_pauses_every_shop_of_the_authorization_without_
 # --- the envelope ------------------------------------------------------------------------------------------
 
 
+def platform_requests(outcome: str) -> float:
+    try:
+        return sample(generate_latest(REGISTRY).decode(),
+                      f'shopsync_platform_requests_total{{platform="tiktok",outcome="{outcome}"}}')
+    except AssertionError:           # no such series yet
+        return 0.0
+
+
 async def test_envelope_errors_at_http_200_retry_back_off_or_fail_by_code(tt: TtWorld) -> None:
     store = await installed(tt)
+    before = {o: platform_requests(o) for o in ("ok", "throttled", "server_error", "client_error")}
     async with CONNECTOR.open_client(jctx(tt), store) as client:
         client.backoff_base = client.rate_limit_wait = 0.01
         tt.sandbox.faults.envelope_error_next(36009003, "Internal error. Please try again.", endpoint="warehouses")
@@ -336,6 +347,9 @@ async def test_envelope_errors_at_http_200_retry_back_off_or_fail_by_code(tt: Tt
     assert refused.value.code == 105005
     answers = [(r.status, r.fault is not None) for r in tt.sandbox.request_log if r.group == "warehouses"][-5:]
     assert answers == [(200, True), (429, True), (200, True), (200, False), (200, True)]
+    # counted by what the envelope said: a rate limit at HTTP 200 is a throttle, not an "ok"
+    assert {o: platform_requests(o) - n for o, n in before.items()} == \
+        {"ok": 1, "throttled": 2, "server_error": 1, "client_error": 1}
 
 
 # --- time windows under the search cap ---------------------------------------------------------------------
@@ -450,3 +464,22 @@ def test_ids_that_are_not_ascii_digits_are_refused(value: Any) -> None:
     with pytest.raises(MappingError):
         tiktok_id(value)
     assert tiktok_id("7300000000000000042") == "7300000000000000042" and tiktok_id(42) == "42"
+
+
+def test_settings_are_named_by_their_variables_and_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.connectors.tiktok.settings import EVENT_TYPES, load_tiktok_settings
+    from worker.connectors.tiktok.webhooks import TOPICS
+    from worker.errors import ConfigError
+
+    assert set(TOPICS) == EVENT_TYPES
+    monkeypatch.setenv("SHOPSYNC_TIKTOK_SUBSCRIBE_EVENTS", "order_status_change, SELLER_DEAUTHORIZATION,")
+    assert load_tiktok_settings(_env_file=None).subscribe_events == ["ORDER_STATUS_CHANGE", "SELLER_DEAUTHORIZATION"]
+    monkeypatch.setenv("SHOPSYNC_TIKTOK_SUBSCRIBE_EVENTS", "ORDER_STATUS_CHANGE,PRICE_CHANGE")
+    monkeypatch.setenv("SHOPSYNC_TIKTOK_REQUESTS_PER_SECOND", "fast")
+    monkeypatch.setenv("SHOPSYNC_TIKTOK_API_BASE_URL", "open-api.tiktokglobalshop.com")
+    with pytest.raises(ConfigError) as refused:
+        load_tiktok_settings(_env_file=None)
+    message = str(refused.value)
+    assert "SHOPSYNC_TIKTOK_SUBSCRIBE_EVENTS: unknown event type(s) PRICE_CHANGE" in message
+    assert "SHOPSYNC_TIKTOK_REQUESTS_PER_SECOND: Input should be a valid number" in message
+    assert "SHOPSYNC_TIKTOK_API_BASE_URL: must be an http(s) URL" in message

@@ -43,8 +43,10 @@ class DatabaseError(ShopsyncError):
     @property
     def outage(self) -> bool:
         """The database did not answer (no connection, a lost connection, shutting down, out of connections)
-        rather than refusing the call: worth retrying shortly, never the caller's fault."""
-        return self.sqlstate is None or self.sqlstate[:2] in ("08", "57", "53")
+        rather than refusing the call: worth retrying shortly, never the caller's fault. A cancelled
+        statement (57014, e.g. a statement timeout) is that statement's problem, not an outage."""
+        state = self.sqlstate
+        return state is None or (state[:2] in ("08", "57", "53") and state != "57014")
 
 
 class JobError(ShopsyncError):

@@ -24,11 +24,16 @@ import orjson
 from worker.connectors.tiktok.auth import signed_query
 from worker.connectors.tiktok.errors import ErrorKind, TikTokApiError, classify
 from worker.errors import NeedsReauthError, RetryableError
+from worker.metrics import PLATFORM_REQUESTS, platform_request
 from worker.ratelimit import UNPACED, Pacer
 
 __all__ = ["SendSpacing", "TikTokClient", "TokenSource"]
 
 _MAX_BACKOFF = 60.0
+# shopsync_platform_requests_total{platform="tiktok", outcome}: by what the envelope says, not the HTTP status
+# (TikTok answers most errors, rate limits included, with HTTP 200 and a code)
+_OUTCOME = {None: "ok", ErrorKind.RATE_LIMITED: "throttled", ErrorKind.TRANSIENT: "server_error",
+            ErrorKind.TOKEN_EXPIRED: "refused", ErrorKind.REAUTH: "refused", ErrorKind.PERMANENT: "client_error"}
 
 
 class SendSpacing:
@@ -104,6 +109,7 @@ class TikTokClient:
                                                    headers={"content-type": "application/json",
                                                             "x-tts-access-token": token})
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                platform_request("tiktok", None)
                 failures += 1
                 if failures >= self.max_attempts:
                     raise RetryableError(f"{self.name}: {type(exc).__name__} (gave up after {failures} attempts)") \
@@ -112,6 +118,7 @@ class TikTokClient:
                 continue
             code, message, data = _envelope(response)
             kind = classify(response.status_code, code, message)
+            PLATFORM_REQUESTS.labels("tiktok", _OUTCOME[kind]).inc()
             if kind is None:
                 return data
             if kind is ErrorKind.RATE_LIMITED:

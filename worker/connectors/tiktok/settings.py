@@ -9,16 +9,21 @@ what shopsync allows itself per app and shop (shared by every worker); a 429 or 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.config import Settings
 from worker.connectors.base import load_platform_settings
 from worker.errors import ConfigError
 
-__all__ = ["TikTokSettings", "tiktok_settings"]
+__all__ = ["EVENT_TYPES", "TikTokSettings", "tiktok_settings"]
+
+# the event types shopsync applies (worker.connectors.tiktok.webhooks.TOPICS; a test keeps them equal)
+EVENT_TYPES = frozenset({"ORDER_STATUS_CHANGE", "PRODUCT_STATUS_CHANGE", "PRODUCT_INFORMATION_CHANGE",
+                         "PRODUCT_CREATION", "INVENTORY_STATUS_CHANGE", "SELLER_DEAUTHORIZATION",
+                         "UPCOMING_AUTHORIZATION_EXPIRATION"})
 
 
 class TikTokSettings(BaseSettings):
@@ -51,7 +56,7 @@ class TikTokSettings(BaseSettings):
     install_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     overlap_seconds: float = Field(default=300.0, ge=0, le=86400,
                                    description="Incremental syncs re-read this much before the watermark.")
-    subscribe_events: list[str] = Field(
+    subscribe_events: Annotated[list[str], NoDecode] = Field(
         default=["ORDER_STATUS_CHANGE", "PRODUCT_STATUS_CHANGE", "SELLER_DEAUTHORIZATION",
                  "UPCOMING_AUTHORIZATION_EXPIRATION"],
         description="Event types registered per shop with PUT /event/202309/webhooks (product creation, "
@@ -67,9 +72,19 @@ class TikTokSettings(BaseSettings):
     @field_validator("subscribe_events", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
+        if isinstance(value, str):         # comma-separated (NoDecode: not read as JSON first)
             return [s.strip() for s in value.split(",") if s.strip()]
         return value
+
+    @field_validator("subscribe_events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        found = [e.upper() for e in value]
+        unknown = sorted(set(found) - EVENT_TYPES)
+        if unknown:
+            raise ValueError(f"unknown event type(s) {', '.join(u[:40] for u in unknown[:5])}; "
+                             f"choose from {', '.join(sorted(EVENT_TYPES))}")
+        return list(dict.fromkeys(found))
 
     @property
     def configured(self) -> bool:
