@@ -483,3 +483,14 @@ def test_settings_are_named_by_their_variables_and_lists_are_comma_separated(mon
     assert "SHOPSYNC_TIKTOK_SUBSCRIBE_EVENTS: unknown event type(s) PRICE_CHANGE" in message
     assert "SHOPSYNC_TIKTOK_REQUESTS_PER_SECOND: Input should be a valid number" in message
     assert "SHOPSYNC_TIKTOK_API_BASE_URL: must be an http(s) URL" in message
+
+
+def test_the_tiktok_writer_implements_every_capability_it_declares() -> None:
+    from worker.connectors.contract import WriteCapability
+    from worker.connectors.tiktok.writes import TikTokWriter
+    from worker.connectors.writes import missing_methods
+
+    assert missing_methods(TikTokWriter, CONNECTOR.contract.writes) == []
+    assert CONNECTOR.contract.writes == {WriteCapability.SET_PRICE, WriteCapability.SET_INVENTORY}
+    assert missing_methods(object(), [WriteCapability.SET_PRICE]) == ["set_prices", "read_group"]
+    assert missing_methods(TikTokWriter, [WriteCapability.CREATE_ORDER]) == ["create_order: no method defined"]
