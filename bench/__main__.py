@@ -26,6 +26,8 @@ from bench import (
     shopify_pacing,
     shopify_webhooks,
     shoprenter_pacing,
+    tiktok_ingest,
+    tiktok_links,
     wakeup_latency,
     woocommerce_ingest,
 )
@@ -33,15 +35,15 @@ from bench.common import Bench, Cluster, Report, Row, machine_info
 
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, heartbeat, crash, shopify_ingest,
                                                        shopify_pacing, shopify_webhooks, shopify_incremental,
-                                                       woocommerce_ingest, shoprenter_pacing, frontend_reads,
-                                                       agent_lookups)}
+                                                       woocommerce_ingest, shoprenter_pacing, tiktok_ingest,
+                                                       tiktok_links, frontend_reads, agent_lookups)}
 ALIASES = {"throughput": "queue_throughput", "queue": "queue_throughput", "wakeup": "wakeup_latency",
            "latency": "wakeup_latency", "ingest": "shopify_ingest", "pacing": "shopify_pacing",
            "webhooks": "shopify_webhooks", "incremental": "shopify_incremental", "woocommerce": "woocommerce_ingest",
-           "shoprenter": "shoprenter_pacing",
+           "shoprenter": "shoprenter_pacing", "links": "tiktok_links",
            "reads": "frontend_reads", "rls": "frontend_reads", "lookups": "agent_lookups", "agents": "agent_lookups"}
 GROUPS = {"shopify": ["shopify_ingest", "shopify_pacing", "shopify_webhooks", "shopify_incremental"],
-          "rest": ["woocommerce_ingest", "shoprenter_pacing"]}
+          "rest": ["woocommerce_ingest", "shoprenter_pacing"], "tiktok": ["tiktok_ingest", "tiktok_links"]}
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "latest.md"
 
 

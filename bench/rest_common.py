@@ -36,7 +36,8 @@ class JsonSandbox:
         self.info: dict[str, Any] = {}
 
     def __enter__(self) -> JsonSandbox:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # this checkout's sandboxes first (an installed shopsync-sandboxes may be another checkout's)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "sandboxes")))}
         self.proc = subprocess.Popen(self.command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self.proc.stdout is not None

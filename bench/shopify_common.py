@@ -199,6 +199,28 @@ def _control(sandbox: Any, shop: Any, command: Mapping[str, Any]) -> Any:
         # REST products/update bodies for the first n products, as Shopify would send them
         n = int(command["n"])
         return [shop.nodes.product_rest(i) for i in range(n)]
+    if cmd == "edit_variants":
+        # merchant edits: [{"id", "price"?, "available"?}] (each sends its webhooks, like an edit in the admin)
+        location = shop.location_ids()[0]
+        for edit in command["edits"]:
+            if edit.get("price") is not None:
+                shop.update_variant(int(edit["id"]), price=str(edit["price"]))
+            if edit.get("available") is not None:
+                shop.set_inventory(int(edit["id"]), location, int(edit["available"]))
+        return len(command["edits"])
+    if cmd == "webhooks":
+        # hold deliveries / release them (shuffled, some sent twice) / wait until every one went out
+        hooks = sandbox.webhooks
+        if command.get("duplicate_rate") is not None:
+            hooks.faults.duplicate_rate = float(command["duplicate_rate"])
+        action = command.get("action")
+        if action == "hold":
+            hooks.hold()
+        elif action == "release":
+            hooks.release(shuffle=bool(command.get("shuffle")))
+        elif action == "wait_idle":
+            return hooks.wait_idle(float(command.get("timeout") or 60))
+        return {"delivered": len(hooks.records(outcome="delivered"))}
     if cmd == "bulk_ops":
         return [{"id": op.id, "objects": op.object_count, "lines": op.lines_written, "size": op.file_size,
                  "created_us": op.created_us, "completed_us": op.completed_us}

@@ -381,11 +381,12 @@ def _port_open(port: int) -> bool:
 def test_dev_exit_when_ready() -> None:
     root = Path(tempfile.mkdtemp(prefix="shopsync-dev-test-"))
     web_port, sandbox_port, woo_port, sr_port = _free_port(), _free_port(), _free_port(), _free_port()
+    tt_port = _free_port()
     data_dir = root / ".shopsync" / "pg"
     try:
         proc = run_cli(root, "dev", "--exit-when-ready", timeout=240, SHOPSYNC_DEV_PORT=str(web_port),
                        SHOPSYNC_DEV_SANDBOX_PORT=str(sandbox_port), SHOPSYNC_DEV_WOOCOMMERCE_PORT=str(woo_port),
-                       SHOPSYNC_DEV_SHOPRENTER_PORT=str(sr_port))
+                       SHOPSYNC_DEV_SHOPRENTER_PORT=str(sr_port), SHOPSYNC_DEV_TIKTOK_PORT=str(tt_port))
         out = output(proc)
         assert proc.returncode == 0, out[-4000:]
         assert "web ready" in out
@@ -405,8 +406,14 @@ def test_dev_exit_when_ready() -> None:
             assert synced is not None, (store, out[-3000:])
             counts = [int(n) for n in synced.groups()]
             assert counts[0] == products and counts[3] == orders and all(counts), (store, counts)
+        # the TikTok demo shop: connected through its consent page, synced, auto-linked to Shopify by SKU
+        tiktok = re.search(r"tiktok \d+ synced: (\d+) products, (\d+) variants", out)
+        assert tiktok is not None and int(tiktok.group(1)) == 10, out[-3000:]
+        linked = re.search(r"auto-link by SKU \(dry run\): (\d+) matches", out)
+        assert linked is not None and int(linked.group(1)) == int(tiktok.group(2)), out[-3000:]
+        assert "linked to Shopify" in out and f"127.0.0.1:{tt_port}/_sandbox/shops/" in out
         # the command stopped everything it started
-        for port in (sandbox_port, woo_port, sr_port):
+        for port in (sandbox_port, woo_port, sr_port, tt_port):
             assert not _port_open(port)
         assert (data_dir / "PG_VERSION").exists()
         assert not LocalPostgres(data_dir).is_running()

@@ -41,6 +41,8 @@ from worker.connectors.shopify.settings import ShopifySettings
 from worker.connectors.shoprenter import CONNECTOR as SHOPRENTER
 from worker.connectors.shoprenter.settings import ShopRenterSettings
 from worker.connectors.store_secrets import seal_secrets
+from worker.connectors.tiktok import CONNECTOR as TIKTOK
+from worker.connectors.tiktok.settings import TikTokSettings
 from worker.connectors.woocommerce import CONNECTOR as WOO
 from worker.connectors.woocommerce.settings import WooSettings
 from worker.sealing import Sealer, generate_key_spec
@@ -58,6 +60,7 @@ SHOP = "fuzz-shop.myshopify.com"
 SR_SHOP = "fuzzshop"
 WOO_SECRET = "woo-webhook-secret"
 SR_TOKEN = "sr-webhook-token"
+TT_KEY, TT_SECRET, TT_SHOP = "fuzz-tt-key", "fuzz-tt-secret", "7495540735365777507"
 
 # tables a route may write when it accepts a request; a refused request writes none
 MAY_CHANGE = {"shopsync.webhook_inbox", "shopsync.jobs", "shopsync_private.oauth_states",
@@ -107,10 +110,13 @@ def fuzz_world(dsn: str, conn: psycopg.Connection[dict[str, Any]],
     monkeypatch.setattr(SHOPRENTER, "_settings", ShopRenterSettings(  # type: ignore[call-arg]
         _env_file=None, client_id="fuzz-sr", client_secret=SHOPRENTER_SECRET))
     monkeypatch.setattr(WOO, "_settings", WooSettings(_env_file=None))  # type: ignore[call-arg]
+    monkeypatch.setattr(TIKTOK, "_settings", TikTokSettings(  # type: ignore[call-arg]
+        _env_file=None, app_key=TT_KEY, app_secret=TT_SECRET, service_id="7300000000000000009"))
     user = new_user(conn)
     org = personal_org(conn, user)
     stores = {}
-    for platform, shop in (("shopify", SHOP), ("woocommerce", "https://woo.fuzz.test"), ("shoprenter", SR_SHOP)):
+    for platform, shop in (("shopify", SHOP), ("woocommerce", "https://woo.fuzz.test"), ("shoprenter", SR_SHOP),
+                           ("tiktok", TT_SHOP)):
         stores[platform] = str(conn.execute("select shopsync.upsert_store(%s, %s, %s) as id",
                                             (org, platform, shop)).fetchone()["id"])  # type: ignore[index]
     sealer = Sealer.from_settings(core)
@@ -246,6 +252,16 @@ def requests_for(draw: st.DrawFn, method: str, template: str, world: FuzzWorld) 
             "x-wc-webhook-delivery-id": str(uuid.uuid4()),
             "x-wc-webhook-signature": base64.b64encode(hmac.new(WOO_SECRET.encode(), body,
                                                                 hashlib.sha256).digest()).decode()})
+    elif signed and template == "/tiktok/webhooks":
+        if draw(st.booleans()):           # shaped like TikTok's envelope, for our shop or another
+            body = json.dumps({"type": draw(st.sampled_from([1, 5, 6, 7, 15, 16, 27, 4, 99])),
+                               "tts_notification_id": str(uuid.uuid4()),
+                               "shop_id": draw(st.one_of(st.sampled_from([TT_SHOP, "1234567890"]), JSON_SCALAR)),
+                               "timestamp": draw(st.one_of(st.just(int(time.time())), JSON_SCALAR)),
+                               "data": draw(st.one_of(st.fixed_dictionaries({"order_id": JSON_SCALAR,
+                                                                             "product_id": JSON_SCALAR}), JSON))
+                               }).encode()
+        headers["authorization"] = hmac.new(TT_SECRET.encode(), TT_KEY.encode() + body, hashlib.sha256).hexdigest()
     elif signed and template in ("/shopify/install", "/shopify/callback", "/shoprenter/install", "/shoprenter/entry",
                                  "/shoprenter/uninstall"):
         params = dict(query)

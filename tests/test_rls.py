@@ -9,7 +9,9 @@ table), then:
 * `anon` reads nothing; no client role touches shopsync_private;
 * EXECUTE on shopsync functions is exactly the documented frontend set for `authenticated`, none
   for `anon`;
-* the store_sync_statistics view and gdpr_requests and webhook_inbox (owners/admins only) respect RLS.
+* the store_sync_statistics view and gdpr_requests and webhook_inbox (owners/admins only) respect RLS;
+* product links: each organization links its store to a second one (a TikTok target) — links, their log and
+  the link statistics views are seeded and checked like every other tenant table.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ TENANT_TABLES: dict[str, str] = {
     "order_line_items": "organization_id",
     "order_fulfillments": "organization_id",
     "gdpr_requests": "organization_id",
+    "product_links": "organization_id",
+    "product_link_log": "organization_id",
 }
 # Tenant tables only owners and admins may read.
 ADMIN_ONLY_TABLES = {"gdpr_requests", "webhook_inbox"}
@@ -69,8 +73,9 @@ PRIVATE_TABLES = {
     "event_types",
     "redacted_rows",
     "api_keys",
+    "link_push_queue",
 }
-VIEWS = {"store_sync_statistics"}
+VIEWS = {"store_sync_statistics", "product_link_statistics", "store_link_statistics"}
 
 # The frontend RPCs: the only functions `authenticated` may execute (docs: frontend API).
 FRONTEND_FUNCTIONS = {
@@ -91,6 +96,11 @@ FRONTEND_FUNCTIONS = {
     "create_api_key",
     "list_api_keys",
     "revoke_api_key",
+    "create_product_link",
+    "update_product_link",
+    "pause_product_link",
+    "delete_product_link",
+    "auto_link_by_sku",
 }
 
 CLIENT_ROLES = ("anon", "authenticated")
@@ -162,6 +172,13 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     assert key is not None
     ex("select shopsync.record_lookup(%s, 'http', 'customers_by_email', 'answered', 200, 3.5, %s, %s, "
        "p_resource => 'customers', p_policy => 'sync', p_result_count => 1)", (org, store, key["id"]))
+    target = _scalar(conn, "select shopsync.upsert_store(%s, 'tiktok', %s)", (org, f"77{ord(tag)}"))
+    link = _scalar(conn, "insert into shopsync.product_links (organization_id, source_store_id, source_variant_id, "
+                         "target_store_id, target_product_id, target_sku_id) values (%s, %s, 'v1', %s, 'tp1', 'ts1') "
+                         "returning id", (org, store, target))
+    ex("insert into shopsync.product_link_log (organization_id, link_id, target_store_id, field, new_value, result) "
+       "values (%s, %s, %s, 'price', %s, 'pushed')", (org, link, target, tag))
+    ex("select shopsync_private.request_link_push(%s, 'tp1')", (target,))
 
 
 @pytest.fixture
@@ -604,14 +621,16 @@ def test_membership_helpers_answer_only_for_the_caller(conn: psycopg.Connection[
 # ---- the view and GDPR requests -----------------------------------------------------------------
 
 def test_store_sync_statistics_view_respects_rls(conn: psycopg.Connection[Any], world: World) -> None:
-    everything = {r["store_id"]: r for r in conn.execute("select * from shopsync.store_sync_statistics")}
+    # (each organization's second store, a TikTok link target, is left out here)
+    everything = {r["store_id"]: r for r in conn.execute("select * from shopsync.store_sync_statistics "
+                                                          "where platform = 'shopify'")}
     assert set(everything) == {world.store_a, world.store_b}
 
     for user, own_store, own_org in [(world.owner_a, world.store_a, world.org_a),
                                      (world.member_a, world.store_a, world.org_a),
                                      (world.owner_b, world.store_b, world.org_b)]:
         with as_role(conn, "authenticated", user):
-            rows = conn.execute("select * from shopsync.store_sync_statistics").fetchall()
+            rows = conn.execute("select * from shopsync.store_sync_statistics where platform = 'shopify'").fetchall()
         assert [r["store_id"] for r in rows] == [own_store]
         row = rows[0]
         assert row["organization_id"] == own_org
@@ -648,7 +667,8 @@ def test_gdpr_requests_are_for_owners_and_admins_only(conn: psycopg.Connection[A
 
 def test_removed_member_loses_access_at_once(conn: psycopg.Connection[Any], world: World) -> None:
     with as_role(conn, "authenticated", world.member_a):
-        assert conn.execute("select id from shopsync.stores").fetchall() == [{"id": world.store_a}]
+        assert conn.execute("select id from shopsync.stores where platform = 'shopify'").fetchall() == \
+            [{"id": world.store_a}]
     conn.execute("delete from shopsync.organization_members where user_id = %s and organization_id = %s",
                  (world.member_a, world.org_a))
     with as_role(conn, "authenticated", world.member_a):

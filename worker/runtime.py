@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 
-from worker import gdpr
+from worker import gdpr, links
 from worker.config import Settings
 from worker.connectors.registry import check_against_database, publish_configs, register_jobs
 from worker.db import Database, open_database
@@ -26,6 +26,7 @@ log = logging.getLogger("shopsync.worker")
 def build_registry() -> JobRegistry:
     registry = JobRegistry()
     gdpr.register_jobs(registry)
+    links.register_jobs(registry)
     register_jobs(registry)
     return registry
 

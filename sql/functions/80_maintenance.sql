@@ -24,6 +24,7 @@ create or replace function shopsync.run_maintenance(p_task text, p_every_seconds
     v_result := case p_task
       when 'enqueue_due_syncs' then jsonb_build_object('syncs', shopsync.enqueue_due_syncs())
                                     || shopsync.enqueue_periodic_checks()
+                                    || jsonb_build_object('link_reconciles', shopsync.enqueue_link_reconciles())
       when 'reap_expired_leases' then to_jsonb(shopsync.reap_expired_leases())
       when 'prune_history' then shopsync.prune_history()
     end;
@@ -76,7 +77,8 @@ create or replace function shopsync.prune_history() returns jsonb
     get diagnostics v_events = row_count;
     return jsonb_build_object('jobs', v_jobs, 'dead_jobs', v_dead, 'webhook_inbox', v_inbox,
                               'sync_runs', v_runs, 'activity_log', v_activity, 'oauth_states', v_states,
-                              'pending_installs', v_installs, 'rate_limits', v_limits, 'events', v_events)
+                              'pending_installs', v_installs, 'rate_limits', v_limits, 'events', v_events,
+                              'product_link_log', shopsync_private.prune_product_link_log())
            || shopsync_private.prune_lookup_audit();
   end
   $$;

@@ -21,9 +21,15 @@ grant execute on function
   shopsync.synced_record_counts(uuid),
   shopsync.create_api_key(uuid, text, uuid[], text[], timestamptz, double precision, integer),
   shopsync.list_api_keys(uuid),
-  shopsync.revoke_api_key(uuid)
+  shopsync.revoke_api_key(uuid),
+  shopsync.create_product_link(uuid, text, uuid, text, jsonb),
+  shopsync.update_product_link(uuid, jsonb),
+  shopsync.pause_product_link(uuid, boolean),
+  shopsync.delete_product_link(uuid),
+  shopsync.auto_link_by_sku(uuid, uuid, boolean, jsonb)
 to authenticated;
 
 grant execute on all functions in schema shopsync, shopsync_private to service_role;
 grant usage, select on all sequences in schema shopsync, shopsync_private to service_role;
 grant select on shopsync.store_sync_statistics to authenticated, service_role;
+grant select on shopsync.product_link_statistics, shopsync.store_link_statistics to authenticated, service_role;

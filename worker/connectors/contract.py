@@ -11,7 +11,8 @@ A platform package exposes ``CONNECTOR``, whose ``contract`` is a ``ConnectorCon
   store (``<platform>.disconnect``, which then deletes its credentials);
 - ``connect``: how a store gets connected (``ConnectFlow``), its routes, and — for flows that park an
   install until an organization claims it — the ``<platform>.install_claimed`` handler;
-- ``writes``: the write capabilities it offers flows (none yet);
+- ``writes``: the write capabilities it offers flows between stores, and ``open_writer``: the session that
+  implements them for one target store (``worker.connectors.writes``);
 - ``jobs``: job kinds of its own (``<platform>.<name>``), ``routes``: other web routes, and
   ``public_config``: non-secret facts published to the database at start;
 - ``lookups``: the look-ups it can answer live from the platform (``LiveLookups``), for agents asking about
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -41,8 +43,8 @@ from worker.jobs.registry import Handler, Job, JobContext
 from worker.sync.engine import SyncSource
 
 __all__ = ["ApplyEvent", "CanonicalRows", "CheckWebhooks", "ConnectFlow", "ConnectSpec", "ConnectorContract",
-           "ContractError", "Delivery", "LiveLookups", "LiveQuery", "LiveStore", "StandardJob", "WebhookSpec",
-           "WebhookVerifier", "WriteCapability"]
+           "ContractError", "Delivery", "LiveLookups", "LiveQuery", "LiveStore", "OpenWriter", "StandardJob",
+           "WebhookSpec", "WebhookVerifier", "WriteCapability"]
 
 PLATFORM_NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")     # as shopsync.stores.platform allows
 
@@ -112,6 +114,9 @@ ApplyEvent = Callable[[Job, JobContext, Mapping[str, Any]], Awaitable["str | Non
 # Keeps one active store's webhook subscriptions right (check), or removes every one of ours (remove, for
 # a store a user disconnected; its credentials are still there); gets get_store's row, returns a summary.
 CheckWebhooks = Callable[[Job, JobContext, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
+# Opens a write session on one target store (get_store's row) implementing the declared WriteCapabilities
+# (worker.connectors.writes: set_prices, set_inventory, read_group).
+OpenWriter = Callable[[JobContext, Mapping[str, Any]], AbstractAsyncContextManager[Any]]
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,7 @@ class ConnectorContract:
     webhooks: WebhookSpec
     connect: ConnectSpec
     writes: frozenset[WriteCapability] = frozenset()
+    open_writer: OpenWriter | None = None       # required with writes: the session implementing them
     jobs: Mapping[str, Handler] = field(default_factory=dict)   # name → handler, run as <platform>.<name>
     routes: Sequence[BaseRoute] = ()
     public_config: Callable[[Settings], Mapping[str, Any] | None] = lambda _core: None
@@ -222,6 +228,8 @@ class ConnectorContract:
         if self.connect.flow.parks_installs and self.connect.install_claimed is None:
             raise refuse(f"connect flow {self.connect.flow.value!r} parks installs, so it needs an "
                          f"install_claimed handler ({self.job_kind(StandardJob.INSTALL_CLAIMED)})")
+        if self.writes and self.open_writer is None:
+            raise refuse(f"writes {sorted(w.value for w in self.writes)} need an open_writer that implements them")
         standard = {k.value for k in StandardJob}
         clash = standard & set(self.jobs)
         if clash:

@@ -47,7 +47,7 @@ class Connector(Protocol):
 
 # module paths of platform packages, each exposing CONNECTOR
 CONNECTORS: tuple[str, ...] = ("worker.connectors.shopify", "worker.connectors.woocommerce",
-                               "worker.connectors.shoprenter")
+                               "worker.connectors.shoprenter", "worker.connectors.tiktok")
 
 
 @lru_cache(maxsize=1)

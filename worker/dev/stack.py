@@ -1,9 +1,11 @@
 """`shopsync dev`: the embedded default. A project-local PostgreSQL 15 (with pg_cron when installed),
 migrations, the web process and a worker, with a sealing key generated once for this checkout, plus the
-three platform sandboxes, each with a demo store a demo user connects the way a merchant would: Shopify
+four platform sandboxes, each with a demo store a demo user connects the way a merchant would: Shopify
 through OAuth (``begin_install`` → authorize → callback → claim), WooCommerce with REST keys through
 ``POST /woocommerce/connect`` (a Supabase-style user token), ShopRenter through its signed install, entry and
-claim — so a fresh checkout shows three stores connected and synced. Everything lives under ``.shopsync/``.
+claim, TikTok Shop through its consent page — and the TikTok shop auto-linked to the Shopify store by SKU
+(``tiktok_demo``) — so a fresh checkout shows four stores connected and synced, and links pushing. Everything
+lives under ``.shopsync/``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from psycopg.rows import dict_row
 
 from sandbox import shoprenter as sr
 from sandbox.shopify import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SHOP
+from sandbox.tiktok import TtShop, serve_tiktok_sandbox
 from sandbox.woocommerce import WooDatasetSpec, WooSandbox, serve_woocommerce_sandbox
+from worker.dev import tiktok_demo
 from worker.dev.localpg import LocalPostgres
 from worker.migrate import migrate
 from worker.sealing import generate_key_spec
@@ -82,6 +86,7 @@ def _dev_env(pg: LocalPostgres) -> dict[str, str]:
         "SHOPSYNC_SHOPRENTER_CLIENT_SECRET": sr.DEMO_CLIENT_SECRET,
         "SHOPSYNC_SHOPRENTER_OAUTH_BASE_URL": f"http://127.0.0.1:{SHOPRENTER_PORT}/oauth",
         "SHOPSYNC_SHOPRENTER_API_BASE_URL": f"http://127.0.0.1:{SHOPRENTER_PORT}/shops/{{shop}}/api",
+        **tiktok_demo.tiktok_env(WEB_PORT),     # the TikTok sandbox stands in for TikTok Shop's three hosts
     })
     return env
 
@@ -190,7 +195,8 @@ def _wait_synced(conn: psycopg.Connection[dict[str, Any]], platform: str, shop_k
     _say(f"{platform} {shop_key} synced: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
-def _demo_stores(dsn: str, env: dict[str, str], woo: WooSandbox, shoprenter: sr.ShopRenterSandbox) -> None:
+def _demo_stores(dsn: str, env: dict[str, str], woo: WooSandbox, shoprenter: sr.ShopRenterSandbox,
+                 tiktok: TtShop) -> None:
     """The demo user connects all three sandbox stores, then waits for their first syncs. Done again on every
     start: the sandboxes keep their state in memory (a reconnect reuses the store and its data)."""
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
@@ -201,6 +207,7 @@ def _demo_stores(dsn: str, env: dict[str, str], woo: WooSandbox, shoprenter: sr.
         _say(f"connected {', '.join(f'{p} {k}' for p, k in connected)} as {DEMO_USER}; the worker is syncing")
         for platform, shop_key in connected:
             _wait_synced(conn, platform, shop_key, started)
+        tiktok_demo.connect_and_link(conn, user, tiktok, _say, _wait_synced)
 
 
 def _wait_ready(url: str, timeout: float = 60) -> None:
@@ -237,6 +244,7 @@ def run_dev(exit_when_ready: bool = False) -> int:
                        redirect_uri=f"http://127.0.0.1:{WEB_PORT}/shoprenter/install",
                        uninstall_uri=f"http://127.0.0.1:{WEB_PORT}/shoprenter/uninstall")
     shoprenter.add_shop(sr.DEMO_SHOP, sr.SrDatasetSpec(products=30, customers=15, orders=25))
+    tiktok, tiktok_shop = tiktok_demo.tiktok_sandbox(WEB_PORT)
     try:
         commands = {
             "shopify-sandbox": [sys.executable, "-m", "sandbox.shopify", "--port", str(SANDBOX_PORT),
@@ -254,10 +262,12 @@ def run_dev(exit_when_ready: bool = False) -> int:
         _wait_ready(f"http://127.0.0.1:{WEB_PORT}/readyz")
         _say(f"web ready: http://127.0.0.1:{WEB_PORT}/healthz  /readyz  /metrics")
         with serve_woocommerce_sandbox(woo, port=WOO_PORT) as woo_url, \
-                sr.serve_shoprenter_sandbox(shoprenter, port=SHOPRENTER_PORT) as sr_url:
+                sr.serve_shoprenter_sandbox(shoprenter, port=SHOPRENTER_PORT) as sr_url, \
+                serve_tiktok_sandbox(tiktok, port=tiktok_demo.TIKTOK_PORT) as tt_url:
             _say(f"WooCommerce sandbox: {woo_url} (store {woo.store_url('demo')})")
             _say(f"ShopRenter sandbox: {sr_url} (shop {sr.DEMO_SHOP})")
-            _demo_stores(pg.dsn(DB_NAME), env, woo, shoprenter)
+            _say(f"TikTok Shop sandbox: {tt_url} (shop {tiktok_shop.id})")
+            _demo_stores(pg.dsn(DB_NAME), env, woo, shoprenter, tiktok_shop)
             _say(f"database:  psql {pg.dsn(DB_NAME)}")
             _say(f"status:    DATABASE_URL={pg.dsn(DB_NAME)} shopsync status")
             subprocess.run([sys.executable, "-m", "worker", "status"], env=env, check=False)

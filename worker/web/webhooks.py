@@ -7,6 +7,8 @@ anything; a verifier answers refusals itself (401 for a bad signature, 400 for a
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -18,6 +20,8 @@ from worker.web.metrics import WebMetrics
 from worker.web.responses import error_response
 
 __all__ = ["webhook_route"]
+
+log = logging.getLogger("shopsync.web.webhooks")
 
 
 def webhook_route(contract: ConnectorContract) -> Route:
@@ -51,6 +55,8 @@ def webhook_route(contract: ConnectorContract) -> Route:
                     metrics.webhook(platform, "ignored")
                     return JSONResponse({"status": "ignored", "detail": "no data is stored for this shop"})
                 metrics.webhook(platform, "unknown_shop")
+                log.warning("%s webhook for unknown shop %s (topic %s) refused", platform, verified.shop_key[:100],
+                            verified.topic[:60])
                 return error_response(404, "unknown shop")
             recorded = found
         outcome = "duplicate" if recorded["duplicate"] else "accepted"

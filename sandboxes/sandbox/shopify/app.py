@@ -65,6 +65,7 @@ def create_app(state: ShopifySandbox) -> Starlette:
         Route("/admin/api/{version}/graphql.json", admin.graphql, methods=["POST"]),
         Route("/_sandbox/bulk/{key}", own.bulk_download, methods=["GET"]),
         Route("/_sandbox/health", own.health, methods=["GET"]),
+        Route("/_sandbox/shops/{shop}/variants/{variant}", own.edit_variant, methods=["POST"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(SandboxMiddleware, sandbox=sandbox)])
 

@@ -147,7 +147,9 @@ class GraphqlEndpoint:
 
 
 class SandboxEndpoints:
-    """The sandbox's own routes: ``/_sandbox/bulk/{key}.jsonl`` and ``/_sandbox/health``."""
+    """The sandbox's own routes: ``/_sandbox/bulk/{key}.jsonl``, ``/_sandbox/health`` and
+    ``POST /_sandbox/shops/{shop}/variants/{variant}`` (a merchant's edit, for demos: ``{"price": "12.30"}`` and/or
+    ``{"available": 5, "location": <id>}``; the webhooks fire as for any change)."""
 
     def __init__(self, sandbox: ShopifySandbox) -> None:
         self.sandbox = sandbox
@@ -191,3 +193,19 @@ class SandboxEndpoints:
 
     async def health(self, request: Request) -> Response:
         return _json(200, {"ok": True, "shops": sorted(self.sandbox.shops)})
+
+    async def edit_variant(self, request: Request) -> Response:
+        shop = self.sandbox.shops.get(request.path_params["shop"])
+        try:
+            body = json.loads(await request.body() or b"{}")
+            variant = int(request.path_params["variant"])
+            if shop is None or not isinstance(body, dict):
+                raise ValueError
+            if body.get("price") is not None:
+                await run_in_threadpool(shop.update_variant, variant, price=str(body["price"]))
+            if body.get("available") is not None:
+                location = body.get("location") or shop.location_ids()[0]
+                await run_in_threadpool(shop.set_inventory, variant, int(location), int(body["available"]))
+        except (ValueError, KeyError, TypeError):
+            return _json(400, {"error": "expected a known shop and variant, and {price} and/or {available, location}"})
+        return _json(200, {"ok": True})

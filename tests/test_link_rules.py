@@ -1,0 +1,52 @@
+"""A link's rules, as pure functions: price multiplier, offset and cents rounding; stock percentage, zero-below
+threshold and cap; and the values they refuse (never sent)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from worker.links.rules import InventoryRule, PriceRule, Refused
+
+
+@pytest.mark.parametrize(("link", "source", "expected"), [
+    ({}, "12.30", "12.30"),
+    ({"price_multiplier": "1.5"}, "10", "15.00"),
+    ({"price_offset": "-0.01"}, "10", "9.99"),
+    ({"price_rounding": ".99"}, "12.30", "12.99"),
+    ({"price_rounding": ".99"}, "12.995", "13.99"),         # never below the computed price
+    ({"price_rounding": ".99"}, "12.99", "12.99"),
+    ({"price_rounding": ".00", "price_multiplier": "1.1"}, "10", "11.00"),
+    ({"price_multiplier": "1.2", "price_offset": "0.5", "price_rounding": ".95"}, "20", "24.95"),
+    ({}, "10.005", "10.01"),                                 # to the cent, half up
+])
+def test_price_rules(link: dict[str, Any], source: str, expected: str) -> None:
+    assert PriceRule.of(link).apply(source) == Decimal(expected)
+
+
+@pytest.mark.parametrize(("link", "source"), [({}, None), ({}, "abc"), ({}, "NaN"), ({"price_offset": "-20"}, "10"),
+                                              ({}, "0"), ({"price_offset": "-10"}, "10")])
+def test_prices_that_are_not_positive_numbers_are_refused(link: dict[str, Any], source: Any) -> None:
+    with pytest.raises(Refused) as refused:
+        PriceRule.of(link).apply(source)
+    assert refused.value.reason == "price_invalid"
+
+
+@pytest.mark.parametrize(("link", "source", "expected"), [
+    ({}, 17, 17),
+    ({"inventory_percentage": 50}, 17, 8),                   # rounded down: never promise more than there is
+    ({"inventory_zero_below": 5}, 4, 0),
+    ({"inventory_zero_below": 5}, 5, 5),
+    ({"inventory_cap": 10}, 50, 10),
+    ({"inventory_percentage": 80, "inventory_zero_below": 3, "inventory_cap": 20}, 3, 0),
+    ({}, -4, 0),                                             # oversold at the source
+])
+def test_inventory_rules(link: dict[str, Any], source: int, expected: int) -> None:
+    assert InventoryRule.of(link).apply(source) == expected
+
+
+def test_a_source_without_stock_is_refused() -> None:
+    with pytest.raises(Refused, match="no stock figure"):
+        InventoryRule.of({}).apply(None)
