@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 
-from worker import gdpr
+from worker import gdpr, notify
 from worker.config import Settings
 from worker.connectors.registry import check_against_database, publish_configs, register_jobs
 from worker.db import open_database
@@ -22,6 +22,7 @@ log = logging.getLogger("shopsync.worker")
 def build_registry() -> JobRegistry:
     registry = JobRegistry()
     gdpr.register_jobs(registry)
+    notify.register_jobs(registry)
     register_jobs(registry)
     return registry
 

@@ -33,6 +33,11 @@ create or replace function shopsync_private.define_access() returns void
         ('sync_state', 'sync_state_member_select', 'organization_id', null),
         ('activity_log', 'activity_log_member_select', 'organization_id', null),
         ('events', 'events_member_select', 'organization_id', null),
+        ('notification_channels', 'notification_channels_member_select', 'organization_id', null),
+        ('notification_rules', 'notification_rules_member_select', 'organization_id', null),
+        ('notification_settings', 'notification_settings_member_select', 'organization_id', null),
+        ('notifications', 'notifications_member_select', 'organization_id', null),
+        ('notification_events', 'notification_events_member_select', 'organization_id', null),
         ('webhook_inbox', 'webhook_inbox_admin_select', 'organization_id', array['owner', 'admin']),
         ('gdpr_requests', 'gdpr_requests_admin_select', 'organization_id', array['owner', 'admin']))
         as c(table_name, policy, org_column, roles)

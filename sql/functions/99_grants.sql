@@ -18,7 +18,15 @@ grant execute on function
   shopsync.disconnect_store(uuid),
   shopsync.claim_pending_install(uuid, text, uuid),
   shopsync.begin_install(uuid, text, text, text),
-  shopsync.synced_record_counts(uuid)
+  shopsync.synced_record_counts(uuid),
+  shopsync.notification_event_types(),
+  shopsync.create_notification_rule(uuid, text[], text, uuid, integer, boolean),
+  shopsync.update_notification_rule(uuid, text[], text, uuid, integer, boolean),
+  shopsync.delete_notification_rule(uuid),
+  shopsync.delete_notification_channel(uuid),
+  shopsync.resume_notification_channel(uuid),
+  shopsync.test_notification_channel(uuid),
+  shopsync.set_notification_settings(uuid, text, integer, boolean)
 to authenticated;
 
 grant execute on all functions in schema shopsync, shopsync_private to service_role;

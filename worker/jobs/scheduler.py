@@ -29,7 +29,8 @@ class MaintenanceScheduler:
         self._due: list[tuple[str, float]] = []
         self._schedule = schedule.Scheduler()
         reap = self.settings.reap_interval
-        for task, every in (("enqueue_due_syncs", 60.0), ("reap_expired_leases", reap), ("prune_history", 3600.0)):
+        for task, every in (("enqueue_due_syncs", 60.0), ("reap_expired_leases", reap), ("prune_history", 3600.0),
+                            ("notify", 60.0)):
             # schedule calls plain functions: note the task, the event loop awaits it below
             self._schedule.every(max(1, round(every))).seconds.do(self._due.append, (task, every))
 

@@ -1,4 +1,5 @@
-"""The web process: health and readiness probes, Prometheus metrics, and each connector's routes.
+"""The web process: health and readiness probes, Prometheus metrics, the notification channel endpoints
+(``/notifications``, worker/notify/web.py) and each connector's routes.
 
 Connector routes (webhooks, OAuth callbacks) mount under ``/<platform>``; they reach the database,
 settings and counters through ``request.app.state.db`` / ``.settings`` / ``.metrics``. Every error
@@ -26,6 +27,7 @@ from worker.config import Settings
 from worker.connectors import registry
 from worker.db import Database, open_database
 from worker.migrate import checksum, migration_files
+from worker.notify.web import notification_routes
 from worker.paths import SQL_DIR
 from worker.rpc import maintenance
 from worker.web.metrics import CONTENT_TYPE, WebMetrics
@@ -220,6 +222,7 @@ def _routes() -> list[BaseRoute]:
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
+        Mount("/notifications", routes=notification_routes()),
     ]
     return routes + registry.web_routes()
 
