@@ -30,8 +30,8 @@ from worker.jobs.registry import JobContext
 from worker.migrate import migrate
 
 CRON_DB = "shopsync_cron"
-# the whole-Shopify-world fixtures (sandbox + web + worker) for the end-to-end tests
-pytest_plugins = ["tests.shopify_world"]
+# the whole-Shopify-world fixtures (sandbox + web + worker) for the end-to-end tests; the notification world
+pytest_plugins = ["tests.shopify_world", "tests.notify_world"]
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,13 @@ refused again, so the channel stops until someone fixes it; ``error`` carries th
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 from typing import Any, Literal
 
 import aiosmtplib
@@ -163,22 +164,27 @@ async def _webhook(config: Mapping[str, Any], secret: Mapping[str, Any], message
 
 # --- SMTP ------------------------------------------------------------------------------------------------
 
+# RFC 5322's hard line limit: the default (78) folds a subject that starts with a long word right after
+# "Subject:", which some clients show with a leading space
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 def _email(config: Mapping[str, Any], message: Message) -> EmailMessage:
-    email = EmailMessage()
-    email["From"] = config["from"]
-    email["To"] = ", ".join(config["to"])
-    email["Subject"] = message.rendered.subject
-    email["Date"] = formatdate(localtime=False)
+    mail = EmailMessage(policy=_POLICY)
+    mail["From"] = config["from"]
+    mail["To"] = ", ".join(config["to"])
+    mail["Subject"] = message.rendered.subject
+    mail["Date"] = formatdate(localtime=False)
     # the same on every attempt: mailboxes that see it twice (Gmail, many others) keep one
-    email["Message-ID"] = (f"<shopsync.{message.notification_id}.{message.organization_id[:8]}@"
+    mail["Message-ID"] = (f"<shopsync.{message.notification_id}.{message.organization_id[:8]}@"
                            f"{sender_domain(str(config['from']))}>")
-    email["Auto-Submitted"] = "auto-generated"          # RFC 3834: no auto-replies to alerts
-    email["X-Shopsync-Notification"] = str(message.notification_id)
+    mail["Auto-Submitted"] = "auto-generated"          # RFC 3834: no auto-replies to alerts
+    mail["X-Shopsync-Notification"] = str(message.notification_id)
     if config.get("reply_to"):
-        email["Reply-To"] = config["reply_to"]
-    email.set_content(message.rendered.text)
-    email.add_alternative(message.rendered.html, subtype="html")
-    return email
+        mail["Reply-To"] = config["reply_to"]
+    mail.set_content(message.rendered.text)
+    mail.add_alternative(message.rendered.html, subtype="html")
+    return mail
 
 
 async def _connected_socket(host: str, port: int, timeout: float, allow_private: bool) -> socket.socket:
@@ -213,7 +219,9 @@ async def _smtp(config: Mapping[str, Any], secret: Mapping[str, Any], message: M
                              username=config.get("username"), password=secret.get("password"))
     try:
         async with client:
-            refused, reply = await client.send_message(_email(config, message))
+            # flattened here: send_message would flatten with its own policy (folding at 78)
+            refused, reply = await client.sendmail(parseaddr(str(config["from"]))[1], list(config["to"]),
+                                                   _email(config, message).as_bytes(policy=_POLICY))
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         words = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
