@@ -50,6 +50,11 @@ TENANT_TABLES: dict[str, str] = {
     "order_line_items": "organization_id",
     "order_fulfillments": "organization_id",
     "gdpr_requests": "organization_id",
+    "notification_channels": "organization_id",
+    "notification_rules": "organization_id",
+    "notification_settings": "organization_id",
+    "notifications": "organization_id",
+    "notification_events": "organization_id",
 }
 # Tenant tables only owners and admins may read.
 ADMIN_ONLY_TABLES = {"gdpr_requests", "webhook_inbox"}
@@ -66,6 +71,9 @@ PRIVATE_TABLES = {
     "synced_tables",
     "job_kinds",
     "event_types",
+    "notification_channel_secrets",
+    "notification_inbox",
+    "webhook_subscriptions_seen",
 }
 VIEWS = {"store_sync_statistics"}
 
@@ -85,6 +93,14 @@ FRONTEND_FUNCTIONS = {
     "claim_pending_install",
     "begin_install",
     "synced_record_counts",
+    "notification_event_types",
+    "create_notification_rule",
+    "update_notification_rule",
+    "delete_notification_rule",
+    "delete_notification_channel",
+    "resume_notification_channel",
+    "test_notification_channel",
+    "set_notification_settings",
 }
 
 CLIENT_ROLES = ("anon", "authenticated")
@@ -148,6 +164,17 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("insert into shopsync.store_access_policies (store_id, resource, organization_id, policy) "
        "values (%(s)s, 'customers', %(o)s, 'api_only')", params)
     ex("select shopsync.record_event(%s, 'webhooks.recreated', %s)", (store, tag))
+    # notifications: a channel with its sealed secret, a rule, settings, a message, and an event still waiting
+    channel = _scalar(conn, "select (shopsync.put_notification_channel(%s, %s, gen_random_uuid(), %s, 'webhook', "
+                            "'{\"url\": \"https://hooks.example.com\"}', 'k1', %s)) ->> 'id'",
+                      (owner, org, f"hooks-{tag}", f"v1.fake-sealed-{tag}"))
+    ex("insert into shopsync.notification_rules (organization_id, channel_id, group_window_seconds) "
+       "values (%s, %s, 0)", (org, channel))
+    ex("insert into shopsync.notification_settings (organization_id, summary_hour) values (%s, 8)", (org,))
+    ex("select shopsync.record_event(%s, 'job.dead', %s)", (store, tag))
+    ex("select shopsync.collect_notifications(100)")
+    ex("select shopsync.record_event(%s, 'store.uninstalled', %s)", (store, tag))
+    ex("select shopsync.record_webhook_check(%s, '{orders/create}', '{}')", (store,))
 
 
 @pytest.fixture
@@ -536,6 +563,13 @@ SERVICE_CALLS: list[tuple[str, Callable[[World], tuple[Any, ...]]]] = [
     ("select shopsync.uninstall_shop('shopify', 'x.myshopify.com', 'forged')", lambda w: ()),
     ("select shopsync_private.log_activity(%s, null, 'forged')", lambda w: (w.org_b,)),
     ("select * from shopsync_private.store_for_caller(%s, array['owner'])", lambda w: (w.store_a,)),
+    ("select shopsync.collect_notifications(100)", lambda w: ()),
+    ("select shopsync.begin_notification_send(1)", lambda w: ()),
+    ("select shopsync.finish_notification_send(1, 'sent')", lambda w: ()),
+    ("select shopsync.put_notification_channel(%s, %s, gen_random_uuid(), 'x', 'webhook', '{}')",
+     lambda w: (w.owner_a, w.org_a)),
+    ("select * from shopsync.notification_secrets_to_reseal('other')", lambda w: ()),
+    ("select shopsync.record_webhook_check(%s, '{}', '{a}')", lambda w: (w.store_b,)),
 ]
 
 

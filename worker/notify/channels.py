@@ -59,8 +59,8 @@ def _text(config: Mapping[str, Any], name: str, *, required: bool = True, limit:
 
 def _address(value: str, field: str, *, display_name: bool) -> str:
     """One address, normalized (email-validator, no DNS); ``Name <a@b>`` where a display name is allowed."""
-    name, addr = parseaddr(value)
-    if not addr or (name and not display_name) or ("<" in value and not display_name):
+    name, addr = parseaddr(value) if display_name and "<" in value else ("", value)
+    if not addr:
         raise ChannelRefused(f"{field}: {value[:100]!r} is not an email address")
     try:
         checked = validate_email(addr, check_deliverability=False).normalized

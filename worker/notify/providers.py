@@ -177,7 +177,7 @@ def _email(config: Mapping[str, Any], message: Message) -> EmailMessage:
     mail["Date"] = formatdate(localtime=False)
     # the same on every attempt: mailboxes that see it twice (Gmail, many others) keep one
     mail["Message-ID"] = (f"<shopsync.{message.notification_id}.{message.organization_id[:8]}@"
-                           f"{sender_domain(str(config['from']))}>")
+                          f"{sender_domain(str(config['from']))}>")
     mail["Auto-Submitted"] = "auto-generated"          # RFC 3834: no auto-replies to alerts
     mail["X-Shopsync-Notification"] = str(message.notification_id)
     if config.get("reply_to"):
