@@ -18,6 +18,8 @@ from types import ModuleType
 from bench import (
     crash,
     frontend_reads,
+    notify_burst,
+    notify_outage,
     queue_throughput,
     shopify_incremental,
     shopify_ingest,
@@ -31,14 +33,15 @@ from bench.common import Bench, Cluster, Report, Row, machine_info
 
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, crash, shopify_ingest,
                                                        shopify_pacing, shopify_webhooks, shopify_incremental,
-                                                       woocommerce_ingest, shoprenter_pacing, frontend_reads)}
+                                                       woocommerce_ingest, shoprenter_pacing, frontend_reads,
+                                                       notify_burst, notify_outage)}
 ALIASES = {"throughput": "queue_throughput", "queue": "queue_throughput", "wakeup": "wakeup_latency",
            "latency": "wakeup_latency", "ingest": "shopify_ingest", "pacing": "shopify_pacing",
            "webhooks": "shopify_webhooks", "incremental": "shopify_incremental", "woocommerce": "woocommerce_ingest",
            "shoprenter": "shoprenter_pacing",
-           "reads": "frontend_reads", "rls": "frontend_reads"}
+           "reads": "frontend_reads", "rls": "frontend_reads", "burst": "notify_burst", "outage": "notify_outage"}
 GROUPS = {"shopify": ["shopify_ingest", "shopify_pacing", "shopify_webhooks", "shopify_incremental"],
-          "rest": ["woocommerce_ingest", "shoprenter_pacing"]}
+          "rest": ["woocommerce_ingest", "shoprenter_pacing"], "notify": ["notify_burst", "notify_outage"]}
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "latest.md"
 
 

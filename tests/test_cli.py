@@ -326,12 +326,12 @@ def _port_open(port: int) -> bool:
 
 def test_dev_exit_when_ready() -> None:
     root = Path(tempfile.mkdtemp(prefix="shopsync-dev-test-"))
-    web_port, sandbox_port, woo_port, sr_port = _free_port(), _free_port(), _free_port(), _free_port()
+    web_port, sandbox_port, woo_port, sr_port, smtp_port = (_free_port() for _ in range(5))
     data_dir = root / ".shopsync" / "pg"
     try:
         proc = run_cli(root, "dev", "--exit-when-ready", timeout=240, SHOPSYNC_DEV_PORT=str(web_port),
                        SHOPSYNC_DEV_SANDBOX_PORT=str(sandbox_port), SHOPSYNC_DEV_WOOCOMMERCE_PORT=str(woo_port),
-                       SHOPSYNC_DEV_SHOPRENTER_PORT=str(sr_port))
+                       SHOPSYNC_DEV_SHOPRENTER_PORT=str(sr_port), SHOPSYNC_DEV_SMTP_PORT=str(smtp_port))
         out = output(proc)
         assert proc.returncode == 0, out[-4000:]
         assert "web ready" in out
@@ -351,8 +351,11 @@ def test_dev_exit_when_ready() -> None:
             assert synced is not None, (store, out[-3000:])
             counts = [int(n) for n in synced.groups()]
             assert counts[0] == products and counts[3] == orders and all(counts), (store, counts)
+        # the demo organization's notification channel points at the local SMTP sink
+        assert f"notifications: warnings and failures of the demo organization go to smtp://127.0.0.1:{smtp_port}" \
+            in out
         # the command stopped everything it started
-        for port in (sandbox_port, woo_port, sr_port):
+        for port in (sandbox_port, woo_port, sr_port, smtp_port):
             assert not _port_open(port)
         assert (data_dir / "PG_VERSION").exists()
         assert not LocalPostgres(data_dir).is_running()

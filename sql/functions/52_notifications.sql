@@ -169,7 +169,9 @@ create or replace function shopsync_private.log_channel_activity(p_channel shops
 
 -- Every new event of an organization that has rules waits in the inbox for collect_notifications; a
 -- dispatch job is enqueued unless one is already waiting (two concurrent inserts may both enqueue one:
--- harmless, the second finds little to do). The per-minute maintenance task catches any missed wake-up.
+-- harmless, the second finds little to do). Dispatch jobs may run side by side (the inbox is taken with
+-- SKIP LOCKED), so one that is running never delays the next. The per-minute maintenance task catches any
+-- missed wake-up.
 create or replace function shopsync_private.on_event_for_notifications() returns trigger
   language plpgsql security definer set search_path = ''
   as $$
@@ -184,7 +186,7 @@ create or replace function shopsync_private.on_event_for_notifications() returns
     insert into shopsync_private.notification_inbox (event_id) values (new.id);
     if not exists (select 1 from shopsync.jobs j where j.kind = 'notify.dispatch' and j.state = 'queued') then
       perform shopsync.enqueue_job(shopsync_private.core_job_kind('notify.dispatch'), '{}'::jsonb,
-                                   p_concurrency_key => 'notify.dispatch', p_priority => 10, p_max_attempts => 100);
+                                   p_priority => 10, p_max_attempts => 100);
     end if;
     return null;
   end
