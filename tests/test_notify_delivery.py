@@ -232,3 +232,17 @@ async def test_smtp_over_tls_with_a_login(notify_world: NotifyWorld, tls: tuple[
     assert mail.rcpt_tos == ["b@example.com"] and mail.message["X-Shopsync-Notification"]
     reason = w.scalar("select status_reason from shopsync.notification_channels where id = %s", (bad["id"],))
     assert reason.startswith("the SMTP server refused the login: 535")
+
+
+async def test_the_readme_failure_produces_a_mail(notify_world: NotifyWorld) -> None:
+    """README, "Seeing the mail a failure produced": a sync job without a resource dies at once, and the
+    demo rule (warnings and worse, 10-second windows) mails it."""
+    w = notify_world
+    smtp = await w.channel("smtp", w.smtp_config(), name="Local mail sink (make dev)")
+    w.rule(smtp["id"], p_min_severity="warning", p_group_window_seconds=10)
+    w.conn.execute("select shopsync.enqueue_job('shopify.sync', p_store_id => %s, p_max_attempts => 1)", (w.store,))
+    async with w.worker():
+        await w.until(lambda: w.sent(smtp["id"]), timeout=30, what="the mail of the dead job")
+    (mail,) = w.sink.wait_for(1)
+    assert mail.subject.endswith("] shopify.sync failed for good after 1 attempt(s): PermanentError: a sync job "
+                                 "needs a store and a resource")

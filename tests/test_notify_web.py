@@ -167,3 +167,20 @@ async def test_the_endpoints_need_a_way_to_check_tokens(notify_world: NotifyWorl
             answer = await web.post("/notifications/channels", json={},
                                     headers={"Authorization": f"Bearer {token(w.owner)}"})
     assert answer.status_code == 503 and "SUPABASE_JWT_SECRET" in answer.json()["detail"]
+
+
+async def test_rotate_key_reseals_channel_secrets(notify_world: NotifyWorld) -> None:
+    from worker.keys import rotate_credentials
+    from worker.notify.channels import open_secret
+    from worker.sealing import Sealer, generate_key_spec
+
+    w = notify_world
+    channel = await w.channel("resend", {"from": "a@example.com", "to": "b@example.com"}, {"api_key": "re_rotate"})
+    assert w.scalar("select key_id from shopsync_private.notification_channel_secrets") == "test"
+    rotated = w.core.model_copy(update={"sealing_keys": type(w.core.sealing_keys)(
+        f"{generate_key_spec('next')},{w.core.sealing_keys.get_secret_value()}")})  # type: ignore[union-attr]
+    assert await rotate_credentials(w.db, rotated) == 1
+    stored = w.conn.execute("select key_id, sealed from shopsync_private.notification_channel_secrets").fetchone()
+    assert stored is not None and stored["key_id"] == "next"
+    assert open_secret(Sealer.from_settings(rotated), channel["id"], stored) == {"api_key": "re_rotate"}
+    assert await rotate_credentials(w.db, rotated) == 0
