@@ -169,9 +169,9 @@ create or replace function shopsync_private.log_channel_activity(p_channel shops
 
 -- Every new event of an organization that has rules waits in the inbox for collect_notifications; a
 -- dispatch job is enqueued unless one is already waiting (two concurrent inserts may both enqueue one:
--- harmless, the second finds little to do). Dispatch jobs may run side by side (the inbox is taken with
--- SKIP LOCKED), so one that is running never delays the next. The per-minute maintenance task catches any
--- missed wake-up.
+-- harmless, the second finds little to do). Dispatch jobs may run side by side (collect_notifications takes
+-- its turn in the database), so one that is running never delays the next. The per-minute maintenance task
+-- catches any missed wake-up.
 create or replace function shopsync_private.on_event_for_notifications() returns trigger
   language plpgsql security definer set search_path = ''
   as $$
@@ -205,7 +205,7 @@ create or replace function shopsync_private.on_store_left_active() returns trigg
 
 -- ---- collecting: events → messages ---------------------------------------------------------------------
 
--- Takes up to p_limit events from the inbox (SKIP LOCKED: concurrent collectors share the work) and
+-- Takes up to p_limit events from the inbox (the oldest first) and
 -- attaches each to the message of every matching rule's channel, at most once per channel. A rule with a
 -- window of W seconds groups its events by W-second windows (aligned to the epoch, by occurred_at); the
 -- message goes when its window ends. An event whose window's message is already on its way joins the next
@@ -225,6 +225,9 @@ create or replace function shopsync.collect_notifications(p_limit integer defaul
     v_attached integer := 0;
     v_created integer := 0;
   begin
+    -- one collector at a time (taken at its turn, released at its commit): two that ran side by side could
+    -- lock two windows' messages in opposite orders (events' ids and occurred_at need not agree) and deadlock
+    perform pg_advisory_xact_lock(hashtext('shopsync.collect_notifications'));
     for v_event in
       with taken as (
         delete from shopsync_private.notification_inbox i
