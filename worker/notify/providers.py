@@ -241,8 +241,8 @@ async def _smtp(config: Mapping[str, Any], secret: Mapping[str, Any], message: M
         return Outcome("channel_failed", error=f"TLS with the SMTP server failed: {_words(str(exc), 200)}")
     except aiosmtplib.SMTPException as exc:
         return Outcome("channel_failed", error=f"the SMTP server cannot take the message: {_words(str(exc), 200)}")
-    finally:
-        sock.close()
+    # the socket is not closed here: its transport owns it, and with TLS it is closed only after the TLS
+    # shutdown; closing it early frees its number while the event loop still watches it
     return Outcome("sent", message_id=_words(reply, 300),
                    error=f"some recipients were refused: {sorted(refused)}" if refused else None)
 

@@ -90,6 +90,16 @@ def _headline(e: Mapping[str, Any]) -> str:
     return f"{e.get('description', kind)}{subject}{where}"
 
 
+def _window(notification: Mapping[str, Any], zone: str | None) -> str:
+    """``2026-12-07 17:52:30 to 17:52:40 CET`` (the date once when both ends share it)."""
+    start, end = as_datetime(notification.get("window_start")), as_datetime(notification.get("window_end"))
+    if start is None or end is None:
+        return ""
+    start, end = start.astimezone(_zone(zone)), end.astimezone(_zone(zone))
+    tail = end.strftime("%H:%M:%S %Z" if end.date() == start.date() else "%Y-%m-%d %H:%M:%S %Z")
+    return f"{start:%Y-%m-%d %H:%M:%S} to {tail}"
+
+
 def _detail(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(", ", ": "))
     return text if len(text) <= 300 else text[:297] + "..."
@@ -105,6 +115,7 @@ def _environment(templates_dir: str | None) -> Environment:
                                                    default=False))
     env.filters["local"] = _local
     env.filters["detail"] = _detail
+    env.filters["window"] = _window
     env.filters["headline"] = _headline
     return env
 
