@@ -305,6 +305,17 @@ def test_a_day_with_nothing_to_say_is_skipped_when_asked(conn: Conn, org: Org) -
     assert scalar(conn, "select shopsync_private.emit_daily_summaries('2026-03-06 09:00+00')") == 1
 
 
+def test_after_days_without_a_run_only_the_latest_day_is_summarized(conn: Conn, org: Org) -> None:
+    with as_role(conn, "authenticated", org.owner):
+        conn.execute("select shopsync.set_notification_settings(%s, 'UTC', 9, false)", (org.id,))
+    conn.execute("update shopsync.notification_settings set last_summary_at = '2026-03-01 09:00+00'")
+    emit = "select shopsync_private.emit_daily_summaries(%s::timestamptz)"
+    assert scalar(conn, emit, ("2026-03-05 10:00+00",)) == 1
+    assert scalar(conn, emit, ("2026-03-05 10:30+00",)) == 0
+    assert [r["subject"] for r in conn.execute("select subject from shopsync.events where type = 'summary.daily'")
+            ] == ["2026-03-05"]
+
+
 def test_summaries_are_never_grouped(conn: Conn, org: Org) -> None:
     org.rule(org.channel(), p_event_types=["summary.daily"], p_min_severity="info", p_group_window_seconds=3600)
     with as_role(conn, "authenticated", org.owner):
