@@ -18,6 +18,7 @@ from types import ModuleType
 from bench import (
     crash,
     frontend_reads,
+    heartbeat,
     notify_burst,
     notify_outage,
     queue_throughput,
@@ -31,7 +32,7 @@ from bench import (
 )
 from bench.common import Bench, Cluster, Report, Row, machine_info
 
-MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, crash, shopify_ingest,
+MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, heartbeat, crash, shopify_ingest,
                                                        shopify_pacing, shopify_webhooks, shopify_incremental,
                                                        woocommerce_ingest, shoprenter_pacing, frontend_reads,
                                                        notify_burst, notify_outage)}

@@ -54,10 +54,11 @@ class AppWorld:
         return next(iter(row.values()))
 
     @asynccontextmanager
-    async def worker(self, db: Database | None = None, **overrides: Any) -> AsyncIterator[Worker]:
+    async def worker(self, db: Database | None = None, worker_id: str = "test-worker",
+                     **overrides: Any) -> AsyncIterator[Worker]:
         """A real worker on the test's event loop (on ``db``, default the direct path), drained on exit."""
         settings = self.core.model_copy(update={"poll_interval": 0.05, "lease_seconds": 10.0, **overrides})
-        worker = Worker(db or self.db, self.registry, settings, worker_id="test-worker")
+        worker = Worker(db or self.db, self.registry, settings, worker_id=worker_id)
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         try:

@@ -450,13 +450,23 @@ def test_disconnect_store(conn: Conn, team: Team) -> None:
     rpc(conn, team.admin, "select shopsync.disconnect_store(%s)", (team.store,))
     store = store_row(conn, team.store)
     assert store["status"] == "disconnected" and store["status_reason"] == "disconnected by a user"
+    # the credentials stay for the platform's disconnect job (it removes our webhooks with them first)
+    jobs = jobs_of(conn, team.store)
+    [disconnect] = [j for j in jobs if j["kind"] == "shopify.disconnect"]
+    assert disconnect["state"] == "queued" and disconnect["dedupe_key"] == f"disconnect:{team.store}"
+    jobs = [j for j in jobs if j is not disconnect]
+    assert len(jobs) == 3 and {j["state"] for j in jobs} == {"cancelled"}
+    assert {j["last_error"] for j in jobs} == {"store disconnected"}
+    assert scalar(conn, "select count(*) from shopsync_private.store_credentials where store_id = %s",
+                  (team.store,)) == 1
+    # ... which then forgets them; only while the store is still disconnected, and never another store's
+    assert scalar(conn, "select shopsync.forget_store_credentials(%s)", (team.other_store,)) is False
+    assert scalar(conn, "select shopsync.forget_store_credentials(%s, 'webhooks left')", (team.store,)) is True
     assert scalar(conn, "select count(*) from shopsync_private.store_credentials where store_id = %s",
                   (team.store,)) == 0
     assert scalar(conn, "select count(*) from shopsync_private.store_credentials where store_id = %s",
                   (team.other_store,)) == 1
-    jobs = jobs_of(conn, team.store)
-    assert len(jobs) == 3 and {j["state"] for j in jobs} == {"cancelled"}
-    assert {j["last_error"] for j in jobs} == {"store disconnected"}
+    assert store_row(conn, team.store)["status_reason"] == "webhooks left"
     # the running job's handler may still be writing until its next heartbeat: the store lock stays
     # until its lease has expired, then the reaper frees it
     assert scalar(conn, "select count(*) from shopsync_private.job_concurrency_locks") == 1
@@ -820,13 +830,13 @@ def test_enqueue_due_syncs(conn: Conn, team: Team) -> None:
         assert sorted(j["resource"] for j in jobs) == sorted(RESOURCES)
         assert {(j["kind"], j["state"], j["payload"]["reason"]) for j in jobs} == {(kind, "queued", "schedule")}
         assert after[s]["last_sync_enqueued_at"] is not None
-    assert_near(after[due]["next_sync_at"], now + FREQUENCIES["hourly"])
-    assert_near(after[woo]["next_sync_at"], now + FREQUENCIES["15min"])
+    assert_jittered(after[due]["next_sync_at"], now, FREQUENCIES["hourly"])
+    assert_jittered(after[woo]["next_sync_at"], now, FREQUENCIES["15min"])
 
     for s in (reauth, disabled, not_due, recent, team.other_store):
         assert jobs_of(conn, s, "queued") == [], s
     # skipped for a sync that finished moments ago, but its schedule still moves on
-    assert_near(after[recent]["next_sync_at"], now + FREQUENCIES["hourly"])
+    assert_jittered(after[recent]["next_sync_at"], now, FREQUENCIES["hourly"])
     assert after[recent]["last_sync_enqueued_at"] is None
     for s in (reauth, disabled, not_due, team.other_store):
         assert after[s]["next_sync_at"] == before[s]["next_sync_at"], s
@@ -835,6 +845,30 @@ def test_enqueue_due_syncs(conn: Conn, team: Team) -> None:
     # nothing is due any more
     assert scalar(conn, "select shopsync.enqueue_due_syncs()") == 0
     assert len(conn.execute("select id from shopsync.jobs where state = 'queued'").fetchall()) == 6
+
+
+def assert_jittered(value: dt.datetime, now: dt.datetime, every: dt.timedelta) -> None:
+    """One frequency later, +-10% (the schedule's jitter), give or take the test's own seconds."""
+    assert now + every * 0.9 - dt.timedelta(seconds=5) <= value <= now + every * 1.1 + dt.timedelta(seconds=5), value
+
+
+def test_every_due_store_is_enqueued_and_their_schedules_spread(conn: Conn, team: Team) -> None:
+    """6,000 stores connected in the same minute: one call enqueues all of them (set-based batches, not
+    a capped loop), and their next runs spread over the hour instead of all firing in the same minute."""
+    conn.execute("insert into shopsync.stores (organization_id, platform, shop_key, status) "
+                 "select %s, 'shopify', 'bulk-' || n || '.myshopify.com', 'active' from generate_series(1, 6000) n",
+                 (team.org,))
+    conn.execute("update shopsync.store_sync_config set next_sync_at = now() - interval '3 minutes'")
+    lag = scalar(conn, "select (shopsync.queue_metrics() ->> 'schedule_lag_seconds')::float")
+    assert 170 < lag < 400                                 # the most overdue store has waited ~3 minutes
+    assert scalar(conn, "select shopsync.enqueue_due_syncs(p_batch => 2500)") == 6002      # and the team's two
+    assert scalar(conn, "select count(*) from shopsync.jobs where kind = 'shopify.sync' and state = 'queued'") \
+        == 6002 * len(RESOURCES)
+    assert scalar(conn, "select (shopsync.queue_metrics() ->> 'schedule_lag_seconds')::float") == 0
+    spread = conn.execute("select extract(epoch from max(next_sync_at) - min(next_sync_at)) as width, "
+                          "count(distinct date_trunc('minute', next_sync_at)) as minutes "
+                          "from shopsync.store_sync_config").fetchone()
+    assert spread["width"] > 10 * 60 and spread["minutes"] >= 10        # hourly +-10%: ~12 minutes wide
 
 
 def test_run_maintenance_runs_once_per_period(conn: Conn, team: Team) -> None:

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from sandbox.serving import serve_app
 from tests.conftest import as_role
+from tests.metrics_text import sample
 from tests.platform_world import AppWorld, free_port, owner_org
 from worker.config import Settings
 from worker.connectors import registry
@@ -52,7 +53,7 @@ def contract(**overrides: Any) -> ConnectorContract:
     fields: dict[str, Any] = {
         "platform": "toy", "display_name": "Toy", "reads": {"products": ("products",)}, "sync": nothing,
         "webhooks": WebhookSpec(path="/webhooks", verify=nothing, topics={"products/update": "products"},
-                                apply=nothing, check=nothing),
+                                apply=nothing, check=nothing, remove=nothing),
         "connect": ConnectSpec(flow=ConnectFlow.API_KEYS)}
     return ConnectorContract(**(fields | overrides))
 
@@ -68,10 +69,10 @@ def test_a_flow_that_parks_installs_needs_its_claim_handler() -> None:
 @pytest.mark.parametrize(("overrides", "problem"), [
     ({"platform": "Toy Shop"}, "platform must match"),
     ({"reads": {}}, "reads names no resource"),
-    ({"webhooks": WebhookSpec(path="/w", verify=nothing, topics={}, apply=nothing, check=nothing)},
+    ({"webhooks": WebhookSpec(path="/w", verify=nothing, topics={}, apply=nothing, check=nothing, remove=nothing)},
      "webhooks.topics is empty"),
     ({"webhooks": WebhookSpec(path="/w", verify=nothing, topics={"orders/create": "orders"}, apply=nothing,
-                              check=nothing)}, "resources it does not read: orders"),
+                              check=nothing, remove=nothing)}, "resources it does not read: orders"),
     ({"jobs": {"sync": nothing}}, "standard kinds"),
 ])
 def test_incomplete_contracts_are_refused_naming_the_part(overrides: dict[str, Any], problem: str) -> None:
@@ -103,7 +104,7 @@ async def test_start_is_refused_naming_connector_and_missing_part(dsn: str) -> N
     oauth = contract(platform="oauthy", connect=ConnectSpec(flow=ConnectFlow.OAUTH, install_claimed=nothing),
                      reads={"products": ("products", "widgets"), "orders": ("products",)},
                      webhooks=WebhookSpec(path="/w", verify=nothing, topics={"x": None}, apply=nothing,
-                                          check=nothing))
+                                          check=nothing, remove=nothing))
     jobs = JobRegistry()
     registry.register_jobs(jobs, [oauth])
     jobs._handlers.pop("oauthy.check_webhooks")       # a registry missing one kind SQL enqueues
@@ -165,10 +166,12 @@ class AcmePlatform:
         async def webhooks(request: Request) -> Response:
             if request.method == "POST":
                 self.webhooks.append((await request.json())["url"])
+            if request.method == "DELETE":
+                self.webhooks = [u for u in self.webhooks if u != request.query_params.get("url")]
             return JSONResponse([{"url": u} for u in self.webhooks])
 
         return Starlette(routes=[Route("/shops/{shop}/products", products),
-                                 Route("/shops/{shop}/webhooks", webhooks, methods=["GET", "POST"])])
+                                 Route("/shops/{shop}/webhooks", webhooks, methods=["GET", "POST", "DELETE"])])
 
 
 @pytest.fixture
@@ -247,27 +250,35 @@ async def test_the_readme_toy_connector_connects_syncs_applies_webhooks_and_disc
             await w.until(lambda: w.scalar("select title from shopsync.products where store_id = %s and id = '2'",
                                            (store,)) == "Wool scarf", what="the incremental sync")
 
-            # the merchant disconnects: the store stops, its periodic webhook check does nothing any more
+            # the merchant disconnects: the store stops, its webhook goes (acme.disconnect, from the
+            # contract's remove), and its periodic webhook check does nothing any more
             with as_role(w.conn, "authenticated", user):
                 w.conn.execute("select shopsync.disconnect_store(%s)", (store,))
+            await w.until(w.idle, what="the disconnect job")
             w.conn.execute("select shopsync.enqueue_job('acme.check_webhooks', p_store_id => %s)", (store,))
             await w.until(w.idle, what="the check after disconnecting")
     assert w.scalar("select status from shopsync.stores where id = %s", (store,)) == "disconnected"
+    [gone] = w.jobs("acme.disconnect")
+    assert gone["state"] == "succeeded" and gone["result"]["removed"] == {"deleted": [f"{w.web_url}/acme/webhooks"]}
     last = w.jobs("acme.check_webhooks")[-1]
     assert last["state"] == "succeeded" and last["result"] == {"skipped": "the store is not active"}
-    assert platform.webhooks == [f"{w.web_url}/acme/webhooks"]
+    assert platform.webhooks == []
 
 
 async def test_the_toy_connectors_webhook_route_counts_and_refuses(toy_world: AppWorld) -> None:
     async with httpx.AsyncClient(base_url=toy_world.web_url) as web:
-        unknown = await web.post("/acme/webhooks", content=b"{}", headers={
+        unknown = await web.post("/acme/webhooks", content=b'{"id": 1}', headers={
             "x-acme-shop": "nobody", "x-acme-topic": "products/update", "x-acme-delivery": "d",
-            "x-acme-signature": sign(b"{}")})
+            "x-acme-signature": sign(b'{"id": 1}')})
         assert unknown.status_code == 404 and unknown.json()["detail"] == "unknown shop"
-        other_topic = await web.post("/acme/webhooks", content=b"{}", headers={
+        shapeless = await web.post("/acme/webhooks", content=b'{"id": {"a": 1}}', headers={
+            "x-acme-shop": "nobody", "x-acme-topic": "products/update", "x-acme-delivery": "d",
+            "x-acme-signature": sign(b'{"id": {"a": 1}}')})
+        assert shapeless.status_code == 400 and "expected shape (id" in shapeless.json()["detail"]
+        other_topic = await web.post("/acme/webhooks", content=b'{"id": 1}', headers={
             "x-acme-shop": "nobody", "x-acme-topic": "orders/create", "x-acme-delivery": "d",
-            "x-acme-signature": sign(b"{}")})
+            "x-acme-signature": sign(b'{"id": 1}')})
         assert other_topic.status_code == 400 and "unknown topic" in other_topic.json()["detail"]
         metrics = (await web.get("/metrics")).text
-    assert 'shopsync_webhook_requests_total{platform="acme",outcome="unknown_shop"} 1' in metrics
+    assert sample(metrics, 'shopsync_webhook_requests_total{platform="acme",outcome="unknown_shop"}') == 1
     assert toy_world.scalar("select count(*) from shopsync.webhook_inbox") == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,10 +20,13 @@ from psycopg.types.json import Jsonb
 
 from sandbox.shopify import DatasetSpec, ShopifySandbox
 from tests.conftest import as_role, job_context, new_user, personal_org
+from worker.connectors.shopify.mapping import webhook_effect
 from worker.db.direct import DirectDatabase
+from worker.db.values import to_json
 from worker.errors import PermanentError, RetryableError
 from worker.gdpr import JOB_KIND, gdpr_handler, register_jobs
 from worker.jobs.registry import Job, JobContext, JobRegistry
+from worker.rpc import synced_writes
 
 Conn = psycopg.Connection[Any]
 WORKER = "gdpr-test-worker"
@@ -412,8 +416,11 @@ async def test_customer_redact_removes_personal_data_everywhere_and_only_the_sub
     assert request["result"] == {"counts": counts}
 
     # idempotent: the same job delivered again, and a second request for the same person
-    data_only = ("gdpr_requests", "activity_log", "jobs")
+    data_only = ("gdpr_requests", "activity_log", "jobs", "redacted_rows")
     snapshot = store_rows(conn, a, skip=data_only)
+    tombstones = conn.execute("select row_id, redacted_at from shopsync_private.redacted_rows where store_id = %s",
+                              (a,)).fetchall()
+    assert [t["row_id"] for t in tombstones] == [str(TARGET)]     # the subject stays out of later data
     await db.rpc("enqueue_job", {"p_kind": JOB_KIND, "p_payload": {"request_id": request_id}, "p_store_id": a})
     _, again = await run_job(db, dsn)
     assert again["already_completed"] is True and again["counts"] == counts
@@ -421,6 +428,50 @@ async def test_customer_redact_removes_personal_data_everywhere_and_only_the_sub
     _, second = await run_job(db, dsn)
     assert second["already_completed"] is False and set(second["counts"].values()) == {0}
     assert store_rows(conn, a, skip=data_only) == snapshot
+    # the later request moves the line: data older than it stays out too
+    later = conn.execute("select redacted_at from shopsync_private.redacted_rows where store_id = %s", (a,)).fetchall()
+    assert len(later) == 1 and later[0]["redacted_at"] > tombstones[0]["redacted_at"]
+
+
+async def test_a_redaction_stays_final_until_the_platform_sends_newer_data(
+        db: DirectDatabase, dsn: str, conn: Conn, shop: Any, stores: dict[str, Any]) -> None:
+    a = stores["a"]
+    request_id = await record(db, a, "customer_redact", {"customer_id": TARGET}, request_id="final-1")
+    await run_job(db, dsn)
+    received: datetime = request_row(conn, request_id)["received_at"]
+    order_id = sorted(orders_of(shop, TARGET))[0]
+
+    def changes(at: datetime) -> dict[str, list[dict[str, Any]]]:
+        """The subject and one of their orders as the platform sends them, last changed ``at``."""
+        def rows(topic: str, payload: Mapping[str, Any]) -> Mapping[str, Any]:
+            return webhook_effect(topic, {**payload, "updated_at": at.isoformat()}, store_id=uuid.UUID(a),
+                                  organization_id=stores["org_a"], triggered_at=at).writes
+        return {**rows("customers/update", shop.customer(TARGET)),
+                **{k: [dict(r) for r in v] for k, v in rows("orders/updated", extras(shop.order(order_id))).items()}}
+
+    def subject_state() -> tuple[int, Any, Any]:
+        customers = conn.execute("select count(*) as n from shopsync.customers where store_id = %s and id = %s",
+                                 (a, str(TARGET))).fetchone()["n"]
+        order = conn.execute("select email, redacted_at from shopsync.orders where store_id = %s and id = %s",
+                             (a, order_id)).fetchone()
+        return customers, order["email"], order["redacted_at"]
+
+    assert subject_state()[:2] == (0, None)
+    # data as old as the request, by every path: a webhook's apply, the supabase path's upsert, the COPY
+    # path (a first full sync's straight-into-the-table path too), reconcile's writes go the same ways
+    old = changes(received - timedelta(minutes=5))
+    await synced_writes.apply_synced_changes(db, store_id=a, writes=old, observed_at=received)
+    for table, rows in old.items():
+        await db.rpc("upsert_synced", {"p_table": table, "p_rows": to_json(rows)})
+        assert (await db.write_synced(table, rows, fresh=True))["inserted"] == 0
+        await db.write_synced(table, rows)
+    customers, email, redacted_at = subject_state()
+    assert customers == 0 and email is None and redacted_at is not None
+    # the platform changed the customer after the request: that is new data, and it is stored
+    new = changes(received + timedelta(seconds=5))
+    await synced_writes.apply_synced_changes(db, store_id=a, writes=new, observed_at=received + timedelta(seconds=5))
+    customers, email, redacted_at = subject_state()
+    assert customers == 1 and email == extras(shop.order(order_id))["email"] and redacted_at is None
 
 
 async def test_strip_keeps_business_data_of_rest_and_graphql_shapes(conn: Conn, shop: Any) -> None:
@@ -461,6 +512,8 @@ def fill_everything_else(conn: Conn, store: str) -> None:
         store, store)
     run(f"insert into shopsync.inventory_levels (store_id, inventory_item_id, location_id, organization_id, available)"
         f" values (%s, '111', '5', {org_of}, 3)", store, store)
+    run("insert into shopsync_private.redacted_rows (store_id, table_name, row_id, redacted_at) values"
+        " (%s, 'customers', '99', now())", store)
     run("select shopsync.start_sync_run(%s, 'orders', 'full')", store)
     run("select shopsync.save_sync_state(%s, 'orders', now())", store)
     run("select shopsync.put_store_credentials(%s, 'oauth', 'k1', 'v1.sealed')", store)

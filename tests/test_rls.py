@@ -71,6 +71,7 @@ PRIVATE_TABLES = {
     "synced_tables",
     "job_kinds",
     "event_types",
+    "redacted_rows",
     "notification_channel_secrets",
     "notification_inbox",
     "webhook_subscriptions_seen",
@@ -164,6 +165,8 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("insert into shopsync.store_access_policies (store_id, resource, organization_id, policy) "
        "values (%(s)s, 'customers', %(o)s, 'api_only')", params)
     ex("select shopsync.record_event(%s, 'webhooks.recreated', %s)", (store, tag))
+    ex("insert into shopsync_private.redacted_rows (store_id, table_name, row_id, redacted_at) "
+       "values (%(s)s, 'customers', 'c-redacted', now())", params)
     # notifications: a channel with its sealed secret, a rule, settings, a message, and an event still waiting
     channel = _scalar(conn, "select (shopsync.put_notification_channel(%s, %s, gen_random_uuid(), %s, 'webhook', "
                             "'{\"url\": \"https://hooks.example.com\"}', 'k1', %s)) ->> 'id'",

@@ -22,6 +22,7 @@ from tests.shopify_world import FRONTEND, SECRET, SHOP, World
 from worker.connectors.shopify.oauth import ShopifyOAuth, TokenSet
 from worker.connectors.shopify.tokens import StoreTokens, load_tokens, save_tokens
 from worker.errors import NeedsReauthError
+from worker.rpc import stores
 from worker.sealing import Sealer
 
 
@@ -234,6 +235,38 @@ async def test_a_refused_refresh_means_reauth(world: World) -> None:
     finally:
         await oauth.aclose()
     assert w.scalar("select refresh_lock_owner from shopsync_private.store_credentials") is None
+
+
+async def test_after_a_refusal_no_other_job_of_the_store_sends_a_request(world: World,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store is marked needs_reauth in the transaction that fails the refused job, before its store lock
+    is released: with two workers and more syncs of the store queued, the refused request is the last."""
+    w = world
+    marking = stores.mark_store_needs_reauth
+
+    async def slow_marking(*args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0.5)        # a slow round trip: a marking made apart from the failure shows its gap
+        await marking(*args, **kwargs)
+
+    monkeypatch.setattr(stores, "mark_store_needs_reauth", slow_marking)
+    store_id = await w.connect()
+    async with w.worker():
+        await w.until(lambda: w.scalar("select count(*) from shopsync.sync_runs where status = 'succeeded'") == 3,
+                      what="the first full sync")
+        await w.until(w.idle)
+    w.sandbox.revoke_tokens(SHOP, w.shopify.client_id or "")
+    refused_at = len(w.sandbox.request_log)
+    for _ in range(3):
+        w.conn.execute("select shopsync.request_sync(%s, array['products', 'customers', 'orders'], 'incremental')",
+                       (store_id,))
+    async with w.worker(worker_id="worker-a"), w.worker(worker_id="worker-b"):
+        await w.until(w.idle, what="the queue to settle")
+    sent = [r for r in list(w.sandbox.request_log)[refused_at:] if r.endpoint != "token"]
+    assert [r.status for r in sent] == [401], [(r.path, r.status) for r in sent]
+    store = w.conn.execute("select status, status_reason from shopsync.stores where id = %s", (store_id,)).fetchone()
+    assert store is not None and store["status"] == "needs_reauth"
+    states = {j["state"] for j in w.jobs("shopify.sync") if j["created_at"] > w.jobs()[0]["created_at"]}
+    assert "queued" not in states and "running" not in states
 
 
 async def test_a_legacy_token_is_migrated_by_token_exchange(world: World) -> None:

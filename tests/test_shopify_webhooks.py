@@ -10,9 +10,10 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.conftest import set_policy
+from tests.conftest import as_role, set_policy
 from tests.platform_world import owner_org
 from tests.shopify_world import CLIENT_ID, SECRET, SHOP, World
 from tests.standins.server import make_jwt, serve_supabase
@@ -21,11 +22,13 @@ from worker.db import open_database
 
 
 def signed_headers(body: bytes, topic: str, *, shop: str = SHOP, secret: str = SECRET,
-                   webhook_id: str | None = None, event_id: str | None = None) -> dict[str, str]:
+                   webhook_id: str | None = None, event_id: str | None = None,
+                   triggered_at: str | None = None) -> dict[str, str]:
     digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     return {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": shop,
             "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()), "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
-            "X-Shopify-Triggered-At": "2026-11-21T10:00:00Z", "X-Shopify-API-Version": "2026-10",
+            "X-Shopify-Triggered-At": triggered_at or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "X-Shopify-API-Version": "2026-10",
             "Content-Type": "application/json"}
 
 
@@ -126,8 +129,14 @@ async def test_a_stale_delivery_never_overwrites_and_a_tie_applies(world: World)
     stored = w.scalar("select source_updated_at from shopsync.products where id = %s", (str(pid),))
     older = {**current, "title": "Stale title", "updated_at": "2020-01-01T00:00:00Z"}
     tied = {**current, "title": "Same version, later delivery"}
+    earlier = {**current, "title": "Same version, observed before the sync read it"}
     async with w.worker():
         assert (await post(w, older, "products/update")).status_code == 200
+        await w.until(w.idle)
+        assert w.scalar("select title from shopsync.products where id = %s", (str(pid),)) == current["title"]
+        # a tie (same updated_at) is decided by when each version was observed: an event from before the
+        # sync's read loses, one from after it wins
+        assert (await post(w, earlier, "products/update", triggered_at="2020-01-01T00:00:00.5Z")).status_code == 200
         await w.until(w.idle)
         assert w.scalar("select title from shopsync.products where id = %s", (str(pid),)) == current["title"]
         assert (await post(w, tied, "products/update")).status_code == 200
@@ -186,6 +195,40 @@ async def test_app_uninstalled_stops_the_store(world: World) -> None:
     assert store is not None and "uninstalled" in store["status_reason"]
     assert w.scalar("select count(*) from shopsync.jobs where kind = 'shopify.sync' and state = 'queued'") == 0
     assert w.scalar("select count(*) from shopsync.products") > 0        # data stays until shop/redact
+
+
+async def test_disconnect_deletes_our_subscriptions_then_the_token(world: World) -> None:
+    w = world
+    store_id = await connected(w)
+    uri = f"{w.web_url}/shopify/webhooks"
+    ours = [s for s in w.sandbox.subscriptions.values() if s.uri == uri]
+    assert ours
+    user = w.scalar("select m.user_id from shopsync.organization_members m join shopsync.stores s "
+                    "on s.organization_id = m.organization_id where s.id = %s", (store_id,))
+    with as_role(w.conn, "authenticated", user):
+        w.conn.execute("select shopsync.disconnect_store(%s)", (store_id,))
+    async with w.worker():
+        await w.until(w.idle, what="the disconnect job")
+    [job] = w.jobs("shopify.disconnect")
+    assert job["state"] == "succeeded" and len(job["result"]["removed"]["deleted"]) == len(ours)
+    assert [s for s in w.sandbox.subscriptions.values() if s.uri == uri] == []
+    assert w.scalar("select count(*) from shopsync_private.store_credentials where store_id = %s", (store_id,)) == 0
+
+
+async def test_a_late_uninstall_leaves_a_reinstalled_store_alone(world: World) -> None:
+    w = world
+    store_id = await connected(w)
+    # the merchant uninstalled and reinstalled; the uninstall's delivery (retried by Shopify) arrives after
+    w.conn.execute("update shopsync.stores set connected_at = now() where id = %s", (store_id,))
+    before = (datetime.now(UTC) - timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
+    async with w.worker():
+        assert (await post(w, {"id": 1, "domain": SHOP}, "app/uninstalled", triggered_at=before)).status_code == 200
+        await w.until(w.idle, what="the late uninstall")
+        assert w.scalar("select status from shopsync.stores where id = %s", (store_id,)) == "active"
+        # an uninstall from after the reinstall does count
+        assert (await post(w, {"id": 1, "domain": SHOP}, "app/uninstalled")).status_code == 200
+        await w.until(w.idle, what="the uninstall")
+    assert w.scalar("select status from shopsync.stores where id = %s", (store_id,)) == "uninstalled"
 
 
 async def test_compliance_webhooks_become_gdpr_requests_that_run(world: World) -> None:

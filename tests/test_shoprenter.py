@@ -5,6 +5,7 @@ hints re-fetched; uninstall; forged, replayed and hostile calls refused with not
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -281,3 +282,64 @@ async def test_check_webhooks_repairs_subscriptions(sr: SrWorld) -> None:
     live = list(sr.shop.webhooks.values())
     assert sorted(h.event for h in live) == ["order_confirm", "order_status_change"]
     assert all(h.status == 1 and "old-token" not in h.parameters[0]["url"] for h in live)
+
+
+async def test_a_full_sync_resuming_after_the_last_page_completes(sr: SrWorld) -> None:
+    user, org = owner_org(sr.conn)
+    store = await sr.install(user, org)
+    async with sr.worker():
+        await sr.until(lambda: sr.synced(store), what="the first full sync")
+        await sr.until(sr.idle, what="an idle queue")
+    # a run killed after writing the last page (8 customers, 10 a page: page 0 is the last) resumes there;
+    # ShopRenter answers the page after it with 400 / 40008, which is the end, not a permanent error
+    sr.conn.execute("update shopsync.sync_state set checkpoint = '{\"page\": 0, \"mode\": \"full\"}' "
+                    "where store_id = %s and resource = 'customers'", (store,))
+    before = sr.sandbox.counters["status_400"]
+    sr.conn.execute("select shopsync.request_sync(%s, array['customers'], 'full')", (store,))
+    async with sr.worker():
+        await sr.until(sr.idle, what="the resumed sync")
+    assert sr.sandbox.counters["status_400"] == before + 1                     # the page past the last, once
+    assert sr.jobs("shoprenter.sync")[-1]["state"] == "succeeded"
+    assert sr.scalar("select checkpoint from shopsync.sync_state where store_id = %s and resource = 'customers'",
+                     (store,)) is None
+    assert sr.count("customers", store) == 8
+
+
+async def test_disconnect_removes_our_webhooks_then_the_credentials(sr: SrWorld) -> None:
+    user, org = owner_org(sr.conn)
+    store = await sr.install(user, org)
+    async with sr.worker():
+        await sr.until(lambda: sr.synced(store), what="the first full sync")
+        await sr.until(sr.idle, what="an idle queue")
+    assert len(sr.shop.webhooks) == 2
+    with as_role(sr.conn, "authenticated", user):
+        sr.conn.execute("select shopsync.disconnect_store(%s)", (store,))
+    async with sr.worker():
+        await sr.until(sr.idle, what="the disconnect job")
+    [job] = sr.jobs("shoprenter.disconnect")
+    assert job["state"] == "succeeded" and job["result"]["credentials_deleted"] is True
+    assert sorted(job["result"]["removed"]["deleted"]) == ["order_confirm", "order_status_change"]
+    assert sr.shop.webhooks == {}
+    assert sr.scalar("select count(*) from shopsync_private.store_credentials where store_id = %s", (store,)) == 0
+    assert sr.scalar("select status from shopsync.stores where id = %s", (store,)) == "disconnected"
+
+
+async def test_a_late_uninstall_leaves_a_reinstalled_store_alone(sr: SrWorld) -> None:
+    user, org = owner_org(sr.conn)
+    store = await sr.install(user, org)
+    # the merchant removed and re-added the app; ShopRenter's uninstall call (signed a minute ago) arrives now
+    sr.conn.execute("update shopsync.stores set connected_at = now() where id = %s", (store,))
+    status = sr.scalar("select status from shopsync.stores where id = %s", (store,))
+    late = await asyncio.to_thread(sr.sandbox.install_query, sr.shop, CLIENT_ID, int(time.time()) - 60,
+                                   app_url=False)
+    async with sr.web as web:
+        answer = await web.get("/shoprenter/uninstall", params=late)
+    assert answer.status_code == 200 and answer.json()["stores"] == 0
+    assert sr.scalar("select status from shopsync.stores where id = %s", (store,)) == status != "uninstalled"
+    # one signed after the reinstall does mark it
+    fresh = await asyncio.to_thread(sr.sandbox.install_query, sr.shop, CLIENT_ID, int(time.time()) + 1,
+                                    app_url=False)
+    async with sr.web as web:
+        answer = await web.get("/shoprenter/uninstall", params=fresh)
+    assert answer.status_code == 200 and answer.json()["stores"] == 1
+    assert sr.scalar("select status from shopsync.stores where id = %s", (store,)) == "uninstalled"

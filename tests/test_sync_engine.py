@@ -99,6 +99,36 @@ async def test_a_failed_run_resumes_from_its_checkpoint(db: DirectDatabase, dsn:
     assert conn.execute("select count(*) as n from shopsync.products").fetchone()["n"] == 30
 
 
+class DyingSource(PagedSource):
+    """A page written, then an error the job does not survive."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def __call__(self, ctx: SyncContext) -> AsyncIterator[Batch]:
+        async for batch in super().__call__(ctx):
+            yield batch
+            raise self.error
+
+
+@pytest.mark.parametrize("error", [PermanentError("the platform refused page 2"),
+                                   RetryableError("502, and this was the job's last attempt")])
+async def test_a_run_that_ends_the_job_leaves_no_checkpoint(db: DirectDatabase, dsn: str,
+                                                            conn: psycopg.Connection[Any], store_id: str,
+                                                            error: Exception) -> None:
+    """A checkpoint left by a dead job would send every later full sync to the same failure."""
+    job = await claim_sync(db, store_id, "full")
+    if isinstance(error, RetryableError):
+        job = Job.from_row({**conn.execute("select * from shopsync.jobs where id = %s", (job.id,)).fetchone(),
+                            "attempts": 10, "max_attempts": 10})
+    with pytest.raises(type(error)):
+        await sync_handler(DyingSource(error))(job, job_context(db, dsn))
+    state = conn.execute("select checkpoint from shopsync.sync_state").fetchone()
+    assert state["checkpoint"] is None
+    assert conn.execute("select count(*) as n from shopsync.products").fetchone()["n"] == 10   # the page stays
+
+
 async def test_policy_and_status_are_rechecked_at_run_time(db: DirectDatabase, dsn: str,
                                                            conn: psycopg.Connection[Any], store_id: str) -> None:
     handler = sync_handler(PagedSource())

@@ -181,7 +181,8 @@ async def test_valid_hs256_token(hs_verifier: SupabaseJwtVerifier) -> None:
     (claims(role="anon"), "not a signed-in user"),
     (claims(role="service_role"), "not a signed-in user"),
     (claims(role=None), "not a signed-in user"),
-    (claims(nbf=int(time.time()) + 600), "not valid yet"),
+    # built when pytest collects, minutes before the test runs: far enough ahead to outlast the suite (exp is +1 h)
+    (claims(nbf=int(time.time()) + 1800), "not valid yet"),
     ({"role": "service_role", "iss": "supabase", "iat": 1, "exp": int(time.time()) + 3600}, "'sub'"),  # the API key
 ])
 async def test_hs256_claims_refused(hs_verifier: SupabaseJwtVerifier, token_claims: dict[str, Any],

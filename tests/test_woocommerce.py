@@ -23,6 +23,7 @@ import pytest
 
 from sandbox.serving import serve_app
 from sandbox.woocommerce import WooDatasetSpec, WooSandbox, WooStore, oauth1_sign, serve_woocommerce_sandbox
+from tests.conftest import as_role
 from tests.platform_world import AppWorld, free_port, owner_org
 from worker.config import Settings
 from worker.connectors.registry import publish_configs
@@ -390,3 +391,68 @@ async def test_connects_are_off_without_a_way_to_verify_users(woo: WooWorld) -> 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as web:
             response = await web.post("/woocommerce/connect", json={})
     assert response.status_code == 503 and "SUPABASE_JWT_SECRET" in response.json()["detail"]
+
+
+async def test_disconnect_deletes_our_webhooks_or_says_what_was_left(woo: WooWorld) -> None:
+    store = await connected(woo)
+    woo.store.add_webhook("order.created", "https://someone-else.test/hook")
+    user = woo.scalar("select user_id from shopsync.organization_members m join shopsync.stores s "
+                      "on s.organization_id = m.organization_id where s.id = %s", (store,))
+    with as_role(woo.conn, "authenticated", user):
+        woo.conn.execute("select shopsync.disconnect_store(%s)", (store,))
+    async with woo.worker():
+        await woo.until(woo.idle, what="the disconnect job")
+    [job] = woo.jobs("woocommerce.disconnect")
+    assert job["state"] == "succeeded" and job["result"]["credentials_deleted"] is True
+    assert sorted(job["result"]["removed"]["deleted"]) == sorted(WEBHOOK_TOPICS)
+    ours = f"{woo.web_url}/woocommerce/webhooks/{store}"
+    assert [h for h in woo.store.webhooks.values() if h.delivery_url == ours] == []
+    # someone else's webhook at the store is left alone
+    assert any(h.delivery_url == "https://someone-else.test/hook" for h in woo.store.webhooks.values())
+    assert woo.scalar("select count(*) from shopsync_private.store_credentials where store_id = %s", (store,)) == 0
+
+    # reconnected, then disconnected while the store cannot be reached: after the last attempt the keys go
+    # anyway, and the store says what was left behind
+    user2, org2 = owner_org(woo.conn)
+    response = await woo.connect(user2, org2)
+    assert response.status_code == 201, response.text
+    second = UUID(response.json()["store_id"])
+    woo.conn.execute("update shopsync.stores set shop_key = %s where id = %s", (f"http://127.0.0.1:{free_port()}",
+                                                                                 second))
+    with as_role(woo.conn, "authenticated", user2):
+        woo.conn.execute("select shopsync.disconnect_store(%s)", (second,))
+    woo.conn.execute("update shopsync.jobs set max_attempts = 1 where kind = 'woocommerce.disconnect' "
+                     "and store_id = %s", (second,))
+    async with woo.worker():
+        await woo.until(woo.idle, what="the failing disconnect job")
+    job = woo.jobs("woocommerce.disconnect")[-1]
+    assert job["state"] == "succeeded" and job["result"]["credentials_deleted"] is True
+    assert "StoreUnreachable" in job["result"]["left_behind"] or "ConnectError" in job["result"]["left_behind"]
+    reason = woo.scalar("select status_reason from shopsync.stores where id = %s", (second,))
+    assert "webhooks could not be removed" in reason and "delete them in the store's admin" in reason
+    assert woo.scalar("select count(*) from shopsync_private.store_credentials where store_id = %s", (second,)) == 0
+
+
+async def test_a_bad_record_is_skipped_and_recorded_and_nul_is_stripped(woo: WooWorld) -> None:
+    store = await connected(woo)
+    simple = [p for p in woo.store.product_ids() if woo.store.product(p)["type"] == "simple"]
+    absurd, named = simple[0], simple[1]
+    woo.store.update_product(absurd, stock_quantity=10**12, emit=False)       # no integer column holds it
+    woo.store.update_product(named, name="Hat\x00Blue", emit=False)          # JSON allows NUL; PostgreSQL not
+    woo.conn.execute("select shopsync.request_sync(%s, array['products'], 'full')", (store,))
+    async with woo.worker():
+        await woo.until(woo.idle, what="the full sync")
+    job = woo.jobs("woocommerce.sync")[-1]
+    assert job["state"] == "succeeded", job["last_error"]
+    assert job["result"]["failed"] == 1 and job["result"]["nul_stripped"] == 1
+    run = woo.conn.execute("select status, failed_count, record_errors from shopsync.sync_runs "
+                           "order by id desc limit 1").fetchone()
+    assert run["status"] == "succeeded" and run["failed_count"] == 1
+    [error] = run["record_errors"]
+    assert error["id"] == str(absurd) and "not an integer in range" in error["error"]
+    assert woo.scalar("select title from shopsync.products where store_id = %s and id = %s",
+                      (store, str(named))) == "HatBlue"
+    # the skipped record keeps what was stored before; everything else of the page is written
+    assert woo.count("products", store) == len(woo.store.product_ids())
+    events = woo.conn.execute("select type from shopsync.events where store_id = %s", (store,)).fetchall()
+    assert "sync.record_errors" in {e["type"] for e in events}

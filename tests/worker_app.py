@@ -45,11 +45,13 @@ async def _record(ctx: JobContext, job: Job, event: str) -> None:
 
 
 async def effect(job: Job, ctx: JobContext) -> Mapping[str, Any]:
-    """Sleeps (optionally), then applies its effect idempotently."""
+    """Sleeps (optionally; ``sleep_first``: on the first attempt only), then applies its effect idempotently."""
     await _record(ctx, job, "start")
     try:
-        if job.payload.get("sleep"):
-            await asyncio.sleep(float(job.payload["sleep"]))
+        sleep = job.payload.get("sleep_first") if job.attempts == 1 else None
+        sleep = sleep or job.payload.get("sleep")
+        if sleep:
+            await asyncio.sleep(float(sleep))
         async with (await _pool(ctx)).connection() as conn:
             await conn.execute("insert into test_effects (key, job_id) values (%s, %s) on conflict (key) do nothing",
                                (job.payload["key"], job.id))

@@ -16,6 +16,7 @@ __all__ = [
     "RetryableError",
     "PermanentError",
     "NeedsReauthError",
+    "MappingError",
     "SealingError",
 ]
 
@@ -39,6 +40,14 @@ class DatabaseError(ShopsyncError):
         super().__init__(message)
         self.sqlstate = sqlstate
 
+    @property
+    def outage(self) -> bool:
+        """The database did not answer (no connection, a lost connection, shutting down, out of connections)
+        rather than refusing the call: worth retrying shortly, never the caller's fault. A cancelled
+        statement (57014, e.g. a statement timeout) is that statement's problem, not an outage."""
+        state = self.sqlstate
+        return state is None or (state[:2] in ("08", "57", "53") and state != "57014")
+
 
 class JobError(ShopsyncError):
     """Base for errors a job handler raises to choose its job's fate."""
@@ -58,3 +67,7 @@ class PermanentError(JobError):
 
 class NeedsReauthError(PermanentError):
     """The platform rejected the store's credentials: the store needs re-authorization."""
+
+
+class MappingError(PermanentError):
+    """A platform object lacks what its canonical row needs (retrying cannot fix the data)."""

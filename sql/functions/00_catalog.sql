@@ -85,11 +85,11 @@ create or replace function shopsync_private.store_policies(p_store_id uuid) retu
 create or replace function shopsync.synced_catalog()
   returns table (table_name text, resource text, key_columns text[], version_column text, soft_delete boolean,
                  parent_table text, parent_column text, reconcile boolean, subject_link text, redaction text,
-                 personal_columns text[], description text)
+                 personal_columns text[], description text, observed_column text)
   language sql stable set search_path = ''
   as $$
     select t.table_name, t.resource, t.key_columns, t.version_column, t.soft_delete, t.parent_table, t.parent_column,
-           t.reconcile, t.subject_link, t.redaction, t.personal_columns, t.description
+           t.reconcile, t.subject_link, t.redaction, t.personal_columns, t.description, t.observed_column
       from shopsync_private.synced_tables t join shopsync_private.synced_resources r on r.resource = t.resource
      order by r.position, t.position
   $$;
@@ -173,6 +173,10 @@ create or replace function shopsync_private.check_catalog() returns void
          and not (select t.soft_delete from shopsync_private.synced_tables t where t.table_name = v_entry.parent_table) then
         v_problems := v_problems || format('%s: parent_table %s is not soft-deleted, so it never takes children along',
                                            v_entry.table_name, v_entry.parent_table);
+      end if;
+      if v_entry.redaction = 'delete' and not 'id' = any (v_entry.key_columns) then
+        v_problems := v_problems || format('%s: redaction delete needs an id key column (redacted ids are remembered)',
+                                           v_entry.table_name);
       end if;
       if v_entry.parent_table is not null and not v_entry.soft_delete then
         v_problems := v_problems || format('%s: a table with a parent_table must be soft_delete', v_entry.table_name);

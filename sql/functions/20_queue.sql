@@ -140,14 +140,17 @@ create or replace function shopsync_private.retry_backoff(p_attempts integer) re
   $$;
 
 -- Fail a job this worker holds. Retryable errors go back to the queue with backoff until
--- max_attempts; permanent ones (or the last attempt) end 'dead'. Returns the new state, or null
--- if the worker no longer held the job.
+-- max_attempts; permanent ones (or the last attempt) end 'dead'. With p_needs_reauth the platform refused
+-- the store's credentials: the store is marked needs_reauth in the same transaction, before the job's
+-- store lock is released, so no other job of the store can start and send a request in between.
+-- Returns the new state, or null if the worker no longer held the job.
 create or replace function shopsync.fail_job(
   p_worker text,
   p_id bigint,
   p_error text,
   p_retryable boolean default true,
-  p_retry_in_seconds double precision default null
+  p_retry_in_seconds double precision default null,
+  p_needs_reauth boolean default false
 ) returns text
   language plpgsql set search_path = ''
   as $$
@@ -165,6 +168,12 @@ create or replace function shopsync.fail_job(
            lease_owner = null, lease_expires_at = null
      where j.id = p_id and j.state = 'running' and j.lease_owner = p_worker
     returning j.* into v_job;
+    -- (a store disconnected or uninstalled meanwhile keeps that status)
+    if v_job.id is not null and p_needs_reauth and v_job.store_id is not null
+       and exists (select 1 from shopsync.stores s where s.id = v_job.store_id and s.status in ('active', 'connecting'))
+    then
+      perform shopsync.set_store_status(v_job.store_id, 'needs_reauth', left(p_error, 500));
+    end if;
     if v_job.id is not null then
       delete from shopsync_private.job_concurrency_locks l
        where l.concurrency_key = v_job.concurrency_key and l.job_id = p_id;

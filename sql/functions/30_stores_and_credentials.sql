@@ -30,12 +30,16 @@ create or replace function shopsync.upsert_store(
       raise exception 'unknown organization %', p_organization_id using errcode = 'P0002';
     end if;
     insert into shopsync.stores as s (organization_id, platform, shop_key, display_name, status, external_id,
-                                      platform_info)
+                                      platform_info, connected_at)
       values (p_organization_id, p_platform, lower(p_shop_key), p_display_name, p_status, p_external_id,
-              coalesce(p_platform_info, '{}'::jsonb))
+              coalesce(p_platform_info, '{}'::jsonb), now())
       on conflict (organization_id, platform, shop_key) do update
         set status = excluded.status,
             status_reason = null,
+            -- a (re)connection: a platform's uninstall from before it no longer applies
+            connected_at = case when s.status in ('disconnected', 'uninstalled', 'needs_reauth')
+                                     and excluded.status in ('connecting', 'active') then now()
+                                else s.connected_at end,
             display_name = coalesce(excluded.display_name, s.display_name),
             external_id = coalesce(excluded.external_id, s.external_id),
             platform_info = s.platform_info || excluded.platform_info
@@ -78,6 +82,29 @@ create or replace function shopsync.set_store_status(p_store_id uuid, p_status t
     end if;
     perform shopsync_private.log_activity(v_org, p_store_id, 'store.status',
                                           jsonb_build_object('status', p_status, 'reason', p_reason));
+  end
+  $$;
+
+-- The platform says its app was uninstalled, at p_as_of (the event's time): the store is marked, unless it
+-- was connected again after that (a delayed or retried uninstall must not touch a newer installation).
+-- Returns whether it was marked.
+create or replace function shopsync.mark_store_uninstalled(p_store_id uuid, p_reason text,
+                                                           p_as_of timestamptz default null) returns boolean
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_store shopsync.stores;
+  begin
+    select * into v_store from shopsync.stores s where s.id = p_store_id for update;
+    if not found then
+      raise exception 'unknown store %', coalesce(p_store_id::text, 'null') using errcode = 'P0002';
+    end if;
+    if v_store.status in ('uninstalled', 'disconnected')
+       or (p_as_of is not null and coalesce(v_store.connected_at, v_store.created_at) > p_as_of) then
+      return false;
+    end if;
+    perform shopsync.set_store_status(p_store_id, 'uninstalled', p_reason);
+    return true;
   end
   $$;
 
@@ -134,6 +161,30 @@ create or replace function shopsync.get_store_credentials(p_store_id uuid)
   as $$
     select c.store_id, c.kind, c.key_id, c.sealed, c.access_expires_at, c.refresh_expires_at, c.version
       from shopsync_private.store_credentials c where c.store_id = p_store_id
+  $$;
+
+-- The end of a disconnect: the store's credentials go, once its disconnect job has removed what it could.
+-- Only for a store still disconnected (a store connected again meanwhile keeps its new credentials).
+-- Returns whether they were deleted.
+create or replace function shopsync.forget_store_credentials(p_store_id uuid, p_note text default null)
+  returns boolean
+  language plpgsql set search_path = ''
+  as $$
+  declare
+    v_store shopsync.stores;
+  begin
+    select * into v_store from shopsync.stores s where s.id = p_store_id for update;
+    if not found or v_store.status <> 'disconnected' then
+      return false;
+    end if;
+    delete from shopsync_private.store_credentials c where c.store_id = p_store_id;
+    if p_note is not null then
+      update shopsync.stores s set status_reason = left(p_note, 500) where s.id = p_store_id;
+    end if;
+    perform shopsync_private.log_activity(v_store.organization_id, p_store_id, 'store.credentials_deleted',
+                                          jsonb_build_object('note', left(p_note, 500)));
+    return true;
+  end
   $$;
 
 -- For `shopsync rotate-key`: credentials not sealed with the active key, a page at a time.

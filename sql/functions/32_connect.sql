@@ -162,7 +162,8 @@ create or replace function shopsync.connect_store_for_user(
 -- is marked uninstalled, unclaimed installs are dropped, and — when p_delete_after is given — each
 -- store's data is deleted that much later unless it was reinstalled meanwhile (store.purge_uninstalled).
 create or replace function shopsync.uninstall_shop(
-  p_platform text, p_shop_key text, p_reason text, p_delete_after interval default null
+  p_platform text, p_shop_key text, p_reason text, p_delete_after interval default null,
+  p_as_of timestamptz default null
 ) returns integer
   language plpgsql set search_path = ''
   as $$
@@ -175,13 +176,16 @@ create or replace function shopsync.uninstall_shop(
     for v_store in
       select s.id, s.status from shopsync.stores s
        where s.platform = p_platform and s.shop_key = lower(p_shop_key) and s.status <> 'disconnected'
+         -- a store connected again after the platform's call is a newer installation: left alone
+         and (p_as_of is null or coalesce(s.connected_at, s.created_at) <= p_as_of)
     loop
       if v_store.status <> 'uninstalled' then
         perform shopsync.set_store_status(v_store.id, 'uninstalled', p_reason);
       end if;
       if p_delete_after is not null then
-        perform shopsync.enqueue_job(shopsync_private.core_job_kind('store.purge_uninstalled'), jsonb_build_object('uninstalled_at', now()),
-                                     p_store_id => v_store.id, p_dedupe_key => 'purge_uninstalled:' || v_store.id,
+        perform shopsync.enqueue_job(shopsync_private.core_job_kind('store.purge_uninstalled'),
+                                     jsonb_build_object('uninstalled_at', now()), p_store_id => v_store.id,
+                                     p_dedupe_key => 'purge_uninstalled:' || v_store.id,
                                      p_run_at => now() + p_delete_after, p_priority => 200);
       end if;
       v_count := v_count + 1;

@@ -96,36 +96,56 @@ create or replace function shopsync.request_sync(
   end
   $$;
 
--- Called every minute (pg_cron or the worker): enqueue syncs for stores whose next_sync_at has
--- come. A store whose last sync finished within min_interval is skipped (its schedule still
--- advances). Returns the number of stores synced.
-create or replace function shopsync.enqueue_due_syncs(p_limit integer default 1000) returns integer
+-- Called every minute (pg_cron or the worker): enqueue the incremental syncs of every store whose
+-- next_sync_at has come, p_batch stores per statement (set-based: one insert of jobs, one update of the
+-- schedules), batch after batch until none is due or p_budget has been spent (the rest are next minute's,
+-- and the lag shows in queue_metrics' schedule_lag_seconds). A store whose last sync finished within its
+-- min_interval is skipped (its schedule still advances). The next run is one frequency later, +-10%
+-- at random, so stores that connected together drift apart instead of all firing in the same minute.
+-- Returns the number of stores synced.
+create or replace function shopsync.enqueue_due_syncs(p_batch integer default 5000,
+                                                      p_budget interval default '20 seconds') returns integer
   language plpgsql set search_path = ''
   as $$
   declare
-    v_row record;
+    v_started timestamptz := clock_timestamp();
     v_count integer := 0;
+    v_due integer;
+    v_synced integer;
   begin
-    for v_row in
-      select c.store_id, c.frequency, c.min_interval, s.sync_completed_at
-        from shopsync.store_sync_config c
-        join shopsync.stores s on s.id = c.store_id
-       where c.enabled and c.next_sync_at <= now() and s.status = 'active'
-       order by c.next_sync_at
-       limit p_limit
-         for update of c skip locked
     loop
-      if v_row.sync_completed_at is null or v_row.sync_completed_at + v_row.min_interval <= now() then
-        perform shopsync.request_sync(v_row.store_id, null, 'incremental', 'schedule');
-        update shopsync.store_sync_config c set last_sync_enqueued_at = now(),
-               next_sync_at = now() + shopsync_private.frequency_interval(v_row.frequency)
-         where c.store_id = v_row.store_id;
-        v_count := v_count + 1;
-      else
+      with due as (
+        select c.store_id, c.frequency, s.platform,
+               (s.sync_completed_at is null or s.sync_completed_at + c.min_interval <= now()) as ready
+          from shopsync.store_sync_config c
+          join shopsync.stores s on s.id = c.store_id
+         where c.enabled and c.next_sync_at <= now() and s.status = 'active'
+         order by c.next_sync_at
+         limit p_batch
+           for update of c skip locked
+      ), enqueued as (
+        insert into shopsync.jobs (kind, organization_id, store_id, resource, payload, priority, dedupe_key,
+                                   concurrency_key)
+        select shopsync_private.platform_job_kind(d.platform, 'sync'), s.organization_id, d.store_id, r.resource,
+               '{"mode": "incremental", "reason": "schedule"}'::jsonb, 100,
+               'sync:' || d.store_id || ':' || r.resource, 'store:' || d.store_id
+          from due d
+          join shopsync.stores s on s.id = d.store_id
+          cross join lateral unnest(shopsync_private.catalog_resources()) r(resource)
+         where d.ready and shopsync_private.store_policy(d.store_id, r.resource) = 'sync'
+        on conflict (dedupe_key) where dedupe_key is not null and state in ('queued', 'running') do nothing
+        returning 1
+      ), scheduled as (
         update shopsync.store_sync_config c
-           set next_sync_at = now() + shopsync_private.frequency_interval(v_row.frequency)
-         where c.store_id = v_row.store_id;
-      end if;
+           set next_sync_at = now() + shopsync_private.frequency_interval(d.frequency) * (0.9 + 0.2 * random()),
+               last_sync_enqueued_at = case when d.ready then now() else c.last_sync_enqueued_at end
+          from due d
+         where c.store_id = d.store_id
+        returning d.ready
+      )
+      select count(*), count(*) filter (where sc.ready) into v_due, v_synced from scheduled sc;
+      v_count := v_count + v_synced;
+      exit when v_due < p_batch or clock_timestamp() - v_started > p_budget;
     end loop;
     return v_count;
   end
@@ -207,7 +227,8 @@ create or replace function shopsync.finish_sync_run(
   p_deleted integer default 0,
   p_failed integer default 0,
   p_error text default null,
-  p_checkpoint jsonb default null
+  p_checkpoint jsonb default null,
+  p_record_errors jsonb default null
 ) returns void
   language plpgsql set search_path = ''
   as $$
@@ -220,7 +241,12 @@ create or replace function shopsync.finish_sync_run(
     update shopsync.sync_runs r
        set status = p_status, finished_at = now(), created_count = p_created, updated_count = p_updated,
            deleted_count = p_deleted, failed_count = p_failed, error = left(p_error, 4000),
-           checkpoint = coalesce(p_checkpoint, r.checkpoint)
+           checkpoint = coalesce(p_checkpoint, r.checkpoint),
+           -- the records that could not be stored: {"id", "error"}, the first 100
+           record_errors = case when jsonb_typeof(p_record_errors) = 'array'
+                                then (select coalesce(jsonb_agg(e), '[]') from
+                                        (select e from jsonb_array_elements(p_record_errors) e limit 100) x)
+                                else r.record_errors end
      where r.id = p_run_id and r.status = 'running'
     returning r.store_id into v_store;
     if v_store is null then

@@ -19,19 +19,23 @@ create or replace function shopsync_private.merge_statement(p_table text, p_sour
     v_entry shopsync_private.synced_tables := shopsync_private.synced_table(p_table);
     v_key text[] := v_entry.key_columns;
     v_version text := v_entry.version_column;     -- the staleness guard's column (catalog), or none
+    v_observed text := v_entry.observed_column;   -- its tie-breaker: when the platform's state was observed
     v_cols text[];
     v_update text[];     -- the non-key columns an update may change (organization_id never changes)
+    v_compared text[];   -- the columns whose change makes a row worth rewriting
   begin
     select array_agg(a.attname::text order by a.attnum) into v_cols
       from pg_attribute a
      where a.attrelid = format('shopsync.%I', p_table)::regclass and a.attnum > 0 and not a.attisdropped
        and a.attname <> 'synced_at' and a.attgenerated = '';   -- generated columns follow their sources
     v_update := array(select c from unnest(v_cols) c where c <> all (v_key));
+    v_compared := array(select c from unnest(v_update) c
+                         where c <> 'organization_id' and c is distinct from v_observed);
     return format(
       'with merged as (
          insert into shopsync.%1$I as t (%2$s, synced_at)
          select distinct on (%8$s) %6$s, now()
-           from %3$s st join shopsync.stores s on s.id = st.store_id
+           from %3$s st join shopsync.stores s on s.id = st.store_id %10$s
           order by %8$s %7$s
          on conflict (%4$s) do update set %5$s, synced_at = now() %9$s
          returning (xmax = 0) as inserted)
@@ -45,20 +49,35 @@ create or replace function shopsync_private.merge_statement(p_table text, p_sour
                                 p_keep), ', ') from unnest(v_update) c),
       (select string_agg(case c when 'organization_id' then 's.organization_id' else format('st.%I', c) end, ', ')
          from unnest(v_cols) c),
-      case when v_version is not null then format(', st.%I desc nulls last', v_version) else '' end,
+      case when v_version is not null then format(', st.%I desc nulls last', v_version) else '' end
+        || case when v_observed is not null then format(', st.%I desc nulls last', v_observed) else '' end,
       (select string_agg(format('st.%I', c), ', ') from unnest(v_key) c),
-      -- the staleness guard: never overwrite newer data with older
+      -- the staleness guard: never overwrite newer data with older; within one updated_at (platforms give
+      -- seconds), the state observed later wins (a webhook's event time, a page's fetch time)
       case when v_version is not null then
-        format('where (t.%1$I is null or excluded.%1$I is null or t.%1$I <= excluded.%1$I)', v_version)
+        format('where (t.%1$I is null or excluded.%1$I is null or t.%1$I < excluded.%1$I
+                       or (t.%1$I = excluded.%1$I%2$s))', v_version,
+               case when v_observed is not null then
+                 format(' and (t.%1$I is null or excluded.%1$I is null or t.%1$I <= excluded.%1$I)', v_observed)
+               else '' end)
       else 'where true' end
-      -- a row redacted for GDPR stays redacted: later syncs or deliveries must not bring the data back
-      || case when 'redacted_at' = any (v_cols) then ' and t.redacted_at is null' else '' end
+      -- a row redacted for GDPR stays redacted: only data the platform changed after the redaction comes in
+      || case when 'redacted_at' = any (v_cols) and v_version is not null then
+           format(' and (t.redacted_at is null or excluded.%I > t.redacted_at)', v_version)
+         when 'redacted_at' = any (v_cols) then ' and t.redacted_at is null' else '' end
       -- an unchanged row is not rewritten (no WAL, no Realtime event; counted as skipped)
       || format(' and (%s) is distinct from (%s)',
-                (select string_agg(format('t.%I', c), ', ') from unnest(v_update) c where c <> 'organization_id'),
+                (select string_agg(format('t.%I', c), ', ') from unnest(v_compared) c),
                 (select string_agg(format('case when %2$L = any (%3$s) then t.%1$I else excluded.%1$I end', c, c,
                                           p_keep), ', ')
-                   from unnest(v_update) c where c <> 'organization_id')));
+                   from unnest(v_compared) c)),
+      -- rows a redaction deleted stay out, unless the platform changed them after the redaction
+      case when v_entry.redaction = 'delete' then
+        format('where not exists (select 1 from shopsync_private.redacted_rows r
+                                   where r.store_id = st.store_id and r.table_name = %L and r.row_id = st.id%s)',
+               p_table, case when v_version is not null then
+                          format(' and (st.%1$I is null or st.%1$I <= r.redacted_at)', v_version) else '' end)
+      else '' end);
   end
   $$;
 
@@ -90,6 +109,25 @@ select shopsync_private.define_row_mergers();
 -- array of row objects, read in place (small writes: no temp table to create and drop).
 -- Returns {"inserted", "updated", "skipped"}. p_keep names columns the source did not send: an update
 -- keeps their stored values instead of nulling them.
+-- Writes of synced rows and GDPR redactions of one store are ordered: every write transaction holds this
+-- lock shared, a redaction holds it exclusively. So a redaction waits for writes under way (and then sees
+-- their rows), and a write that comes after it sees what it redacted (and its tombstones) — neither can
+-- slip a row past the other. Transaction-scoped; keyed by the store.
+create or replace function shopsync_private.lock_store_writes(p_store_id uuid, p_exclusive boolean default false)
+  returns void
+  language plpgsql set search_path = ''
+  as $$
+  begin
+    if p_store_id is null then
+      return;
+    elsif p_exclusive then
+      perform pg_advisory_xact_lock(1936224115, hashtext(p_store_id::text));     -- 1936224115: 'shop' as int4
+    else
+      perform pg_advisory_xact_lock_shared(1936224115, hashtext(p_store_id::text));
+    end if;
+  end
+  $$;
+
 create or replace function shopsync_private.merge_staged(p_table text, p_stage text, p_job_id bigint default null,
                                                          p_worker text default null, p_keep text[] default null,
                                                          p_rows jsonb default null)
@@ -99,17 +137,21 @@ create or replace function shopsync_private.merge_staged(p_table text, p_stage t
   declare
     v_staged bigint;
     v_result jsonb;
+    v_store uuid;
   begin
     if (shopsync_private.synced_table(p_table)).table_name is null then
       raise exception 'not a synced table: %', coalesce(p_table, 'null') using errcode = '22023';
     end if;
     perform shopsync_private.assert_job_held(p_job_id, p_worker);
     if p_rows is null then
+      execute format('select store_id from pg_temp.%I limit 1', p_stage) into v_store;
+      perform shopsync_private.lock_store_writes(v_store);
       execute format('select count(*) from pg_temp.%I', p_stage) into v_staged;
       execute shopsync_private.merge_statement(p_table, format('pg_temp.%I', p_stage),
                                                quote_literal(coalesce(p_keep, '{}')) || '::text[]')
         into v_result;
     else
+      perform shopsync_private.lock_store_writes((p_rows -> 0 ->> 'store_id')::uuid);
       v_staged := jsonb_array_length(p_rows);
       execute format('select shopsync_private.%I($1, $2)', 'merge_json_' || p_table) into v_result
         using p_rows, p_keep;
@@ -194,13 +236,14 @@ create or replace function shopsync.mark_synced_children_deleted(
   $$;
 
 -- Everything one change (typically a webhook delivery) does to the synced tables, in one transaction
--- and one round trip: guarded upserts per table (p_keep: columns the source did not send), guarded
+-- and one round trip (p_observed_at: when the platform's state was observed, stamped on every row):
+-- guarded upserts per table (p_keep: columns the source did not send), guarded
 -- soft deletes (a deleted row takes its catalog children: a product its variants), and, with p_inbox_id, the inbox row marked
 -- processed with it. p_writes {table: [rows]}, p_deletes {table: [ids]}, p_keep {table: [columns]}.
 create or replace function shopsync.apply_synced_changes(
   p_store_id uuid, p_writes jsonb default '{}'::jsonb, p_deletes jsonb default '{}'::jsonb,
   p_deleted_at timestamptz default null, p_keep jsonb default '{}'::jsonb, p_job_id bigint default null,
-  p_worker text default null, p_inbox_id bigint default null
+  p_worker text default null, p_inbox_id bigint default null, p_observed_at timestamptz default null
 ) returns jsonb
   language plpgsql set search_path = ''
   as $$
@@ -213,6 +256,11 @@ create or replace function shopsync.apply_synced_changes(
     v_deleted integer := 0;
   begin
     for v_table, v_value in select e.key, e.value from jsonb_each(coalesce(p_writes, '{}'::jsonb)) e loop
+      if p_observed_at is not null and jsonb_typeof(v_value) = 'array' then
+        -- when the platform's state in these rows was observed: the tie-breaker within one updated_at
+        v_value := (select coalesce(jsonb_agg(r || jsonb_build_object('source_observed_at', p_observed_at)), '[]')
+                      from jsonb_array_elements(v_value) r);
+      end if;
       v_writes := v_writes || jsonb_build_object(v_table, shopsync.upsert_synced(
         v_table, v_value, p_job_id, p_worker,
         array(select jsonb_array_elements_text(coalesce(p_keep -> v_table, '[]'::jsonb)))));

@@ -57,7 +57,7 @@ create or replace function shopsync.receive_webhook(
 create or replace function shopsync.get_webhook(p_inbox_id bigint)
   returns table (id bigint, platform text, store_id uuid, organization_id uuid, topic text, event_id text,
                  triggered_at timestamptz, payload jsonb, status text, store_status text, shop_key text,
-                 access_policies jsonb, event_already_applied boolean)
+                 access_policies jsonb, event_already_applied boolean, received_at timestamptz)
   language plpgsql stable set search_path = ''   -- plpgsql: its plan is cached (one call per delivery)
   as $$
   begin
@@ -67,7 +67,8 @@ create or replace function shopsync.get_webhook(p_inbox_id bigint)
              w.event_id is not null and exists (
                select 1 from shopsync.webhook_inbox o
                 where o.platform = w.platform and o.store_id = w.store_id and o.event_id = w.event_id
-                  and o.id <> w.id and o.status = 'processed')
+                  and o.id <> w.id and o.status = 'processed'),
+             w.received_at
         from shopsync.webhook_inbox w left join shopsync.stores s on s.id = w.store_id
        where w.id = p_inbox_id;
   end

@@ -345,11 +345,11 @@ create or replace function shopsync_private.gdpr_assert_type(p_request shopsync.
 -- The catalog tables that hold a data subject's rows, with the ids that find them in one store: the
 -- subject's customers for tables linked by customer, their orders for tables linked by order.
 create or replace function shopsync_private.gdpr_subject_tables(p_customer_ids text[], p_order_ids text[])
-  returns table (table_name text, subject_column text, ids text[], redaction text, personal_columns text[],
-                 order_by text, has_redacted_at boolean)
+  returns table (table_name text, subject_column text, subject_link text, ids text[], redaction text,
+                 personal_columns text[], order_by text, has_redacted_at boolean)
   language sql stable set search_path = ''
   as $$
-    select t.table_name, t.subject_column,
+    select t.table_name, t.subject_column, t.subject_link,
            case t.subject_link when 'customer' then p_customer_ids else p_order_ids end,
            t.redaction, t.personal_columns,
            (select string_agg(format('t.%I', c), ', ')
@@ -414,6 +414,7 @@ create or replace function shopsync.gdpr_customer_redact(p_request_id bigint, p_
     v_scope record;
     v_table record;
     v_customer text := v_request.subject ->> 'customer_id';
+    v_gone text[];
     v_deleted bigint;
     v_counts jsonb := '{}'::jsonb;
     v_n bigint;
@@ -422,14 +423,25 @@ create or replace function shopsync.gdpr_customer_redact(p_request_id bigint, p_
     if v_request.status = 'completed' then
       return shopsync_private.gdpr_summary(v_request, true);
     end if;
+    -- writes of this store under way finish first; later ones see what this redacts (lock_store_writes)
+    perform shopsync_private.lock_store_writes(v_store, true);
     select * into v_scope from shopsync_private.gdpr_scope(v_store, v_request.subject);
     for v_table in select * from shopsync_private.gdpr_subject_tables(v_scope.customer_ids, v_scope.order_ids) loop
       if v_table.redaction = 'delete' then
-        execute format('delete from shopsync.%I t where t.store_id = $1 and t.%I = any ($2)',
+        execute format('with gone as (delete from shopsync.%I t where t.store_id = $1 and t.%I = any ($2)
+                                      returning t.id)
+                        select coalesce(array_agg(g.id), ''{}'') from gone g',
                        v_table.table_name, v_table.subject_column)
-          using v_store, v_table.ids;
-        get diagnostics v_n = row_count;
-        v_counts := v_counts || jsonb_build_object(v_table.table_name || '_deleted', v_n);
+          into v_gone using v_store, v_table.ids;
+        v_counts := v_counts || jsonb_build_object(v_table.table_name || '_deleted', cardinality(v_gone));
+        -- remembered, so no later page or delivery with data as old as the request brings them back (the
+        -- subject's own id too, when the request names one this store has not stored yet)
+        insert into shopsync_private.redacted_rows as r (store_id, table_name, row_id, redacted_at)
+        select distinct v_store, v_table.table_name, i, v_request.received_at
+          from unnest(v_gone || case when v_table.subject_column = 'id' and v_table.subject_link = 'customer'
+                                          and v_customer is not null then array[v_customer] else '{}' end) i
+        on conflict (store_id, table_name, row_id)
+          do update set redacted_at = greatest(r.redacted_at, excluded.redacted_at);
       else
         -- only rows that still hold something personal (or are not marked yet) are rewritten
         execute format(

@@ -162,8 +162,9 @@ create or replace function shopsync.set_access_policy(p_store_id uuid, p_resourc
   end
   $$;
 
--- Disconnect: syncing stops, credentials are deleted, queued work is cancelled. Synced data stays
--- until the organization deletes it (or a platform redact request arrives).
+-- Disconnect: syncing stops, queued work is cancelled, and a <platform>.disconnect job removes shopsync's
+-- webhooks from the store, then deletes its credentials. Synced data stays until the organization deletes
+-- it (or a platform redact request arrives).
 create or replace function shopsync.disconnect_store(p_store_id uuid) returns void
   language plpgsql security definer set search_path = ''
   as $$
@@ -177,11 +178,21 @@ create or replace function shopsync.disconnect_store(p_store_id uuid) returns vo
                                  sync_status = case when s.sync_status = 'syncing' then 'idle' else s.sync_status end
      where s.id = v_store.id;
     update shopsync.store_sync_config c set enabled = false where c.store_id = v_store.id;
-    delete from shopsync_private.store_credentials c where c.store_id = v_store.id;
     -- running jobs keep their store lock until their lease runs out (see cancel_job)
     -- GDPR requests still run: the synced data stays after a disconnect, and so does the obligation
     update shopsync.jobs j set state = 'cancelled', finished_at = now(), last_error = 'store disconnected'
-     where j.store_id = v_store.id and j.state in ('queued', 'running') and j.kind <> shopsync_private.core_job_kind('gdpr.process');
+     where j.store_id = v_store.id and j.state in ('queued', 'running')
+       and j.kind <> shopsync_private.core_job_kind('gdpr.process');
+    if v_store.status = 'uninstalled' then
+      -- the platform removed the app and its webhooks itself: only the credentials are left to delete
+      delete from shopsync_private.store_credentials c where c.store_id = v_store.id;
+    else
+      -- the platform's disconnect job removes what shopsync created at the store (its webhooks) with the
+      -- store's credentials, then deletes them (forget_store_credentials)
+      perform shopsync.enqueue_job(shopsync_private.platform_job_kind(v_store.platform, 'disconnect'), '{}'::jsonb,
+                                   p_store_id => v_store.id, p_dedupe_key => 'disconnect:' || v_store.id,
+                                   p_priority => 20, p_max_attempts => 8);
+    end if;
     perform shopsync_private.log_activity(v_store.organization_id, v_store.id, 'store.disconnected', '{}'::jsonb);
   end
   $$;

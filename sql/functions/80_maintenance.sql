@@ -136,5 +136,9 @@ create or replace function shopsync.queue_metrics(p_window_seconds integer defau
                                  group by i.platform, i.status) w), '[]'::jsonb),
       'oldest_queued_seconds', (select coalesce(extract(epoch from now() - min(j.run_at)), 0)
                                   from shopsync.jobs j where j.state = 'queued' and j.run_at <= now()),
+      -- how far behind the sync schedule is: the most overdue store's wait (0 when none is due)
+      'schedule_lag_seconds', (select coalesce(extract(epoch from now() - min(c.next_sync_at)), 0)
+                                 from shopsync.store_sync_config c join shopsync.stores s on s.id = c.store_id
+                                where c.enabled and c.next_sync_at <= now() and s.status = 'active'),
       'window_seconds', p_window_seconds)
   $$;

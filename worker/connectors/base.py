@@ -1,21 +1,26 @@
 """What every connector class shares: its settings (loaded on first use, replaceable in tests) and one
-``Sealer`` per core settings object (opening a store's credentials must not re-parse the keys each time)."""
+``Sealer`` per core settings object (opening a store's credentials must not re-parse the keys each time);
+and the core's handlers for jobs about one store built from a connector's parts."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from worker.config import Settings
+from worker.config import Settings, validation_lines
 from worker.errors import ConfigError, PermanentError
 from worker.jobs.registry import Handler, Job, JobContext
 from worker.rpc import notifications, stores
 from worker.sealing import Sealer
 
-__all__ = ["ConnectorBase", "active_store_handler", "load_platform_settings", "reporting_recreated"]
+__all__ = ["ConnectorBase", "active_store_handler", "disconnect_handler", "load_platform_settings",
+           "reporting_recreated"]
+
+log = logging.getLogger("shopsync.connectors")
 
 StoreJob = Callable[[Job, JobContext, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 
@@ -23,12 +28,12 @@ S = TypeVar("S", bound=BaseSettings)
 
 
 def load_platform_settings(model: type[S], label: str, **overrides: Any) -> S:
-    """A platform's settings from the environment, or one ConfigError listing every invalid field."""
+    """A platform's settings from the environment, or one ConfigError listing every invalid variable."""
     try:
         return model(**overrides)
     except ValidationError as exc:
-        lines = [f"{label.lower()}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"invalid {label} configuration:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(f"invalid {label} configuration:\n  " + "\n  ".join(validation_lines(model, exc))) \
+            from None
 
 
 class ConnectorBase(Generic[S]):
@@ -87,3 +92,32 @@ def reporting_recreated(check: StoreJob) -> StoreJob:
         return {**result, "recreated_event": event} if event is not None else result
 
     return checked
+
+
+def disconnect_handler(kind: str, remove: StoreJob) -> Handler:
+    """``<platform>.disconnect`` (enqueued by ``disconnect_store``): while the store is still disconnected,
+    remove what shopsync created at it (``remove``: its webhooks), then delete its credentials. A store that
+    cannot be reached is retried with the job's backoff; when the platform refuses the credentials, or on
+    the last attempt, the credentials are deleted anyway and the store's status reason says what was left."""
+
+    async def handle(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        if job.store_id is None:
+            raise PermanentError(f"{kind} job {job.id} has no store")
+        store = await stores.get_store(jctx.db, store_id=job.store_id)
+        if store is None or store["status"] != "disconnected":
+            return {"skipped": "the store was connected again" if store else "the store is gone"}
+        try:
+            removed = await remove(job, jctx, {**store, "id": job.store_id})
+        except Exception as exc:  # noqa: BLE001 - any failure but the last is retried; then we stop trying
+            if not isinstance(exc, PermanentError) and job.attempts < job.max_attempts:
+                raise
+            note = (f"disconnected, but shopsync's webhooks could not be removed from the store "
+                    f"({str(exc)[:200]}): delete them in the store's admin")
+            forgotten = await stores.forget_store_credentials(jctx.db, store_id=job.store_id, note=note)
+            log.warning("%s for store %s: webhooks left behind after %d attempts (%s)", kind, job.store_id,
+                        job.attempts, type(exc).__name__)
+            return {"removed": None, "left_behind": str(exc)[:200], "credentials_deleted": forgotten}
+        forgotten = await stores.forget_store_credentials(jctx.db, store_id=job.store_id)
+        return {"removed": dict(removed), "credentials_deleted": forgotten}
+
+    return handle

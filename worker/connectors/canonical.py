@@ -12,14 +12,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
-from worker.errors import PermanentError
+from worker.errors import MappingError
 
-__all__ = ["MappingError", "Owner", "WebhookEffect", "enum_text", "integer", "money", "parse_time", "require",
-           "text"]
+__all__ = ["MappingError", "Owner", "WebhookEffect", "enum_text", "integer", "money", "numeric_id", "parse_time",
+           "require", "text"]
 
-
-class MappingError(PermanentError):
-    """A platform object lacks what its canonical row needs (retrying cannot fix the data)."""
+MONEY_LIMIT = Decimal("1e16")          # numeric(20, 4): 16 digits before the point
+INT_RANGE = range(-2**31, 2**31)       # integer columns (counts, quantities, positions)
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,8 @@ def money(value: Any) -> Decimal | None:
             amount = Decimal(value)
         except InvalidOperation:
             raise MappingError(f"not a money amount: {value[:40]!r}") from None
-        if not amount.is_finite():
-            raise MappingError(f"not a money amount: {value!r}")
+        if not amount.is_finite() or abs(amount) >= MONEY_LIMIT:
+            raise MappingError(f"not a money amount: {value[:40]!r}")
         return amount
     if isinstance(value, Mapping):       # MoneyV2 / MoneyBag / REST price_set
         inner = value.get("shopMoney") or value.get("shop_money") or value
@@ -82,17 +81,34 @@ def money(value: Any) -> Decimal | None:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise MappingError(f"not a money amount: {str(value)[:40]!r}") from None
-    if not amount.is_finite():
-        raise MappingError(f"not a money amount: {value!r}")
+    if not amount.is_finite() or abs(amount) >= MONEY_LIMIT:
+        raise MappingError(f"not a money amount: {str(value)[:40]!r}")
     return amount
 
 
 def integer(value: Any) -> int | None:
+    """A count, quantity or position: an integer column's range, else MappingError."""
     if value is None or value == "":
         return None
+    number = _int(value)
+    if number not in INT_RANGE:
+        raise MappingError(f"not an integer in range: {str(value)[:40]!r}")
+    return number
+
+
+def numeric_id(value: Any) -> str:
+    """A platform's numeric id (any size) as the text our key columns hold."""
+    if value is None or value == "":
+        raise MappingError("a record has no id")
+    return str(_int(value))
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise MappingError(f"not an integer: {str(value)[:40]!r}")
     try:
         return int(value)          # numbers often arrive as strings
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MappingError(f"not an integer: {str(value)[:40]!r}") from None
 
 

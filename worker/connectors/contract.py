@@ -6,8 +6,9 @@ A platform package exposes ``CONNECTOR``, whose ``contract`` is a ``ConnectorCon
   against the database's catalog at start);
 - ``sync``: its ``SyncSource`` — the core runs it as ``<platform>.sync``;
 - ``webhooks``: the web route that verifies deliveries (``WebhookSpec.verify``), the topics and the
-  resource each changes, how an inbox event is applied (``<platform>.webhook``) and how the store's
-  subscriptions are kept right (``<platform>.check_webhooks``);
+  resource each changes, how an inbox event is applied (``<platform>.webhook``), how the store's
+  subscriptions are kept right (``<platform>.check_webhooks``) and removed when a user disconnects the
+  store (``<platform>.disconnect``, which then deletes its credentials);
 - ``connect``: how a store gets connected (``ConnectFlow``), its routes, and — for flows that park an
   install until an organization claims it — the ``<platform>.install_claimed`` handler;
 - ``writes``: the write capabilities it offers flows (none yet);
@@ -54,6 +55,7 @@ class StandardJob(StrEnum):
     WEBHOOK = "webhook"                  # record_webhook: apply one inbox delivery
     CHECK_WEBHOOKS = "check_webhooks"    # enqueue_periodic_checks: keep the store's subscriptions right
     INSTALL_CLAIMED = "install_claimed"  # claim_pending_install: finish connecting a claimed install
+    DISCONNECT = "disconnect"            # disconnect_store: remove our webhooks, then forget the credentials
 
 
 class WriteCapability(StrEnum):
@@ -104,7 +106,8 @@ WebhookVerifier = Callable[[Request, bytes], Awaitable["Delivery | Response"]]
 # Applies one inbox event (get_webhook's row); returns the inbox status to record (processed /
 # ignored), or None when it recorded it itself in the same transaction as the rows.
 ApplyEvent = Callable[[Job, JobContext, Mapping[str, Any]], Awaitable["str | None"]]
-# Keeps one active store's webhook subscriptions right; gets get_store's row.
+# Keeps one active store's webhook subscriptions right (check), or removes every one of ours (remove, for
+# a store a user disconnected; its credentials are still there); gets get_store's row, returns a summary.
 CheckWebhooks = Callable[[Job, JobContext, Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 
 
@@ -113,13 +116,15 @@ class WebhookSpec:
     """``path``: the route under ``/<platform>`` (e.g. ``/webhooks`` or ``/webhooks/{store_id}``).
     ``topics``: every topic the platform sends → the catalog resource it changes, or None for topics that
     change no synced data (uninstall, compliance); an event whose resource is not synced for its store,
-    or whose store is not active, is ignored by the core before ``apply`` sees it."""
+    or whose store is not active, is ignored by the core before ``apply`` sees it. ``remove`` deletes the
+    subscriptions ``check`` made (raising ``RetryableError`` while the store cannot be reached)."""
 
     path: str
     verify: WebhookVerifier
     topics: Mapping[str, str | None]
     apply: ApplyEvent
     check: CheckWebhooks
+    remove: CheckWebhooks
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,17 @@ import httpx
 import orjson
 
 from worker.errors import PermanentError, RetryableError
+from worker.metrics import platform_request
+from worker.payloads import JsonRejected, load_json
 from worker.ratelimit import UNPACED, Pacer
 
-__all__ = ["PlatformHttpError", "RestTransport", "json_body", "retry_after"]
+__all__ = ["PlatformHttpError", "RestTransport", "StoreUnreachable", "json_body", "retry_after"]
 
 _MAX_BACKOFF = 30.0
+
+
+class StoreUnreachable(RetryableError):
+    """No connection could be made to the store's address (it does not resolve, or nothing listens)."""
 
 
 class PlatformHttpError(PermanentError):
@@ -44,20 +50,22 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def json_body(response: httpx.Response, what: str) -> Any:
+    """The answer's JSON, made safe to store (``worker.payloads``)."""
     try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise RetryableError(f"{what}: the answer is not JSON (HTTP {response.status_code})") from None
+        return load_json(response.content)
+    except JsonRejected as exc:
+        raise RetryableError(f"{what}: {exc} (HTTP {response.status_code})") from None
 
 
 class RestTransport:
     """Sends one platform's requests for one store: paced, gated, retried."""
 
-    def __init__(self, http: httpx.AsyncClient, *, name: str, pacer: Pacer = UNPACED, concurrency: int = 1,
-                 max_attempts: int = 5, backoff_base: float = 0.5, rate_limit_wait: float = 1.0,
+    def __init__(self, http: httpx.AsyncClient, *, name: str, platform: str, pacer: Pacer = UNPACED,
+                 concurrency: int = 1, max_attempts: int = 5, backoff_base: float = 0.5, rate_limit_wait: float = 1.0,
                  on_auth_error: Callable[[httpx.Response], Exception] | None = None) -> None:
         self.http = http
         self.name = name                      # for messages: "WooCommerce https://shop.example"
+        self.platform = platform              # for metrics: "woocommerce"
         self.pacer = pacer
         self.gate = asyncio.Semaphore(max(1, concurrency))
         self.max_attempts = max_attempts
@@ -81,13 +89,15 @@ class RestTransport:
                     await self.pacer.wait()
                     response = await self.http.request(method, url, params=query, headers=headers, json=json)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                platform_request(self.platform, None)
                 failures += 1
                 if failures >= self.max_attempts:
-                    raise RetryableError(f"{self.name}: {type(exc).__name__} (gave up after {failures} attempts)") \
-                        from None
+                    error = StoreUnreachable if isinstance(exc, httpx.ConnectError) else RetryableError
+                    raise error(f"{self.name}: {type(exc).__name__} (gave up after {failures} attempts)") from None
                 await self._backoff(failures)
                 continue
             status = response.status_code
+            platform_request(self.platform, status)
             if status < 300 or status in expect:
                 return response
             if status == 429:

@@ -9,7 +9,9 @@ from worker.errors import ConfigError
 __all__ = ["Database", "JOBS_CHANNEL", "open_database"]
 
 
-async def open_database(settings: Settings, *, listen: bool = True) -> Database:
+async def open_database(settings: Settings, *, listen: bool = True, wait: bool = True) -> Database:
+    """The configured database path. ``wait``: the database must answer now (else DatabaseError); without,
+    calls fail as outages until it does (the web process starts and answers /healthz meanwhile)."""
     problems = settings.problems(need_sealing=False)
     if problems:
         raise ConfigError("; ".join(problems))
@@ -21,4 +23,4 @@ async def open_database(settings: Settings, *, listen: bool = True) -> Database:
 
     assert settings.database_url is not None
     return await DirectDatabase.connect(settings.database_url.get_secret_value(), settings.db_pool_size,
-                                        listen=listen)
+                                        listen=listen, timeout=settings.db_timeout, wait=wait)

@@ -3,6 +3,11 @@
 ``rpc`` calls ``shopsync.<function>`` with named arguments cast to the function's declared types,
 so it behaves like PostgREST's RPC (which the supabase path uses) and both paths share one set of
 semantics: set-returning functions give a list of row dicts, others a scalar.
+
+When the database stops answering (a restart, a failover), calls fail at once with an outage error
+(``DatabaseError.outage``) instead of each waiting out the pool's timeout, and a probe connects every
+0.2 s; once it gets through, a fresh pool replaces the old one (whose reconnection backs off
+exponentially), so service resumes within a fraction of a second of the database's return.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ __all__ = ["DirectDatabase"]
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+PROBE_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,14 @@ def _adapt(value: Any, sql_type: str) -> Any:
 class DirectDatabase:
     """``Database`` over a psycopg pool (calls) and a dedicated LISTEN connection (wake-ups)."""
 
-    def __init__(self, dsn: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]) -> None:
+    def __init__(self, dsn: str, pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]], pool_size: int = 8,
+                 timeout: float = 5.0) -> None:
         self._dsn = dsn
         self._pool = pool
+        self._pool_size = pool_size
+        self._timeout = timeout
+        self._available = True
+        self._probe: asyncio.Task[None] | None = None
         self._signatures: dict[str, _Signature] = {}
         self._statements: dict[tuple[str, tuple[str, ...]], bytes] = {}
         self._table_types: dict[str, dict[str, str]] = {}
@@ -67,13 +78,32 @@ class DirectDatabase:
         self._listener: asyncio.Task[None] | None = None
         self._closing = False
 
-    @classmethod
-    async def connect(cls, dsn: str, pool_size: int = 8, *, listen: bool = True) -> DirectDatabase:
-        pool = AsyncConnectionPool(dsn, min_size=1, max_size=pool_size, open=False,
+    @staticmethod
+    def _new_pool(dsn: str, pool_size: int, timeout: float) -> AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]:
+        return AsyncConnectionPool(dsn, min_size=1, max_size=pool_size, open=False, timeout=timeout,
                                    connection_class=psycopg.AsyncConnection[DictRow],
-                                   kwargs={"autocommit": True, "row_factory": dict_row})
-        await pool.open(wait=True, timeout=30)
-        db = cls(dsn, pool)
+                                   kwargs={"autocommit": True, "row_factory": dict_row,
+                                           "connect_timeout": max(1, round(timeout))})
+
+    @classmethod
+    async def connect(cls, dsn: str, pool_size: int = 8, *, listen: bool = True, timeout: float = 5.0,
+                      wait: bool = True) -> DirectDatabase:
+        """Open the pool. ``timeout``: how long a call waits for a connection, and a connection attempt for the
+        server. With ``wait`` the database must answer within ``timeout`` (ConfigError-free DatabaseError
+        otherwise); without, calls fail as outages until it does."""
+        pool = cls._new_pool(dsn, pool_size, timeout)
+        try:
+            await pool.open(wait=wait, timeout=timeout)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise DatabaseError(f"the database did not answer within {timeout:g} s ({type(exc).__name__})",
+                                "08001") from None
+        db = cls(dsn, pool, pool_size, timeout)
+        if not wait:
+            try:
+                await pool.wait(timeout=min(timeout, 2.0))
+            except psycopg.Error as exc:      # not answering yet: calls fail fast until the probe gets through
+                db._error(exc)
         if listen:
             db._listener = asyncio.create_task(db._listen(), name="shopsync-listen")
         return db
@@ -114,12 +144,57 @@ class DirectDatabase:
             stmt = self._statements[key] = composed.as_bytes(conn)
         return stmt
 
+    # --- availability ---------------------------------------------------------------------------
+    def _error(self, exc: psycopg.Error | BaseException) -> DatabaseError:
+        """The DatabaseError for a failed call; an outage also closes the gate until the probe gets through."""
+        diag = exc.diag if isinstance(exc, psycopg.Error) else None
+        error = DatabaseError((diag.message_primary if diag else None) or str(exc).strip() or type(exc).__name__,
+                              diag.sqlstate if diag else None)
+        if error.outage and not self._closing:
+            if self._available:
+                log.warning("database unavailable (%s); probing every %.1f s", type(exc).__name__, PROBE_INTERVAL)
+            self._available = False
+            if self._probe is None or self._probe.done():
+                self._probe = asyncio.create_task(self._probe_until_back(), name="shopsync-db-probe")
+        return error
+
+    def _check_available(self) -> None:
+        if not self._available:
+            raise DatabaseError("the database is unavailable; retry shortly", "08006")
+
+    async def _probe_until_back(self) -> None:
+        while not self._closing:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True, connect_timeout=2)
+                async with conn:
+                    await conn.execute("select 1")
+            except (psycopg.Error, OSError):
+                await asyncio.sleep(PROBE_INTERVAL)
+                continue
+            # back: a fresh pool now (the old pool's reconnection backs off exponentially: 1, 2, 4, 8 s...)
+            fresh = self._new_pool(self._dsn, self._pool_size, self._timeout)
+            try:
+                await fresh.open(wait=True, timeout=self._timeout)
+            except psycopg.Error:
+                await fresh.close()
+                continue
+            stale, self._pool = self._pool, fresh
+            self._available = True
+            log.warning("database available again")
+            await stale.close(timeout=self._timeout)
+            return
+
+    @property
+    def available(self) -> bool:
+        return self._available
+
     async def rpc(self, function: str, args: Mapping[str, Any] | None = None) -> Any:
         args = dict(args or {})
+        self._check_available()
         try:
             sig = await self._signature(function)
         except psycopg.Error as exc:
-            raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None
+            raise self._error(exc) from None
         unknown = set(args) - set(sig.arg_types)
         if unknown:
             raise DatabaseError(f"shopsync.{function} has no argument(s) {', '.join(sorted(unknown))}", "42883")
@@ -129,8 +204,7 @@ class DirectDatabase:
                 cur = await conn.execute(self._call_statement(function, sig, tuple(args), conn), params)
                 rows: Sequence[dict[str, Any]] = await cur.fetchall()
         except psycopg.Error as exc:
-            diag = exc.diag
-            raise DatabaseError(diag.message_primary or str(exc).strip(), diag.sqlstate) from None
+            raise self._error(exc) from None
         if sig.returns_set:
             return list(rows)
         return rows[0]["value"] if rows else None
@@ -155,10 +229,11 @@ class DirectDatabase:
         if not rows:
             return {"inserted": 0, "updated": 0, "skipped": 0}
         columns = list(rows[0])
+        self._check_available()
         try:
             types = await self._column_types(table)
         except psycopg.Error as exc:
-            raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None
+            raise self._error(exc) from None
         json_columns = {c for c in columns if types.get(c) in ("json", "jsonb")}
 
         async def copy_rows(conn: psycopg.AsyncConnection[DictRow], target: sql.Composable) -> None:
@@ -186,7 +261,7 @@ class DirectDatabase:
                                                                 "keep": list(keep) or None})
                 result = await cur.fetchone()
         except psycopg.Error as exc:
-            raise DatabaseError(exc.diag.message_primary or str(exc).strip(), exc.diag.sqlstate) from None
+            raise self._error(exc) from None
         except KeyError as exc:
             raise DatabaseError(f"every row needs the same columns; one lacks {exc}", "22023") from None
         assert result is not None
@@ -206,7 +281,7 @@ class DirectDatabase:
                     cur = await conn.execute(query("fresh_insert_check"),
                                              {"job_id": job_id, "worker": worker_id, "store_id": store_id})
                     found = await cur.fetchone()
-                    if found is None or found["org"] != organization_id:
+                    if found is None or found["org"] != organization_id or found["redactions"]:
                         return False
                     await copy_rows(conn, sql.Identifier("shopsync", table))
             except psycopg.errors.UniqueViolation:
@@ -239,6 +314,10 @@ class DirectDatabase:
 
     async def close(self) -> None:
         self._closing = True
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

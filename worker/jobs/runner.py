@@ -17,15 +17,16 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from worker import metrics
 from worker.config import Settings
 from worker.db.port import Database
 from worker.errors import DatabaseError, NeedsReauthError, PermanentError, RetryableError
 from worker.jobs.registry import Job, JobContext, JobRegistry
 from worker.logs import redact_text
-from worker.rpc import queue, stores
+from worker.rpc import queue
 
 __all__ = ["Worker", "new_worker_id"]
 
@@ -150,10 +151,8 @@ class Worker:
             outcome = "interrupted"
             raise
         except NeedsReauthError as exc:
-            outcome = await self._fail(job, exc, retryable=False)
-            if job.store_id is not None:
-                await self._safe(stores.mark_store_needs_reauth(
-                    self.db, store_id=job.store_id, reason=redact_text(str(exc))), "mark_store_needs_reauth")
+            # the store is marked in fail_job's transaction, before the store's lock is released
+            outcome = await self._fail(job, exc, retryable=False, needs_reauth=True)
         except PermanentError as exc:
             outcome = await self._fail(job, exc, retryable=False)
         except RetryableError as exc:
@@ -165,25 +164,42 @@ class Worker:
             self._have_completions.set()
             self.stats["succeeded"] += 1
         finally:
+            seconds = time.perf_counter() - started
+            metrics.JOBS.labels(job.kind, outcome).inc()
+            metrics.JOB_DURATION.labels(job.kind).observe(seconds)
             log.info("job %s", outcome, extra={
                 "job_id": job.id, "kind": job.kind, "store_id": str(job.store_id) if job.store_id else None,
                 "resource": job.resource, "attempt": job.attempts, "outcome": outcome,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+                "duration_ms": round(seconds * 1000, 2)})
 
-    async def _fail(self, job: Job, exc: BaseException, *, retryable: bool, retry_in: float | None = None) -> str:
+    async def _fail(self, job: Job, exc: BaseException, *, retryable: bool, retry_in: float | None = None,
+                    needs_reauth: bool = False) -> str:
         self.stats["failed"] += 1
         message = redact_text(f"{type(exc).__name__}: {exc}")
-        state = await self._safe(queue.fail_job(self.db, worker=self.worker_id, job_id=job.id, error=message,
-                                                retryable=retryable, retry_in=retry_in), "fail_job")
+        state = await self._persist(lambda: queue.fail_job(
+            self.db, worker=self.worker_id, job_id=job.id, error=message, retryable=retryable, retry_in=retry_in,
+            needs_reauth=needs_reauth), "fail_job")
         return "retry" if state == "queued" else ("dead" if state == "dead" else "lost")
 
-    async def _safe(self, call: Awaitable[T], what: str) -> T | None:
-        try:
-            return await call
-        except DatabaseError as exc:
-            # the job stays leased until its lease expires, then it is reaped and runs again
-            log.error("%s failed (%s): %s", what, exc.sqlstate, exc)
-            return None
+    async def _persist(self, call: Callable[[], Awaitable[T]], what: str) -> T | None:
+        """Record a job's outcome, retrying while the database does not answer (an outage, a failover) with
+        backoff from 0.1 s to 5 s, for up to two leases: giving up would leave the job leased until its lease
+        ran out. After that the lease has gone and whoever holds the job now decides."""
+        delay, deadline = 0.1, time.monotonic() + 2 * self.settings.lease_seconds
+        while True:
+            try:
+                return await call()
+            except DatabaseError as exc:
+                if not exc.outage and exc.sqlstate != "40001":
+                    log.error("%s failed (%s): %s", what, exc.sqlstate, exc)      # an answer, not an outage
+                    return None
+                if time.monotonic() + delay > deadline:
+                    log.error("%s: the database did not answer for %.0f s (%s); the lease decides", what,
+                              2 * self.settings.lease_seconds, exc)
+                    return None
+                log.warning("%s: the database did not answer (%s); retrying in %.1f s", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     # --- completing -----------------------------------------------------------------------------
     async def _flush_loop(self) -> None:
@@ -259,5 +275,6 @@ class Worker:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        released = await self._safe(queue.release_jobs(self.db, worker=self.worker_id, ids=leftover), "release_jobs")
+        released = await self._persist(lambda: queue.release_jobs(self.db, worker=self.worker_id, ids=leftover),
+                                       "release_jobs")
         log.info("released %s unfinished jobs for other workers", released)

@@ -22,12 +22,14 @@ class CatalogTable:
     version_column: str | None
     soft_delete: bool
     reconcile: bool
+    observed_column: str | None = None      # when the platform's state was read: the tie-breaker's column
 
 
 async def synced_catalog(db: Database) -> list[CatalogTable]:
     """Every synced table, in the catalog's order (resource by resource)."""
     return [CatalogTable(str(r["table_name"]), str(r["resource"]), tuple(r["key_columns"]), r["version_column"],
-                         bool(r["soft_delete"]), bool(r["reconcile"])) for r in await _CATALOG.rows(db)]
+                         bool(r["soft_delete"]), bool(r["reconcile"]), r["observed_column"])
+            for r in await _CATALOG.rows(db)]
 
 
 async def synced_record_counts(db: Database, *, store_id: UUID) -> dict[str, int]:

@@ -4,7 +4,7 @@ made with keys a user pasted, and uninstalls."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -30,7 +30,7 @@ _CONNECT_FOR_USER = sql("connect_store_for_user", "uuid", p_user_id="uuid", p_or
                         p_platform="text", p_shop_key="text", p_store_id="uuid", p_credentials="jsonb",
                         p_display_name="text", p_platform_info="jsonb")
 _UNINSTALL = sql("uninstall_shop", "integer", p_platform="text", p_shop_key="text", p_reason="text",
-                 p_delete_after="interval")
+                 p_delete_after="interval", p_as_of="timestamp with time zone")
 
 
 def _uuid_or_none(value: Any) -> UUID | None:
@@ -95,7 +95,8 @@ async def connect_store_for_user(db: Database, *, user_id: UUID, organization_id
 
 
 async def uninstall_shop(db: Database, *, platform: str, shop_key: str, reason: str,
-                         delete_after: timedelta | None) -> int:
-    """How many stores of the shop were marked uninstalled."""
+                         delete_after: timedelta | None, as_of: datetime | None = None) -> int:
+    """How many stores of the shop were marked uninstalled (not those connected again after ``as_of``,
+    the platform's time of the uninstall)."""
     return int(await _UNINSTALL(db, p_platform=platform, p_shop_key=shop_key, p_reason=reason,
-                                p_delete_after=delete_after))
+                                p_delete_after=delete_after, p_as_of=as_of))

@@ -21,7 +21,7 @@ _CLAIM = sql("claim_jobs", "setof", p_worker="text", p_limit="integer", p_kinds=
 _HEARTBEAT = sql("heartbeat_jobs", "setof", p_worker="text", p_ids="bigint[]", p_lease_seconds="double precision")
 _COMPLETE = sql("complete_jobs", "integer", p_worker="text", p_ids="bigint[]", p_results="jsonb[]")
 _FAIL = sql("fail_job", "text", p_worker="text", p_id="bigint", p_error="text", p_retryable="boolean",
-            p_retry_in_seconds="double precision")
+            p_retry_in_seconds="double precision", p_needs_reauth="boolean")
 _RELEASE = sql("release_jobs", "integer", p_worker="text", p_ids="bigint[]")
 _CANCEL = sql("cancel_job", "text", p_job_id="bigint")
 _RETRY = sql("retry_job", "bigint", p_job_id="bigint")
@@ -64,10 +64,11 @@ async def complete_jobs(db: Database, *, worker: str, ids: Sequence[int],
 
 
 async def fail_job(db: Database, *, worker: str, job_id: int, error: str, retryable: bool,
-                   retry_in: float | None = None) -> str | None:
-    """The job's new state (queued / dead), or None when the worker no longer held it."""
+                   retry_in: float | None = None, needs_reauth: bool = False) -> str | None:
+    """The job's new state (queued / dead), or None when the worker no longer held it. ``needs_reauth``:
+    the platform refused the store's credentials — the store is marked in the same transaction."""
     state = await _FAIL(db, p_worker=worker, p_id=job_id, p_error=error, p_retryable=retryable,
-                        p_retry_in_seconds=retry_in)
+                        p_retry_in_seconds=retry_in, p_needs_reauth=needs_reauth)
     return None if state is None else str(state)
 
 

@@ -11,15 +11,18 @@ from uuid import UUID
 from worker.db.port import Database
 from worker.rpc._function import first, sql
 
-__all__ = ["credentials_to_reseal", "find_store", "get_store", "get_store_credentials", "lock_credentials_refresh",
-           "mark_store_needs_reauth", "put_store_credentials", "reseal_store_credentials", "set_platform_config",
-           "set_store_status", "store_webhook_credentials", "stores_of_shop", "unlock_credentials_refresh",
-           "upsert_store"]
+__all__ = ["credentials_to_reseal", "find_store", "forget_store_credentials", "get_store", "get_store_credentials",
+           "lock_credentials_refresh", "mark_store_needs_reauth", "mark_store_uninstalled", "put_store_credentials",
+           "reseal_store_credentials", "set_platform_config", "set_store_status", "store_webhook_credentials",
+           "stores_of_shop", "unlock_credentials_refresh", "upsert_store"]
 
 _UPSERT_STORE = sql("upsert_store", "uuid", p_organization_id="uuid", p_platform="text", p_shop_key="text",
                     p_display_name="text", p_status="text", p_external_id="text", p_platform_info="jsonb")
 _SET_STATUS = sql("set_store_status", "void", p_store_id="uuid", p_status="text", p_reason="text")
 _NEEDS_REAUTH = sql("mark_store_needs_reauth", "void", p_store_id="uuid", p_reason="text")
+_UNINSTALLED = sql("mark_store_uninstalled", "boolean", p_store_id="uuid", p_reason="text",
+                   p_as_of="timestamp with time zone")
+_FORGET_CREDENTIALS = sql("forget_store_credentials", "boolean", p_store_id="uuid", p_note="text")
 _PUT_CREDENTIALS = sql("put_store_credentials", "integer", p_store_id="uuid", p_kind="text", p_key_id="text",
                        p_sealed="text", p_access_expires_at="timestamp with time zone",
                        p_refresh_expires_at="timestamp with time zone", p_expected_version="integer")
@@ -53,6 +56,19 @@ async def set_store_status(db: Database, *, store_id: UUID | str, status: str, r
 
 async def mark_store_needs_reauth(db: Database, *, store_id: UUID | str, reason: str) -> None:
     await _NEEDS_REAUTH(db, p_store_id=store_id, p_reason=reason)
+
+
+async def mark_store_uninstalled(db: Database, *, store_id: UUID | str, reason: str,
+                                 as_of: datetime | None = None) -> bool:
+    """Mark the store uninstalled unless it was connected again after ``as_of`` (the platform's time of the
+    uninstall) or is already uninstalled or disconnected; whether it was marked."""
+    return bool(await _UNINSTALLED(db, p_store_id=store_id, p_reason=reason, p_as_of=as_of))
+
+
+async def forget_store_credentials(db: Database, *, store_id: UUID | str, note: str | None = None) -> bool:
+    """Delete a disconnected store's credentials (``note`` becomes its status reason); False when the store
+    is connected again (its new credentials stay) or gone."""
+    return bool(await _FORGET_CREDENTIALS(db, p_store_id=store_id, p_note=note))
 
 
 async def put_store_credentials(db: Database, *, store_id: UUID | str, kind: str, key_id: str, sealed: str,

@@ -17,7 +17,8 @@ _REQUEST = sql("request_sync", "bigint[]", p_store_id="uuid", p_resources="text[
                p_priority="integer")
 _START_RUN = sql("start_sync_run", "bigint", p_store_id="uuid", p_resource="text", p_mode="text", p_job_id="bigint")
 _FINISH_RUN = sql("finish_sync_run", "void", p_run_id="bigint", p_status="text", p_created="integer",
-                  p_updated="integer", p_deleted="integer", p_failed="integer", p_error="text", p_checkpoint="jsonb")
+                  p_updated="integer", p_deleted="integer", p_failed="integer", p_error="text", p_checkpoint="jsonb",
+                  p_record_errors="jsonb")
 _SAVE_STATE = sql("save_sync_state", "void", p_store_id="uuid", p_resource="text",
                   p_high_watermark="timestamp with time zone", p_checkpoint="jsonb", p_full_sync_done="boolean",
                   p_reconciled="boolean", p_job_id="bigint", p_worker="text")
@@ -37,13 +38,16 @@ async def start_sync_run(db: Database, *, store_id: UUID, resource: str, mode: s
 
 
 async def finish_sync_run(db: Database, *, run_id: int, status: str, counts: Mapping[str, int] | None = None,
-                          error: str | None = None, checkpoint: Mapping[str, Any] | None = None) -> None:
-    """``counts``: ``inserted`` (created), ``updated``, ``deleted``, ``failed``."""
+                          error: str | None = None, checkpoint: Mapping[str, Any] | None = None,
+                          record_errors: Sequence[Mapping[str, str]] = ()) -> None:
+    """``counts``: ``inserted`` (created), ``updated``, ``deleted``, ``failed`` (records skipped, whose
+    ``record_errors`` — ``{"id", "error"}``, the first 100 — stay on the run)."""
     c = counts or {}
     await _FINISH_RUN(db, p_run_id=run_id, p_status=status, p_created=int(c.get("inserted", 0)),
                       p_updated=int(c.get("updated", 0)), p_deleted=int(c.get("deleted", 0)),
                       p_failed=int(c.get("failed", 0)), p_error=error,
-                      p_checkpoint=dict(checkpoint) if checkpoint is not None else None)
+                      p_checkpoint=dict(checkpoint) if checkpoint is not None else None,
+                      p_record_errors=[dict(e) for e in record_errors])
 
 
 async def save_sync_state(db: Database, *, store_id: UUID, resource: str, high_watermark: datetime | None,

@@ -12,20 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from worker import payloads
 from worker.db.port import Database
 from worker.db.values import as_datetime
 from worker.errors import PermanentError
 from worker.jobs.registry import Job, JobContext
 from worker.logs import redact_text
-from worker.rpc import synced_writes, syncs
+from worker.rpc import catalog, synced_writes, syncs
+from worker.sync.batch import Batch, RecordError
 
-__all__ = ["Batch", "SyncContext", "SyncSource", "sync_handler"]
+__all__ = ["MAX_RECORD_ERRORS", "Batch", "RecordError", "SyncContext", "SyncSource", "sync_handler"]
+
+MAX_RECORD_ERRORS = 100     # kept on a run; all of them are counted
 
 log = logging.getLogger("shopsync.sync")
 
@@ -48,16 +52,6 @@ class SyncContext:
         return self.job_context.db
 
 
-@dataclass
-class Batch:
-    """One page of work. ``writes`` maps synced table → canonical rows (all columns but synced_at)."""
-
-    writes: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
-    deletes: Mapping[str, Sequence[str]] = field(default_factory=dict)   # table → ids gone at the source
-    checkpoint: Mapping[str, Any] | None = None                          # where to resume after this batch
-    high_watermark: datetime | None = None                               # newest source updated_at seen
-
-
 class SyncSource(Protocol):
     def __call__(self, ctx: SyncContext) -> AsyncIterator[Batch]: ...
 
@@ -70,6 +64,12 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
     """A job handler for ``<platform>.sync`` that drives ``source`` (the connector's fetcher)."""
 
     async def handle(job: Job, jctx: JobContext) -> Mapping[str, Any]:
+        with payloads.counting() as stripped:
+            result = await run(job, jctx)
+        # NUL characters the platform sent (PostgreSQL cannot store them): removed, and said so
+        return {**result, "nul_stripped": stripped[0]} if stripped[0] else result
+
+    async def run(job: Job, jctx: JobContext) -> Mapping[str, Any]:
         if job.store_id is None or job.resource is None:
             raise PermanentError("a sync job needs a store and a resource")
         db = jctx.db
@@ -96,12 +96,27 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
         run_started = datetime.now(UTC)
         run_id = await syncs.start_sync_run(db, store_id=ctx.store_id, resource=ctx.resource, mode=mode,
                                             job_id=job.id)
-        counts = {"inserted": 0, "updated": 0, "skipped": 0, "deleted": 0}
+        counts = {"inserted": 0, "updated": 0, "skipped": 0, "deleted": 0, "failed": 0}
+        record_errors: list[dict[str, str]] = []
         held: dict[str, Any] = {"job_id": job.id, "worker": jctx.worker_id}   # every write re-checks the lease
         newest = ctx.high_watermark
         first_full_sync = mode == "full" and info.get("last_full_sync_at") is None
 
+        observed_columns = {t.table_name: t.observed_column for t in await catalog.synced_catalog(db)
+                            if t.observed_column}
+
         async def write(batch: Batch) -> None:
+            # unknown read time: the run's start, the earliest it can be (a webhook after it wins a tie)
+            observed = batch.observed_at or run_started
+            for table, table_rows in batch.writes.items():
+                column = observed_columns.get(table)
+                if column is not None:
+                    for row in table_rows:      # rows are the source's own dicts: stamped in place, no copies
+                        row[column] = observed  # type: ignore[index]
+            if batch.errors:
+                counts["failed"] += len(batch.errors)
+                record_errors.extend({"id": e.id, "error": e.error[:300]}
+                                     for e in batch.errors[:max(0, MAX_RECORD_ERRORS - len(record_errors))])
             for table, table_rows in batch.writes.items():
                 result = await db.write_synced(table, table_rows, job_id=job.id, worker_id=jctx.worker_id,
                                                fresh=first_full_sync)
@@ -141,9 +156,16 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
                         await writing
             # a shutdown or lost lease is not the store's error: the run resumes from its checkpoint
             status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+            if isinstance(exc, PermanentError) or (isinstance(exc, Exception) and job.attempts >= job.max_attempts):
+                # the job ends dead: its checkpoint must not send every later run of this resource to the same
+                # failure, so the next run starts over
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(syncs.save_sync_state(db, store_id=ctx.store_id, resource=ctx.resource,
+                                                               high_watermark=None, checkpoint=None, **held))
             try:
                 await asyncio.shield(syncs.finish_sync_run(db, run_id=run_id, status=status, counts=counts,
-                                                           error=redact_text(f"{type(exc).__name__}: {exc}")))
+                                                           error=redact_text(f"{type(exc).__name__}: {exc}"),
+                                                           record_errors=record_errors))
             except Exception as finish_exc:  # noqa: BLE001 - the original error matters more
                 log.warning("could not record the end of sync run %s (%s); the next run supersedes it",
                             run_id, type(finish_exc).__name__)
@@ -153,7 +175,8 @@ def sync_handler(source: SyncSource) -> Callable[[Job, JobContext], Any]:
         await syncs.save_sync_state(db, store_id=ctx.store_id, resource=ctx.resource, high_watermark=newest,
                                     checkpoint=None, full_sync_done=mode == "full", reconciled=mode == "reconcile",
                                     **held)
-        await syncs.finish_sync_run(db, run_id=run_id, status="succeeded", counts=counts)
+        await syncs.finish_sync_run(db, run_id=run_id, status="succeeded", counts=counts,
+                                    record_errors=record_errors)
         return {"run_id": run_id, "mode": mode, **counts}
 
     return handle

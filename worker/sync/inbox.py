@@ -46,6 +46,10 @@ def inbox_handler(kind: str, apply: ApplyEvent, topics: Mapping[str, str | None]
                                      or (event["access_policies"] or {}).get(resource) != "sync"):
             await webhook_inbox.finish_webhook(db, inbox_id=inbox_id, status="ignored")
             return {"status": "ignored", "topic": topic}
+        # when the platform's state in this delivery was observed — its event time when the platform gives one
+        # (Delivery.triggered_at), else when it reached us — for apply_synced_changes(observed_at=): within one
+        # updated_at second, the later observation wins
+        event = {**event, "observed_at": event["triggered_at"] or event["received_at"]}
         try:
             status = await apply(job, jctx, event)
         except Exception as exc:

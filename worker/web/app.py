@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -26,10 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from worker.config import Settings
 from worker.connectors import registry
 from worker.db import Database, open_database
+from worker.errors import ConfigError, DatabaseError
 from worker.migrate import checksum, migration_files
 from worker.notify.web import notification_routes
 from worker.paths import SQL_DIR
 from worker.rpc import maintenance
+from worker.web.cors import CorsMiddleware
 from worker.web.metrics import CONTENT_TYPE, WebMetrics
 from worker.web.responses import error_response
 
@@ -98,6 +101,7 @@ class BodyLimitMiddleware:
             return
         route = route_template(self.routes, scope) or UNMATCHED
         status: int | None = None
+        started = time.perf_counter()
 
         async def counting_send(message: Message) -> None:
             nonlocal status
@@ -121,7 +125,7 @@ class BodyLimitMiddleware:
                 status = 500   # ServerErrorMiddleware, outside us, sends the 500
             raise
         finally:
-            self.metrics.http(route, status if status is not None else 500)
+            self.metrics.http(route, status if status is not None else 500, time.perf_counter() - started)
 
     def _check_declared_length(self, scope: Scope) -> Response | None:
         for name, value in scope.get("headers", ()):
@@ -164,6 +168,16 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, detail, headers=exc.headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """The database did not answer: 503 at once (platforms retry webhooks; probes see it). Any other refusal
+    reaching here is a bug: 500, logged, without the database's message."""
+    assert isinstance(exc, DatabaseError)
+    if exc.outage:
+        return error_response(503, "the database is unavailable; retry shortly", headers={"Retry-After": "1"})
+    log.error("unhandled database error %s on %s", exc.sqlstate, request.url.path)
+    return error_response(500, "internal server error")
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     # ServerErrorMiddleware re-raises after this, so uvicorn logs the traceback; the client learns nothing
     return error_response(500, "internal server error")
@@ -186,9 +200,13 @@ async def _readiness_problems(request: Request) -> list[str]:
     timeout: float = request.app.state.ready_timeout
     try:
         applied = await asyncio.wait_for(maintenance.applied_migrations(_db(request)), timeout)
+    except DatabaseError as exc:
+        if exc.sqlstate in ("42883", "3F000", "42P01"):        # no shopsync schema or functions yet
+            return ["migration pending: the database has no shopsync schema yet (run shopsync migrate)"]
+        return [f"database unreachable ({'no answer' if exc.outage else exc.sqlstate})"]
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; only the type is safe to show
         return [f"database unreachable: {type(exc).__name__}"]
-    problems = []
+    problems = list(getattr(request.app.state, "startup_problems", []))
     for name, expected_sum in expected.items():
         if name not in applied:
             problems.append(f"migration pending: {name}")
@@ -217,6 +235,28 @@ async def _metrics(request: Request) -> Response:
     return Response(metrics.render(queue), media_type=CONTENT_TYPE)
 
 
+async def _check_database(app: Starlette, db: Database, settings: Settings, *, retry: bool = False) -> None:
+    """Publish the connectors' configs and check their contracts against the database. With ``retry``
+    (the database was down at start) wait for it; a mismatch found then makes /readyz say so."""
+    from worker.runtime import build_registry
+
+    while True:
+        try:
+            await registry.publish_configs(db, settings)
+            await registry.check_against_database(db, build_registry())
+            return
+        except DatabaseError as exc:
+            if not (retry and exc.outage):
+                raise
+            await asyncio.sleep(0.5)
+        except ConfigError as exc:
+            if not retry:
+                raise
+            log.error("%s", exc)
+            app.state.startup_problems = [str(exc)]
+            return
+
+
 def _routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/healthz", _healthz, methods=["GET"]),
@@ -238,22 +278,28 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
         if db is not None:
             yield
             return
-        opened = await open_database(settings, listen=False)
+        # the web process starts, and answers /healthz, even while the database is down
+        opened = await open_database(settings, listen=False, wait=False)
         app.state.db = opened
+        starting: asyncio.Task[None] | None = None
         try:
-            await registry.publish_configs(opened, settings)
-            from worker.runtime import build_registry
-
-            await registry.check_against_database(opened, build_registry())
+            if getattr(opened, "available", True):
+                await _check_database(app, opened, settings)      # a mismatch stops the process here
+            else:
+                starting = asyncio.create_task(_check_database(app, opened, settings, retry=True))
             yield
         finally:
+            if starting is not None:
+                starting.cancel()
             app.state.db = None
             await opened.close()
 
-    handlers: dict[Any, Any] = {HTTPException: _http_exception, Exception: _server_error}
+    handlers: dict[Any, Any] = {HTTPException: _http_exception, DatabaseError: _database_error,
+                                Exception: _server_error}
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics,
+        middleware=[Middleware(CorsMiddleware, origins=settings.cors_origins, routes=routes),
+                    Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics,
                                routes=routes)],
         exception_handlers=handlers,
         lifespan=lifespan,

@@ -120,9 +120,11 @@ class SupabaseJwtVerifier:
             raise Unauthenticated("access token is invalid")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, TypeError, ValueError):
             raise Unauthenticated("access token is malformed") from None
-        alg = header.get("alg")
+        alg = header.get("alg") if isinstance(header, dict) else None
+        if not isinstance(alg, str):       # a list or an object here must be refused, not hashed
+            raise Unauthenticated("access token header is malformed")
         key: str | PyJWK
         if alg == "HS256":
             if self._secret is None:
@@ -156,7 +158,8 @@ class SupabaseJwtVerifier:
             raise Unauthenticated(f"access token has no {exc.claim!r} claim") from None
         except jwt.ImmatureSignatureError:
             raise Unauthenticated("access token is not valid yet") from None
-        except jwt.PyJWTError:      # bad signature, malformed claims, wrong algorithm, ...
+        except (jwt.PyJWTError, TypeError, ValueError, OverflowError):
+            # bad signature, malformed claims, wrong algorithm; a claim of an odd type (e.g. exp 1e400)
             raise Unauthenticated("access token is invalid") from None
 
     @staticmethod

@@ -26,12 +26,12 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import orjson
 
 from worker.connectors.shopify import queries
 from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.mapping import parse_time
 from worker.errors import PermanentError, RetryableError
+from worker.payloads import JsonRejected, load_json
 
 __all__ = ["BulkOperation", "BulkRunner", "ParentFacts", "ResultGone", "gid_kind", "TERMINAL", "FAILED_STATES"]
 
@@ -152,9 +152,9 @@ class BulkRunner:
                         yield number, None, line
                         continue
                     try:
-                        obj = orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        raise RetryableError(f"bulk result line {number} is not JSON (truncated download?)") from None
+                        obj = load_json(line)
+                    except JsonRejected as exc:
+                        raise RetryableError(f"bulk result line {number}: {exc} (truncated download?)") from None
                     if not isinstance(obj, dict):
                         raise PermanentError(f"bulk result line {number} is not an object")
                     yield number, obj, line

@@ -54,7 +54,8 @@ class ShopifyConnector(ConnectorBase[ShopifySettings]):
             platform=self.platform, display_name=self.display_name, reads=RESOURCE_TABLES,
             sync=shopify_sync_source(self.open_sync_client),
             webhooks=WebhookSpec(path="/webhooks", verify=webhooks.webhook_verifier(self), topics=webhooks.TOPICS,
-                                 apply=webhooks.apply_event, check=webhooks.subscriptions_check(self)),
+                                 apply=webhooks.apply_event, check=webhooks.subscriptions_check(self),
+                                 remove=webhooks.subscriptions_check(self, remove=True)),
             connect=ConnectSpec(flow=ConnectFlow.OAUTH, routes=install.install_routes(self),
                                 install_claimed=install_claimed),
             jobs=own_jobs, public_config=self.public_config)

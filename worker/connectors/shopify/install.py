@@ -43,7 +43,7 @@ from worker.connectors.shopify.auth import (
 )
 from worker.connectors.shopify.oauth import GrantRefused
 from worker.connectors.shopify.tokens import open_token_box, save_tokens, seal_token_box
-from worker.connectors.shopify.webhooks import ensure_subscriptions
+from worker.connectors.shopify.webhooks import ensure_subscriptions, wanted_topics
 from worker.db.port import Database
 from worker.errors import DatabaseError, PermanentError, RetryableError
 from worker.jobs.registry import Handler, Job, JobContext
@@ -249,7 +249,7 @@ async def activate_store(connector: ShopifyConnector, jctx: JobContext, store_id
                                   shop_key=store["shop_key"], display_name=shop.get("name"), status="active",
                                   external_id=str(shop.get("id") or "").rsplit("/", 1)[-1] or None,
                                   platform_info={k: v for k, v in info.items() if v is not None})
-        webhooks = await ensure_subscriptions(connector, client, jctx.settings, store)
+        webhooks = await ensure_subscriptions(connector, client, jctx.settings, wanted_topics(store))
     jobs = await syncs.request_sync(db, store_id=store_id, mode="full", reason="install", priority=50)
     log.info("shopify %s connected; first full sync enqueued", store["shop_key"])
     return {"store_id": str(store_id), "webhooks": webhooks, "sync_jobs": jobs}

@@ -162,12 +162,16 @@ def _node_raw(node: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _PARENT_KEY = b',"__parentId":"'
+_ESCAPED_NUL = b"\\u0000"         # stripped from the parsed object: the raw bytes cannot be used
 
 
 def bulk_raw(line: bytes, node: Mapping[str, Any]) -> orjson.Fragment | None:
     """A bulk JSONL line's ``raw``, as its own bytes, when they hold exactly what ``_node_raw`` keeps: no
     child connection inline and ``__parentId``, if any, the last key (cut off). At a million lines this
-    saves copying every object and serializing it again. None: use the object."""
+    saves copying every object and serializing it again. None: use the object (also when the line holds an
+    escaped NUL, which ``load_json`` stripped from the object but the bytes still carry)."""
+    if _ESCAPED_NUL in line:
+        return None
     if "__parentId" in node:
         cut = line.rfind(_PARENT_KEY)
         if cut < 0 or not line.endswith(b'"}') or b'"' in line[cut + len(_PARENT_KEY):-2]:

@@ -63,7 +63,9 @@ class TokenSet:
             raise RetryableError("Shopify's token endpoint answered without an access token")
 
         def at(seconds: Any) -> datetime | None:
-            return now + timedelta(seconds=int(seconds)) if isinstance(seconds, int | float) and seconds > 0 else None
+            # a lifetime beyond ten years (or not a number) is no expiry we can use
+            valid = isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 < seconds < 315_360_000
+            return now + timedelta(seconds=int(seconds)) if valid else None
 
         return cls(access_token=body["access_token"], scope=str(body.get("scope") or ""),
                    refresh_token=body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,

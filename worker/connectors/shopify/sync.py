@@ -57,7 +57,8 @@ from worker.connectors.shopify.mapping import (
 )
 from worker.errors import PermanentError, RetryableError
 from worker.rpc import syncs
-from worker.sync.engine import Batch, SyncContext, SyncSource
+from worker.sync.batch import Batch, BatchRows
+from worker.sync.engine import SyncContext, SyncSource
 from worker.sync.reconcile import NumericIdSet, vanished
 
 __all__ = ["ClientOpener", "shopify_sync_source"]
@@ -92,29 +93,6 @@ def _dig(data: Mapping[str, Any], path: str) -> Any:
     for key in path.split("."):
         value = value.get(key) if isinstance(value, Mapping) else None
     return value
-
-
-class _Rows:
-    """Rows of one batch, per table, and the newest root ``updatedAt`` among them."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, list[dict[str, Any]]] = {}
-        self.count = 0
-        self.newest: datetime | None = None
-
-    def add(self, table: str, row: dict[str, Any]) -> None:
-        self.tables.setdefault(table, []).append(row)
-        self.count += 1
-
-    def saw(self, updated: datetime | None) -> None:
-        if updated is not None and (self.newest is None or updated > self.newest):
-            self.newest = updated
-
-    def batch(self, checkpoint: Mapping[str, Any] | None, cap: datetime | None = None) -> Batch:
-        newest = self.newest if cap is None or self.newest is None else min(self.newest, cap)
-        out = Batch(writes=self.tables, checkpoint=checkpoint, high_watermark=newest)
-        self.tables, self.count, self.newest = {}, 0, None
-        return out
 
 
 @dataclass(frozen=True)
@@ -153,17 +131,20 @@ class _Run:
                 raise PermanentError(f"Shopify {self.client.shop}: {path} has a next page but no new cursor")
             after = cursor
 
-    async def _locations(self, rows: _Rows, first: Any = None) -> None:
+    async def _locations(self, rows: BatchRows, first: Any = None) -> None:
         """Every location into ``rows``; ``first`` is a page that came with another query."""
         after: str | None = None
         if first is not None:
             nodes, has_next, after = _connection(first)
             for node in nodes:
-                rows.add("inventory_locations", location_row(self.owner, node))
+                with rows.record(node):
+                    rows.add("inventory_locations", location_row(self.owner, node))
             if not has_next:
                 return
+        rows.read_at(datetime.now(UTC))
         async for node in self._more(q.LOCATIONS_PAGE, "locations", {}, q.LOCATIONS_PAGE_SIZE, after):
-            rows.add("inventory_locations", location_row(self.owner, node))
+            with rows.record(node):
+                rows.add("inventory_locations", location_row(self.owner, node))
 
     # --- full: bulk operations -----------------------------------------------------------------------
 
@@ -172,7 +153,7 @@ class _Run:
         op_id = cp.get("bulk_operation_id") if isinstance(cp.get("bulk_operation_id"), str) else None
         skip = int(cp.get("lines_done") or 0) if op_id else 0
         if self.resource == "products":
-            rows = _Rows()
+            rows = BatchRows()
             await self._locations(rows)
             if rows.count:
                 yield rows.batch(None)
@@ -237,7 +218,7 @@ class _Run:
 
     async def _consume(self, runner: BulkRunner, op: BulkOperation, skip: int) -> AsyncIterator[Batch]:
         assert op.url is not None
-        rows = _Rows()
+        rows = BatchRows()
         facts = ParentFacts()
         last = skip
         orphans = 0
@@ -248,7 +229,9 @@ class _Run:
                 continue
             if obj is None:
                 continue
-            orphans += self._bulk_line(obj, line, rows, facts)
+            rows.read_at(op.created_at)        # the export reads the shop from its start on
+            with rows.record(obj):
+                orphans += self._bulk_line(obj, line, rows, facts)
             last = number
             if rows.count >= self.opts.batch_rows:
                 yield rows.batch({"bulk_operation_id": op.id, "lines_done": number}, op.created_at)
@@ -261,7 +244,7 @@ class _Run:
     def _us(value: datetime | None) -> int | None:
         return None if value is None else (value - _EPOCH) // _US
 
-    def _bulk_line(self, obj: dict[str, Any], line: bytes, rows: _Rows, facts: ParentFacts) -> int:
+    def _bulk_line(self, obj: dict[str, Any], line: bytes, rows: BatchRows, facts: ParentFacts) -> int:
         """Map one JSONL line into ``rows``; returns 1 for a child whose parent was not seen."""
         kind = gid_kind(obj.get("id"))
         o = self.owner
@@ -291,7 +274,7 @@ class _Run:
             log.debug("shopify %s: skipping a bulk line of kind %s", self.client.shop, kind)
         return 0
 
-    def _order(self, node: dict[str, Any], rows: _Rows, *, with_lines: bool, raw: Any = None) -> dict[str, Any]:
+    def _order(self, node: dict[str, Any], rows: BatchRows, *, with_lines: bool, raw: Any = None) -> dict[str, Any]:
         row = order_row(self.owner, node, raw)
         rows.saw(row["source_updated_at"])
         rows.add("orders", row)
@@ -319,20 +302,22 @@ class _Run:
             variables: dict[str, Any] = {"first": size, "after": after, "query": search}
             if self.resource == "products":
                 variables["withLocations"] = after is None     # locations come along with the first page
+            rows = BatchRows()
+            rows.read_at(datetime.now(UTC))
             data = await self.client.query(document, variables)
             nodes, has_next, cursor = _connection(data.get(root))
-            rows = _Rows()
             if self.resource == "products" and data.get("locations") is not None:
                 await self._locations(rows, data["locations"])
             for node in nodes:
-                if self.resource == "products":
-                    await self._product_page_node(node, rows)
-                elif self.resource == "customers":
-                    row = customer_row(self.owner, node)
-                    rows.saw(row["source_updated_at"])
-                    rows.add("customers", row)
-                else:
-                    await self._order_page_node(node, rows)
+                with rows.record(node):
+                    if self.resource == "products":
+                        await self._product_page_node(node, rows)
+                    elif self.resource == "customers":
+                        row = customer_row(self.owner, node)
+                        rows.saw(row["source_updated_at"])
+                        rows.add("customers", row)
+                    else:
+                        await self._order_page_node(node, rows)
             yield rows.batch({"since": since_text, "after": cursor or after})
             if not has_next:
                 return
@@ -340,7 +325,7 @@ class _Run:
                 raise PermanentError(f"Shopify {self.client.shop}: {root} has a next page but no new cursor")
             after = cursor
 
-    async def _product_page_node(self, node: dict[str, Any], rows: _Rows) -> None:
+    async def _product_page_node(self, node: dict[str, Any], rows: BatchRows) -> None:
         row = product_row(self.owner, node)
         rows.saw(row["source_updated_at"])
         rows.add("products", row)
@@ -352,7 +337,7 @@ class _Run:
                                             q.PRODUCT_VARIANTS_MORE_SIZE, cursor):
                 await self._variant_node(variant, row["id"], rows)
 
-    async def _variant_node(self, node: dict[str, Any], product_id: str, rows: _Rows) -> None:
+    async def _variant_node(self, node: dict[str, Any], product_id: str, rows: BatchRows) -> None:
         row = variant_row(self.owner, node, product_id)
         rows.add("product_variants", row)
         item = node.get("inventoryItem")
@@ -366,7 +351,7 @@ class _Run:
                                           q.LEVELS_MORE_SIZE, cursor):
                 rows.add("inventory_levels", level_row(self.owner, level, row["inventory_item_id"]))
 
-    async def _order_page_node(self, node: dict[str, Any], rows: _Rows) -> None:
+    async def _order_page_node(self, node: dict[str, Any], rows: BatchRows) -> None:
         fulfillments, refunds = node.get("fulfillments") or [], node.get("refunds") or []
         if len(fulfillments) >= q.ORDER_FULFILLMENTS_IN_PAGE or len(refunds) >= q.ORDER_REFUNDS_IN_PAGE:
             # the page's short lists may be cut off: fetch them whole so refunds_count is right

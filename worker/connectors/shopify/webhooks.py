@@ -17,12 +17,13 @@ deliveries, and the topics wanted follow the store's access policies.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import orjson
+from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,6 +34,7 @@ from worker.connectors.shopify.graphql import ShopifyGraphQL
 from worker.connectors.shopify.mapping import NOT_IN_WEBHOOKS, WEBHOOK_TOPICS, webhook_effect
 from worker.errors import RetryableError
 from worker.jobs.registry import Job, JobContext
+from worker.payloads import JsonRejected, PlatformId, Record, Shape, load_json_object, shape_problem
 from worker.rpc import gdpr, stores, synced_writes
 from worker.web.responses import error_response, header_value
 
@@ -72,13 +74,50 @@ mutation Unsubscribe($id: ID!) {
 }"""
 
 
+NANOS = re.compile(r"(\.\d{6})\d+")
+
+
 def _parse_time(value: str | None) -> datetime | None:
+    """``X-Shopify-Triggered-At`` (e.g. ``2026-12-07T10:00:00.123456789Z``: nanoseconds, which Python's parser
+    refuses, are cut to microseconds); None when absent or not a time with a zone."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(NANOS.sub(r"\1", value.replace("Z", "+00:00"), count=1))
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+class _InventoryLevel(Shape):
+    inventory_item_id: PlatformId
+    location_id: PlatformId
+
+
+class _Subject(Shape):
+    id: PlatformId | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class _DataRequest(Shape):
+    id: PlatformId
+
+
+class _Compliance(Shape):
+    shop_id: PlatformId | None = None
+    customer: _Subject | None = None
+    orders_to_redact: list[PlatformId] | None = None
+    orders_requested: list[PlatformId] | None = None
+    data_request: _DataRequest | None = None
+
+
+# what each topic's body must hold for its apply to make sense (checked at the edge: a clear 400)
+SHAPES: Mapping[str, TypeAdapter[Any]] = {
+    **{topic: TypeAdapter(Record) for topic in WEBHOOK_TOPICS},
+    "inventory_levels/update": TypeAdapter(_InventoryLevel),
+    **{topic: TypeAdapter(_Compliance) for topic in COMPLIANCE_TOPICS},
+}
 
 
 def webhook_verifier(connector: ShopifyConnector) -> WebhookVerifier:
@@ -101,11 +140,12 @@ def webhook_verifier(connector: ShopifyConnector) -> WebhookVerifier:
         except InvalidShopDomain:
             return error_response(400, "missing or invalid X-Shopify-Shop-Domain")
         try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return error_response(400, "the body is not valid JSON")
-        if not isinstance(payload, dict):
-            return error_response(400, "the body must be a JSON object")
+            payload = load_json_object(raw)
+        except JsonRejected as exc:
+            return error_response(400, str(exc))
+        problem = shape_problem(SHAPES[topic], payload, topic) if topic in SHAPES else None
+        if problem is not None:
+            return error_response(400, problem)
         return Delivery(topic=topic, delivery_id=delivery_id, payload=payload, shop_key=shop,
                         event_id=header_value(request, "x-shopify-event-id"),
                         triggered_at=_parse_time(header_value(request, "x-shopify-triggered-at")),
@@ -155,23 +195,26 @@ async def apply_event(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> s
                                            subject=_subject(topic, payload))
         return "processed"
     if topic == UNINSTALLED:
-        if event["store_status"] in ("active", "needs_reauth", "connecting"):
-            await stores.set_store_status(db, store_id=store_id, status="uninstalled",
-                                          reason="the app was uninstalled from the Shopify admin")
+        # as of the event's time: a delayed or retried delivery leaves a newer installation alone
+        await stores.mark_store_uninstalled(db, store_id=store_id, as_of=event["triggered_at"] or event["received_at"],
+                                            reason="the app was uninstalled from the Shopify admin")
         return "processed"
     effect = webhook_effect(topic, payload, store_id=UUID(str(store_id)),
                             organization_id=UUID(str(event["organization_id"])),
                             triggered_at=event["triggered_at"])
     await synced_writes.apply_synced_changes(db, store_id=store_id, writes=effect.writes, deletes=effect.deletes,
                                              deleted_at=effect.deleted_at, keep=NOT_IN_WEBHOOKS, job_id=job.id,
-                                             worker=jctx.worker_id, inbox_id=event["id"])
+                                             worker=jctx.worker_id, inbox_id=event["id"],
+                                             observed_at=event["observed_at"])
     return None
 
 
-def subscriptions_check(connector: ShopifyConnector) -> CheckWebhooks:
+def subscriptions_check(connector: ShopifyConnector, *, remove: bool = False) -> CheckWebhooks:
+    """Keep the store's subscriptions right, or (``remove``, after a disconnect) delete every one of ours."""
     async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
         async with connector.open_client(jctx, store["id"], store["shop_key"]) as client:
-            return await ensure_subscriptions(connector, client, jctx.settings, store)
+            wanted = set() if remove else wanted_topics(store)
+            return await ensure_subscriptions(connector, client, jctx.settings, wanted)
 
     return check
 
@@ -192,10 +235,9 @@ def wanted_topics(store: Mapping[str, Any]) -> set[str]:
 
 
 async def ensure_subscriptions(connector: ShopifyConnector, client: ShopifyGraphQL, core: Settings,
-                               store: Mapping[str, Any]) -> dict[str, Any]:
-    """Create missing subscriptions to our endpoint, delete ours that are no longer wanted."""
+                               wanted: set[str]) -> dict[str, Any]:
+    """Create missing subscriptions to our endpoint, delete ours that are not ``wanted`` (topic enums)."""
     uri = connector.settings.webhook_uri(core)
-    wanted = wanted_topics(store)
     ours: dict[str, list[str]] = {}
     async for node in client.paginate(SUBSCRIPTIONS, "webhookSubscriptions", page_size=100):
         if node.get("uri") == uri:

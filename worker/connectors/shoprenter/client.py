@@ -51,6 +51,8 @@ async def request_token(http: httpx.AsyncClient, token_url: str, client_id: str,
         ttl = float(body.get("expires_in") or 3600)
     except (TypeError, ValueError):
         ttl = 3600.0
+    if not 0 < ttl <= 86_400 * 366:       # NaN, negative or absurd: assume the documented hour
+        ttl = 3600.0
     return token, datetime.now(UTC) + timedelta(seconds=ttl)
 
 
@@ -98,6 +100,7 @@ class SrPage:
     number: int
     items: list[dict[str, Any]]
     page_count: int
+    requested_at: datetime | None = None       # when it was asked for: the shop's state is from after it
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -105,6 +108,16 @@ def _int(value: Any, default: int = 0) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _past_last_page(response: httpx.Response) -> bool:
+    """ShopRenter's answer to a page past the last: HTTP 400, inner code 40008, "Page not found! ..."."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, Mapping) and (str(body.get("error")) == "40008"
+                                          or str(body.get("message", "")).startswith("Page not found"))
 
 
 def has_next_page(body: Mapping[str, Any], next_number: int) -> bool:
@@ -122,7 +135,8 @@ class ShopRenterClient:
         self.api = api_url.rstrip("/")
         self.tokens = tokens
         self.shop = tokens.shop
-        self.transport = RestTransport(http, name=f"ShopRenter {tokens.shop}", pacer=pacer, concurrency=1,
+        self.transport = RestTransport(http, name=f"ShopRenter {tokens.shop}", platform="shoprenter", pacer=pacer,
+                                       concurrency=1,
                                        max_attempts=max_attempts, backoff_base=backoff_base)
 
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
@@ -150,17 +164,19 @@ class ShopRenterClient:
         number = start
         while True:
             query = {**params, "page": number, "limit": limit, **({"full": 1} if full else {})}
+            requested_at = datetime.now(UTC)
             response = await self.request("GET", resource, params=query, expect=(400,))
             if response.status_code == 400:
-                if number > start:
-                    return              # past the last page (the shop shrank while paging)
+                if number > 0 and (number > start or _past_last_page(response)):
+                    # past the last page: the shop shrank while paging, or a run resumed after the last page
+                    return
                 raise PermanentError(f"ShopRenter {self.shop}: {resource} page {number} refused (HTTP 400)")
             body = json_body(response, self.transport.name)
             if not isinstance(body, dict):
                 raise PermanentError(f"ShopRenter {self.shop}: {resource} did not answer a page object")
             items = [i for i in body.get("items") or [] if isinstance(i, dict)]
             page_count = _int(body.get("pageCount"), -1)
-            yield SrPage(number, items, page_count)
+            yield SrPage(number, items, page_count, requested_at)
             number += 1
             if not has_next_page(body, number) or not items:
                 return

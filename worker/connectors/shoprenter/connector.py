@@ -58,7 +58,8 @@ class ShopRenterConnector(ConnectorBase[ShopRenterSettings]):
             sync=shoprenter_sync_source(self.open_sync_client, limit=s.page_size, timezone=s.timezone),
             webhooks=WebhookSpec(path="/webhooks/{store_id}/{token}", verify=webhooks.webhook_verifier(self),
                                  topics=webhooks.TOPICS, apply=webhooks.event_applier(self),
-                                 check=webhooks.webhooks_check(self)),
+                                 check=webhooks.webhooks_check(self),
+                                 remove=webhooks.webhooks_check(self, remove=True)),
             connect=ConnectSpec(flow=ConnectFlow.PLATFORM_INSTALL, routes=install.install_routes(self),
                                 install_claimed=install.install_claimed_handler(self)),
             public_config=self.public_config)

@@ -23,7 +23,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -96,7 +96,9 @@ def install_routes(connector: ShopRenterConnector) -> Sequence[BaseRoute]:
         db: Database = request.app.state.db
         count = await connect.uninstall_shop(db, platform=PLATFORM, shop_key=call.shopname,
                                              reason="the app was uninstalled in the ShopRenter admin",
-                                             delete_after=timedelta(hours=hours) if hours is not None else None)
+                                             delete_after=timedelta(hours=hours) if hours is not None else None,
+                                             # the signed call's time: a late one leaves a reinstalled store alone
+                                             as_of=datetime.fromtimestamp(call.timestamp, UTC))
         log.info("shoprenter %s uninstalled (%s stores)", call.shopname, count)
         return JSONResponse({"status": "uninstalled", "stores": count})
 

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from worker.connectors.canonical import Owner
-from worker.connectors.shoprenter.client import ShopRenterClient
+from worker.connectors.shoprenter.client import ShopRenterClient, SrPage
 from worker.connectors.shoprenter.mapping import (
     RESOURCE_PATHS,
     RESOURCE_TABLES,
@@ -28,7 +28,8 @@ from worker.connectors.shoprenter.mapping import (
     product_rows,
 )
 from worker.errors import PermanentError
-from worker.sync.engine import Batch, SyncContext, SyncSource
+from worker.sync.batch import Batch, BatchRows
+from worker.sync.engine import SyncContext, SyncSource
 from worker.sync.reconcile import vanished
 
 __all__ = ["ClientOpener", "shoprenter_sync_source"]
@@ -45,23 +46,23 @@ class _Run:
         self.owner = Owner.of(ctx.store_id, ctx.organization_id)
         self.path, self.filter = RESOURCE_PATHS[ctx.resource]
 
-    def _batch(self, items: list[dict[str, Any]], checkpoint: dict[str, Any]) -> Batch:
-        rows: dict[str, list[dict[str, Any]]] = {}
-        newest = None
+    def _batch(self, page: SrPage, checkpoint: dict[str, Any]) -> Batch:
+        rows = BatchRows()
+        rows.read_at(page.requested_at)
         mapper = _MAPPERS[self.ctx.resource]
-        for item in items:
-            for table, table_rows in mapper(self.owner, item, self.zone).items():
-                rows.setdefault(table, []).extend(table_rows)
-        for row in rows.get(RESOURCE_TABLES[self.ctx.resource][0], []):
-            updated = row["source_updated_at"]
-            if updated is not None and (newest is None or updated > newest):
-                newest = updated
-        return Batch(writes=rows, checkpoint=checkpoint, high_watermark=newest)
+        root = RESOURCE_TABLES[self.ctx.resource][0]
+        for item in page.items:
+            with rows.record(item):
+                mapped = mapper(self.owner, item, self.zone)
+                for row in mapped.get(root, ()):
+                    rows.saw(row["source_updated_at"])
+                rows.extend(mapped)
+        return rows.batch(checkpoint)
 
     async def _pages(self, params: dict[str, Any], extra: dict[str, Any]) -> AsyncIterator[Batch]:
         start = int((self.ctx.checkpoint or {}).get("page", -1)) + 1
         async for page in self.client.pages(self.path, params, limit=self.limit, start=start):
-            yield self._batch(page.items, {**extra, "page": page.number})
+            yield self._batch(page, {**extra, "page": page.number})
 
     async def full(self) -> AsyncIterator[Batch]:
         async for batch in self._pages({}, {}):

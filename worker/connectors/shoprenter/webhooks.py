@@ -14,10 +14,11 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import orjson
+from pydantic import Field, TypeAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,6 +29,7 @@ from worker.connectors.shoprenter.mapping import order_rows
 from worker.connectors.store_secrets import WebhookSecretCache
 from worker.db.port import Database
 from worker.jobs.registry import Job, JobContext
+from worker.payloads import JsonRejected, Shape, load_json, shape_problem
 from worker.rpc import synced_writes
 from worker.web.responses import error_response
 
@@ -44,6 +46,21 @@ EVENTS = ("order_confirm", "order_status_change")
 ORDER_HINT = "order_hint"
 TOPICS = {ORDER_HINT: "orders"}
 MAX_ORDERS = 200
+
+
+class _OrderRef(Shape):
+    innerResourceId: str = Field(max_length=200)     # noqa: N815 - ShopRenter's name
+
+
+class _Orders(Shape):
+    order: list[_OrderRef] | _OrderRef
+
+
+class _Hint(Shape):
+    orders: _Orders | list[_OrderRef]
+
+
+HINT = TypeAdapter(_Hint)       # {"orders": {"order": [{"innerResourceId": "orders/…"}, …]}}
 
 
 def order_ids(payload: Any) -> list[str]:
@@ -86,9 +103,12 @@ def webhook_verifier(connector: ShopRenterConnector) -> WebhookVerifier:
             if not valid(found):
                 return error_response(401, "unknown store or invalid webhook token")
         try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return error_response(400, "the body is not valid JSON (subscribe with type json)")
+            payload = load_json(raw)
+        except JsonRejected as exc:
+            return error_response(400, f"{exc} (subscribe with type json)")
+        problem = shape_problem(HINT, payload, "the order hint")
+        if problem is not None:
+            return error_response(400, problem)
         ids = order_ids(payload)
         if not ids:
             return error_response(400, "the body names no order (expected orders.order[].innerResourceId)")
@@ -107,6 +127,7 @@ def event_applier(connector: ShopRenterConnector) -> ApplyEvent:
         ids = [str(i) for i in (event["payload"] or {}).get("order_ids") or []][:MAX_ORDERS]
         owner = Owner.of(event["store_id"], event["organization_id"])
         writes: dict[str, list[dict[str, Any]]] = {}
+        fetched_at = datetime.now(UTC)          # the orders are read now: that is the state written
         async with connector.open_client(jctx, UUID(str(event["store_id"])), event["shop_key"]) as client:
             for outer in ids:
                 order = await client.get(f"orderExtend/{outer}", {"full": 1}, missing_ok=True)
@@ -115,19 +136,20 @@ def event_applier(connector: ShopRenterConnector) -> ApplyEvent:
                 for table, rows in order_rows(owner, order, connector.zone).items():
                     writes.setdefault(table, []).extend(rows)
         await synced_writes.apply_synced_changes(jctx.db, store_id=event["store_id"], writes=writes, job_id=job.id,
-                                                 worker=jctx.worker_id, inbox_id=event["id"])
+                                                 worker=jctx.worker_id, inbox_id=event["id"], observed_at=fetched_at)
         return None
 
     return apply
 
 
-def webhooks_check(connector: ShopRenterConnector) -> CheckWebhooks:
+def webhooks_check(connector: ShopRenterConnector, *, remove: bool = False) -> CheckWebhooks:
+    """Keep the store's webhooks right, or (``remove``, after a disconnect) delete every one of ours."""
     async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
         async with connector.open_client(jctx, store["id"], store["shop_key"]) as client:
             token = await connector.webhook_token(jctx, store["id"])
             uri = connector.settings.webhook_uri(jctx.settings, store["id"], token)
             synced = (store.get("access_policies") or {}).get(TOPICS[ORDER_HINT], "sync") == "sync"
-            return await ensure_webhooks(client, uri, set(EVENTS) if synced else set(),
+            return await ensure_webhooks(client, uri, set(EVENTS) if synced and not remove else set(),
                                          prefix=connector.settings.webhook_uri(jctx.settings, store["id"], ""))
 
     return check

@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -62,6 +63,7 @@ class Page:
     items: list[dict[str, Any]]
     total: int | None
     total_pages: int | None
+    requested_at: datetime | None = None       # when it was asked for: the store's state is from after it
 
 
 def _int_header(headers: httpx.Headers, name: str) -> int | None:
@@ -84,7 +86,7 @@ class WooClient:
         self._basic = None if self._oauth1 else \
             "Basic " + base64.b64encode(f"{consumer_key}:{consumer_secret}".encode()).decode()
         self.concurrency = max(1, concurrency)
-        self.transport = RestTransport(http, name=f"WooCommerce {self.store_url}", pacer=pacer,
+        self.transport = RestTransport(http, name=f"WooCommerce {self.store_url}", platform="woocommerce", pacer=pacer,
                                        concurrency=concurrency, max_attempts=max_attempts, backoff_base=backoff_base,
                                        on_auth_error=self._auth_error)
 
@@ -125,12 +127,13 @@ class WooClient:
         return json_body(await self.request("GET", path, params=params), self.transport.name)
 
     async def page(self, path: str, params: Mapping[str, Any], number: int, per_page: int) -> Page:
+        requested_at = datetime.now(UTC)
         response = await self.request("GET", path, params={**params, "page": number, "per_page": per_page})
         items = json_body(response, self.transport.name)
         if not isinstance(items, list):
             raise PermanentError(f"{self.transport.name}: {path} did not answer a list")
         return Page(number, [i for i in items if isinstance(i, dict)], _int_header(response.headers, "x-wp-total"),
-                    _int_header(response.headers, "x-wp-totalpages"))
+                    _int_header(response.headers, "x-wp-totalpages"), requested_at)
 
     async def pages(self, path: str, params: Mapping[str, Any], *, per_page: int = 100,
                     start: int = 1) -> AsyncIterator[Page]:

@@ -20,12 +20,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from worker.connectors.rest import PlatformHttpError
+from worker.connectors.rest import PlatformHttpError, StoreUnreachable
 from worker.connectors.store_secrets import seal_secrets
 from worker.connectors.woocommerce.client import WooAuthError, WooClient
 from worker.connectors.woocommerce.connector import CREDENTIALS_KIND
@@ -34,7 +33,9 @@ from worker.connectors.woocommerce.webhooks import ensure_webhooks
 from worker.db.port import Database
 from worker.errors import DatabaseError, RetryableError
 from worker.netguard import UnsafeUrl, normalize_store_url
+from worker.payloads import JsonRejected, load_json_object
 from worker.rpc import connect as connecting
+from worker.web.cors import BrowserRoute
 from worker.web.responses import error_response
 from worker.web.user_auth import (
     AuthUnavailable,
@@ -129,11 +130,9 @@ def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
         db: Database = request.app.state.db
         try:
             try:
-                body = orjson.loads(await request.body())
-            except orjson.JSONDecodeError:
-                raise ConnectRefused(400, "the body is not valid JSON") from None
-            if not isinstance(body, dict):
-                raise ConnectRefused(400, "the body must be a JSON object")
+                body = load_json_object(await request.body())
+            except JsonRejected as exc:
+                raise ConnectRefused(400, str(exc)) from None
             try:
                 org = uuid.UUID(str(body.get("organization_id")))
             except ValueError:
@@ -174,6 +173,8 @@ def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
             return error_response(exc.status, str(exc))
         except UnsafeUrl as exc:                 # a redirect or DNS answer pointed somewhere forbidden
             return error_response(400, str(exc))
+        except (StoreUnreachable, httpx.ConnectError) as exc:   # the address: no such host, or nothing there
+            return error_response(422, f"could not connect to the store at this address: {exc}"[:300])
         except (RetryableError, httpx.HTTPError) as exc:
             log.info("woocommerce connect to %s failed: %s", raw_url[:100], type(exc).__name__)
             return error_response(502, f"could not reach the store: {exc}"[:300])
@@ -183,4 +184,4 @@ def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
         return JSONResponse({"store_id": str(store), "status": "active", "shop_key": store_url, **info},
                             status_code=201)
 
-    return [Route("/connect", connect, methods=["POST"])]
+    return [BrowserRoute("/connect", connect, methods=["POST"])]     # called from the app's frontend

@@ -61,7 +61,8 @@ class WooConnector(ConnectorBase[WooSettings]):
             sync=woo_sync_source(self.open_sync_client, per_page=self.settings.page_size),
             webhooks=WebhookSpec(path="/webhooks/{store_id}", verify=webhooks.webhook_verifier(self),
                                  topics=WEBHOOK_TOPICS, apply=webhooks.apply_event,
-                                 check=webhooks.webhooks_check(self)),
+                                 check=webhooks.webhooks_check(self),
+                                 remove=webhooks.webhooks_check(self, remove=True)),
             connect=ConnectSpec(flow=ConnectFlow.API_KEYS, routes=connect_routes(self)),
             public_config=self.public_config)
 

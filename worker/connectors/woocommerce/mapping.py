@@ -25,6 +25,7 @@ from worker.connectors.canonical import (
     enum_text,
     integer,
     money,
+    numeric_id,
     parse_time,
     require,
     text,
@@ -51,7 +52,7 @@ def gmt(value: Any) -> datetime | None:
 def _id(value: Any) -> str | None:
     if value is None or value == "" or value == 0 or value == "0":
         return None
-    return str(integer(value))
+    return numeric_id(value)
 
 
 def _address(a: Any) -> dict[str, Any] | None:
@@ -74,7 +75,7 @@ def _names(items: Any) -> list[str]:
 def _variant(o: Owner, v: Mapping[str, Any], product_id: str, title: str | None,
              updated: datetime | None) -> dict[str, Any]:
     sale = money(v.get("sale_price"))
-    return {**o.cols(), "id": str(integer(v["id"])), "product_id": product_id, "title": title,
+    return {**o.cols(), "id": numeric_id(v["id"]), "product_id": product_id, "title": title,
             "sku": v.get("sku") or None, "barcode": v.get("global_unique_id") or None, "price": money(v.get("price")),
             "compare_at_price": money(v.get("regular_price")) if sale is not None else None, "currency": None,
             "position": integer(v.get("menu_order")), "inventory_item_id": None,
@@ -102,7 +103,7 @@ def product_rows(o: Owner, p: Mapping[str, Any],
     """A product and its variants: the fetched ``variations`` of a variable product, or the product itself
     as the one variant of a simple product."""
     p = require(p, "product")
-    pid = str(integer(p["id"]))
+    pid = numeric_id(p["id"])
     updated = gmt(p.get("date_modified_gmt"))
     product = {**o.cols(), "id": pid, "title": text(p.get("name")), "handle": text(p.get("slug")),
                "status": enum_text(p.get("status")), "vendor": None, "product_type": enum_text(p.get("type")),
@@ -120,7 +121,7 @@ def customer_rows(o: Owner, c: Mapping[str, Any]) -> dict[str, list[dict[str, An
     c = require(c, "customer")
     billing = c.get("billing") if isinstance(c.get("billing"), Mapping) else {}
     return {"customers": [{
-        **o.cols(), "id": str(integer(c["id"])), "email": c.get("email") or None,
+        **o.cols(), "id": numeric_id(c["id"]), "email": c.get("email") or None,
         "phone": (billing or {}).get("phone") or None, "first_name": c.get("first_name") or None,
         "last_name": c.get("last_name") or None, "state": enum_text(c.get("role")), "accepts_marketing": None,
         "orders_count": integer(c.get("orders_count")), "total_spent": money(c.get("total_spent")),
@@ -135,7 +136,7 @@ _FINANCIAL = {"pending": "pending", "on-hold": "pending", "processing": "paid", 
 
 def order_rows(o: Owner, p: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     p = require(p, "order")
-    oid = str(integer(p["id"]))
+    oid = numeric_id(p["id"])
     updated = gmt(p.get("date_modified_gmt"))
     status = enum_text(p.get("status"))
     refunds = [r for r in p.get("refunds") or [] if isinstance(r, Mapping)]
@@ -163,7 +164,7 @@ def order_rows(o: Owner, p: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]
     for li in lines:
         quantity = integer(li.get("quantity"))
         total, sub = money(li.get("total")), money(li.get("subtotal"))
-        items.append({**o.cols(), "id": str(integer(li["id"])), "order_id": oid,
+        items.append({**o.cols(), "id": numeric_id(li["id"]), "order_id": oid,
                       "product_id": _id(li.get("product_id")),
                       "variant_id": _id(li.get("variation_id")) or _id(li.get("product_id")),
                       "sku": li.get("sku") or None, "title": text(li.get("name")), "quantity": quantity,
@@ -194,7 +195,7 @@ def webhook_effect(topic: str, payload: Mapping[str, Any], *, store_id: UUID, or
             if payload.get("id") is None:
                 raise MappingError("delete payload has no id")
             when = triggered_at or datetime.now(UTC)
-            return WebhookEffect(resource, {}, {resource: [str(integer(payload["id"]))]}, when)
+            return WebhookEffect(resource, {}, {resource: [numeric_id(payload["id"])]}, when)
         if resource == "products" and payload.get("type") == "variation":
             # WooCommerce sends a variation's own payload (with parent_id) as product.updated
             return WebhookEffect(resource, variation_rows(owner, payload), {}, None)

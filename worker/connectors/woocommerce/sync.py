@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from worker.connectors.canonical import Owner
-from worker.connectors.woocommerce.client import WooClient
+from worker.connectors.woocommerce.client import Page, WooClient
 from worker.connectors.woocommerce.mapping import (
     RESOURCE_TABLES,
     customer_rows,
@@ -33,7 +33,8 @@ from worker.connectors.woocommerce.mapping import (
     variation_rows,
 )
 from worker.errors import PermanentError
-from worker.sync.engine import Batch, SyncContext, SyncSource
+from worker.sync.batch import Batch, BatchRows
+from worker.sync.engine import SyncContext, SyncSource
 from worker.sync.reconcile import NumericIdSet, vanished
 
 __all__ = ["ClientOpener", "woo_sync_source"]
@@ -46,12 +47,15 @@ _GONE_STATUSES = frozenset({"trash"})
 
 
 def _merged(first: Batch, second: Batch) -> Batch:
-    """Two consecutive batches as one: rows appended, the later checkpoint, the newer watermark."""
+    """Two consecutive batches as one: rows and errors appended, the later checkpoint, the newer watermark,
+    the earlier read."""
     writes = {t: list(r) for t, r in first.writes.items()}
     for table, rows in second.writes.items():
         writes.setdefault(table, []).extend(rows)
     marks = [m for m in (first.high_watermark, second.high_watermark) if m is not None]
-    return Batch(writes=writes, checkpoint=second.checkpoint, high_watermark=max(marks) if marks else None)
+    reads = [r for r in (first.observed_at, second.observed_at) if r is not None]
+    return Batch(writes=writes, checkpoint=second.checkpoint, high_watermark=max(marks) if marks else None,
+                 errors=(*first.errors, *second.errors), observed_at=min(reads) if reads else None)
 
 
 class _Run:
@@ -80,38 +84,40 @@ class _Run:
         response = await self.client.request("GET", "/variations", params={"per_page": 1}, expect=(400, 404))
         return response.status_code == 200
 
-    async def _batch(self, items: list[dict[str, Any]], checkpoint: Mapping[str, Any], since: Any = None,
+    async def _batch(self, page: Page, checkpoint: Mapping[str, Any], since: Any = None,
                      per_product: bool = True) -> Batch:
-        rows: dict[str, list[dict[str, Any]]] = {t: [] for t in RESOURCE_TABLES[self.ctx.resource]}
-        newest = None
+        rows = BatchRows()
+        rows.read_at(page.requested_at)
         variations: dict[int, list[dict[str, Any]]] = {}
         if self.ctx.resource == "products" and per_product:
-            variable = [p for p in items if p.get("type") == "variable" and p.get("variations")]
+            variable = [p for p in page.items if p.get("type") == "variable" and p.get("variations")]
             # the client's gate bounds how many of these run at once (one by default)
             fetched = await asyncio.gather(*(self._variations(p["id"]) for p in variable))
             variations = {id(p): v for p, v in zip(variable, fetched, strict=True)}
-        for item in items:
-            if self.ctx.resource == "products":
-                mapped = product_rows(self.owner, item, variations.get(id(item)))
-                if not per_product and item.get("type") == "variable":
-                    mapped = {"products": mapped["products"]}     # its variants come from /variations
-            elif self.ctx.resource == "customers":
-                mapped = customer_rows(self.owner, item)
-            else:
-                mapped = order_rows(self.owner, item)
-            root = mapped[RESOURCE_TABLES[self.ctx.resource][0]][0]
-            updated = root["source_updated_at"]
-            if since is not None and (updated is None or updated < since):
-                continue                  # customers: unchanged since the last run (no server-side filter)
-            if updated is not None and (newest is None or updated > newest):
-                newest = updated
-            for table, table_rows in mapped.items():
-                rows[table].extend(table_rows)
-        return Batch(writes={t: r for t, r in rows.items() if r}, checkpoint=checkpoint, high_watermark=newest)
+        for item in page.items:
+            with rows.record(item):
+                if self.ctx.resource == "products":
+                    mapped = product_rows(self.owner, item, variations.get(id(item)))
+                    if not per_product and item.get("type") == "variable":
+                        mapped = {"products": mapped["products"]}     # its variants come from /variations
+                elif self.ctx.resource == "customers":
+                    mapped = customer_rows(self.owner, item)
+                else:
+                    mapped = order_rows(self.owner, item)
+                updated = mapped[RESOURCE_TABLES[self.ctx.resource][0]][0]["source_updated_at"]
+                if since is not None and (updated is None or updated < since):
+                    continue              # customers: unchanged since the last run (no server-side filter)
+                rows.saw(updated)
+                rows.extend(mapped)
+        return rows.batch(checkpoint)
 
-    def _variation_batch(self, items: list[dict[str, Any]], checkpoint: Mapping[str, Any]) -> Batch:
-        rows = [row for v in items for row in variation_rows(self.owner, v)["product_variants"]]
-        return Batch(writes={"product_variants": rows} if rows else {}, checkpoint=checkpoint)
+    def _variation_batch(self, page: Page, checkpoint: Mapping[str, Any]) -> Batch:
+        rows = BatchRows()
+        rows.read_at(page.requested_at)
+        for variation in page.items:
+            with rows.record(variation):
+                rows.extend(variation_rows(self.owner, variation))
+        return rows.batch(checkpoint)
 
     async def _walk(self, params: dict[str, Any], extra: dict[str, Any],
                     local_filter: Any = None) -> AsyncIterator[Batch]:
@@ -135,12 +141,12 @@ class _Run:
         mark = {**extra, "store_wide": store_wide}
         if phase == "main":
             async for page in self.client.pages(self.path, params, per_page=self.per_page, start=start):
-                yield await self._batch(page.items, {**mark, "phase": "main", "page": page.number}, local_filter,
+                yield await self._batch(page, {**mark, "phase": "main", "page": page.number}, local_filter,
                                         per_product=not store_wide)
             start = 1
         if store_wide:
             async for page in self.client.pages("/variations", params, per_page=self.per_page, start=start):
-                yield self._variation_batch(page.items, {**mark, "phase": "variations", "page": page.number})
+                yield self._variation_batch(page, {**mark, "phase": "variations", "page": page.number})
 
     async def full(self) -> AsyncIterator[Batch]:
         async for batch in self._walk({"orderby": "id", "order": "asc"}, {}):

@@ -6,7 +6,8 @@ unsigned creation ping (``webhook_id=N``) with 200, verifies ``X-WC-Webhook-Sign
 HMAC-SHA256 of the raw body, constant-time) before looking at anything else, and records the delivery
 once per ``X-WC-Webhook-Delivery-ID`` and body; the ``woocommerce.webhook`` job applies it through the same guarded
 upsert as syncs. WooCommerce *disables* a webhook after more than 5 failed deliveries in a row:
-``woocommerce.check_webhooks`` (periodic) re-enables or re-creates ours.
+``woocommerce.check_webhooks`` (periodic) re-enables or re-creates ours; ``woocommerce.disconnect``
+deletes them when a user disconnects the store.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import orjson
+from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -28,6 +29,7 @@ from worker.connectors.woocommerce.client import WooClient
 from worker.connectors.woocommerce.mapping import webhook_effect
 from worker.connectors.woocommerce.settings import WEBHOOK_TOPICS
 from worker.jobs.registry import Job, JobContext
+from worker.payloads import JsonRejected, Record, load_json_object, shape_problem
 from worker.rpc import synced_writes
 from worker.web.responses import error_response, header_value
 
@@ -41,6 +43,7 @@ log = logging.getLogger("shopsync.woocommerce.webhooks")
 
 PLATFORM = "woocommerce"
 MAX_HEADER = 200
+RECORD = TypeAdapter(Record)        # every topic's body is the record (a delete's only names it)
 
 
 def verify_signature(secret: str, body: bytes, signature: str | None) -> bool:
@@ -82,11 +85,12 @@ def webhook_verifier(connector: WooConnector) -> WebhookVerifier:
         if topic not in WEBHOOK_TOPICS:
             return error_response(400, f"unknown topic {topic[:60]!r}")
         try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return error_response(400, "the body is not valid JSON")
-        if not isinstance(payload, dict):
-            return error_response(400, "the body must be a JSON object")
+            payload = load_json_object(raw)
+        except JsonRejected as exc:
+            return error_response(400, str(exc))
+        problem = shape_problem(RECORD, payload, topic)
+        if problem is not None:
+            return error_response(400, problem)
         # X-WC-Webhook-Delivery-ID is wp_hash(webhook id + the current second): a retry of one delivery
         # repeats it, but so do two events of one webhook in the same second. Scoped by store and body,
         # a retry is still one row while two different events are two.
@@ -103,17 +107,20 @@ async def apply_event(job: Job, jctx: JobContext, event: Mapping[str, Any]) -> s
     """Apply one delivery (only an active store's, for a resource it syncs, reaches here)."""
     effect = webhook_effect(str(event["topic"]), event["payload"], store_id=UUID(str(event["store_id"])),
                             organization_id=UUID(str(event["organization_id"])), triggered_at=event["triggered_at"])
+    # WooCommerce builds a delivery's body when it sends it: its state is as of (just before) receipt
     await synced_writes.apply_synced_changes(jctx.db, store_id=event["store_id"], writes=effect.writes,
                                              deletes=effect.deletes, deleted_at=effect.deleted_at, job_id=job.id,
-                                             worker=jctx.worker_id, inbox_id=event["id"])
+                                             worker=jctx.worker_id, inbox_id=event["id"],
+                                             observed_at=event["observed_at"])
     return None
 
 
-def webhooks_check(connector: WooConnector) -> CheckWebhooks:
+def webhooks_check(connector: WooConnector, *, remove: bool = False) -> CheckWebhooks:
+    """Keep the store's webhooks right, or (``remove``, after a disconnect) delete every one of ours."""
     async def check(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
         async with connector.open_client(jctx, store["id"], store["shop_key"]) as (client, fields):
             return await ensure_webhooks(client, connector.settings.webhook_uri(jctx.settings, store["id"]),
-                                         str(fields["webhook_secret"]), wanted_topics(store))
+                                         str(fields["webhook_secret"]), set() if remove else wanted_topics(store))
 
     return check
 
