@@ -104,6 +104,7 @@ def test_check_config_ok_never_prints_secrets(tmp_path: Path) -> None:
     assert key_material not in out
     assert FAKE_PASSWORD not in out
     assert "shopify: not configured (off)" in out
+    assert "notifications: settings OK" in out
 
 
 def test_check_config_reports_the_shopify_app(tmp_path: Path) -> None:
@@ -128,6 +129,8 @@ def test_check_config_reports_the_shopify_app(tmp_path: Path) -> None:
     ("SUPABASE_JWT_SECRET", "too-short-secret", "SUPABASE_JWT_SECRET: is too short"),
     ("SHOPSYNC_SEALING_KEYS", "k1:not-a-valid-key-Zm9vYmFy", "SHOPSYNC_SEALING_KEYS"),
     ("SHOPSYNC_SEALING_KEYS", "no-colon-here-c2VjcmV0c2VjcmV0", "SHOPSYNC_SEALING_KEYS"),
+    ("SHOPSYNC_NOTIFY_APP_URL", "app.example.com", "SHOPSYNC_NOTIFY_APP_URL: must start with http:// or https://"),
+    ("SHOPSYNC_NOTIFY_RETRY_MAX_SECONDS", "0", "SHOPSYNC_NOTIFY_RETRY_MAX_SECONDS: Input should be greater than 0"),
 ])
 def test_check_config_rejects_invalid_values(tmp_path: Path, name: str, value: str, mentions: str) -> None:
     env = {"DATABASE_URL": FAKE_DSN, "SHOPSYNC_SEALING_KEYS": generate_key_spec("okkey"), name: value}

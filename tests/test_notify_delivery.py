@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from standardwebhooks import Webhook
 
 from sandbox.mail_sink import MailSink
@@ -20,6 +21,13 @@ from worker.notify import providers
 from worker.notify.channels import open_secret
 from worker.notify.delivery import NOTIFIER, build_message
 from worker.rpc import notifications
+
+
+def deliveries(kind: str, outcome: str) -> float:
+    """This process's count of notification delivery attempts (cumulative across tests: compare deltas)."""
+    value = REGISTRY.get_sample_value("shopsync_notification_deliveries_total",
+                                      {"channel_kind": kind, "outcome": outcome})
+    return value or 0.0
 
 
 def smtp_rule(w: NotifyWorld, channel: dict[str, Any], **args: Any) -> Any:
@@ -95,6 +103,7 @@ async def test_nothing_is_lost_or_sent_twice_while_providers_are_down(notify_wor
         smtp_rule(w, channel)
     w.sink.refuse("451 4.3.0 Try again later")
     w.resend.down = True
+    before = {(k, o): deliveries(k, o) for k in ("smtp", "resend") for o in ("sent", "retry")}
     events = [w.event(subject=f"kind.{i}") for i in range(5)]
     async with w.worker():
         await w.until(lambda: w.sink.refused >= 10 and w.resend.requests >= 10, what="attempts while down")
@@ -112,6 +121,11 @@ async def test_nothing_is_lost_or_sent_twice_while_providers_are_down(notify_wor
     assert len(w.sink.messages) == len(events) and len(w.resend.sent) == len(events)
     assert len({e.idempotency_key for e in w.resend.sent}) == len(events)
     assert all(n["attempts"] > 1 for n in w.notifications())
+    # /metrics counts every attempt by channel kind and outcome
+    for kind in ("smtp", "resend"):
+        assert deliveries(kind, "sent") - before[kind, "sent"] == len(events)
+        assert deliveries(kind, "retry") - before[kind, "retry"] == \
+            sum(n["attempts"] - 1 for n in w.notifications(smtp["id"] if kind == "smtp" else resend["id"]))
 
 
 async def test_a_refusing_provider_stops_the_channel_with_its_words_until_fixed(notify_world: NotifyWorld) -> None:
@@ -119,10 +133,12 @@ async def test_a_refusing_provider_stops_the_channel_with_its_words_until_fixed(
     mailgun = await w.channel("mailgun", {"domain": "unverified.example.com", "from": "a@unverified.example.com",
                                           "to": ["ops@example.com"]}, {"api_key": w.mailgun.api_key})
     smtp_rule(w, mailgun)
+    refusals = deliveries("mailgun", "channel_failed")
     w.event()
     async with w.worker():
         await w.until(lambda: w.scalar("select status from shopsync.notification_channels") == "failing",
                       what="the channel failing")
+        assert deliveries("mailgun", "channel_failed") == refusals + 1
         reason = w.scalar("select status_reason from shopsync.notification_channels")
         assert reason.startswith("Mailgun refused the message (403): Domain unverified.example.com is not allowed")
         w.event(subject="later")

@@ -12,7 +12,10 @@ import pytest
 from tests.conftest import new_user
 from tests.notify_world import NotifyWorld, token
 from worker import netguard
+from worker.config import Settings
+from worker.db.direct import DirectDatabase
 from worker.notify.delivery import NOTIFIER
+from worker.web.app import create_app
 
 
 def channels(w: NotifyWorld) -> int:
@@ -184,3 +187,23 @@ async def test_rotate_key_reseals_channel_secrets(notify_world: NotifyWorld) -> 
     assert stored is not None and stored["key_id"] == "next"
     assert open_secret(Sealer.from_settings(rotated), channel["id"], stored) == {"api_key": "re_rotate"}
     assert await rotate_credentials(w.db, rotated) == 0
+
+
+async def test_the_channel_endpoints_are_browser_routes_for_the_configured_origins(db: DirectDatabase) -> None:
+    origin = "https://app.example.com"
+    settings = Settings(_env_file=None, cors_origins=[origin], supabase_jwt_secret="x" * 40)  # type: ignore[call-arg]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, db)),
+                                 base_url="http://test") as web:
+        for path, method in (("/notifications/channels", "POST"),
+                             ("/notifications/channels/00000000-0000-0000-0000-000000000001", "PATCH"),
+                             ("/notifications/channels/00000000-0000-0000-0000-000000000001/preview", "POST")):
+            preflight = {"Origin": origin, "Access-Control-Request-Method": method,
+                         "Access-Control-Request-Headers": "authorization,content-type"}
+            ok = await web.options(path, headers=preflight)
+            assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == origin, path
+            assert method in ok.headers["access-control-allow-methods"]
+            other = await web.options(path, headers={**preflight, "Origin": "https://evil.example"})
+            assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+            # the page reads refusals too (here: no token)
+            refused = await web.request(method, path, json={}, headers={"Origin": origin})
+            assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == origin

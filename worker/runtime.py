@@ -54,6 +54,8 @@ async def run_worker(settings: Settings, registry: JobRegistry | None = None,
     Without ``registry`` (``shopsync worker``) the connectors' handlers run, after checking that they cover
     every job kind SQL can enqueue and every table they write is in the catalog (ConfigError otherwise)."""
     stop = stop or asyncio.Event()
+    if registry is None:
+        _ = notify.NOTIFIER.settings      # a SHOPSYNC_NOTIFY_* value set wrong stops the worker here, named
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:

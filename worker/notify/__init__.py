@@ -11,9 +11,9 @@ SMTP, Resend, Mailgun or a webhook, and what the answer means), ``delivery`` (th
 from __future__ import annotations
 
 from worker.jobs.registry import JobRegistry
-from worker.notify.delivery import DISPATCH_KIND, SEND_KIND, dispatch_handler, send_handler
+from worker.notify.delivery import DISPATCH_KIND, NOTIFIER, SEND_KIND, dispatch_handler, send_handler
 
-__all__ = ["register_jobs"]
+__all__ = ["NOTIFIER", "register_jobs"]
 
 
 def register_jobs(registry: JobRegistry) -> None:

@@ -22,6 +22,7 @@ from worker.config import Settings
 from worker.connectors.base import ConnectorBase
 from worker.errors import ConfigError, PermanentError, SealingError
 from worker.jobs.registry import Job, JobContext
+from worker.metrics import NOTIFICATION_DELIVERIES
 from worker.notify import providers
 from worker.notify.channels import open_secret
 from worker.notify.settings import NotifySettings, load_notify_settings
@@ -94,6 +95,7 @@ async def send_handler(job: Job, jctx: JobContext) -> Mapping[str, Any]:
     message = build_message(data, settings, core)
     outcome = await providers.deliver(str(channel["kind"]), channel.get("config") or {}, secret, message, settings,
                                       allow_private=settings.private_allowed(core))
+    NOTIFICATION_DELIVERIES.labels(str(channel["kind"]), outcome.status).inc()
     retry_in = max(outcome.retry_in or 0.0, settings.retry_delay(attempt)) if outcome.status == "retry" else None
     status = await notifications.finish_notification_send(
         jctx.db, notification_id=notification_id, outcome=outcome.status, provider_message_id=outcome.message_id,

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from worker.config import Settings
 from worker.db.port import Database
@@ -33,6 +33,7 @@ from worker.notify.channels import ChannelRefused, channel_secret, new_signing_s
 from worker.notify.delivery import NOTIFIER, build_message
 from worker.rpc import notifications
 from worker.rpc.notifications import ADMINS
+from worker.web.cors import BrowserRoute
 from worker.web.responses import error_response
 from worker.web.user_auth import (
     AuthUnavailable,
@@ -228,7 +229,8 @@ async def _preview(request: Request, user: UserIdentity, core: Settings, db: Dat
 
 
 def notification_routes() -> list[BaseRoute]:
-    return [Route("/channels", _endpoint(_create), methods=["POST"]),
-            Route("/channels/{channel_id}", _endpoint(_update), methods=["PATCH"]),
-            Route("/channels/{channel_id}/preview", _endpoint(_preview), methods=["POST"])]
+    # a signed-in user's browser calls these with its access token: CORS applies (SHOPSYNC_CORS_ORIGINS)
+    return [BrowserRoute("/channels", _endpoint(_create), methods=["POST"]),
+            BrowserRoute("/channels/{channel_id}", _endpoint(_update), methods=["PATCH"]),
+            BrowserRoute("/channels/{channel_id}/preview", _endpoint(_preview), methods=["POST"])]
 

@@ -29,6 +29,7 @@ from worker.connectors import registry
 from worker.db import Database, open_database
 from worker.errors import ConfigError, DatabaseError
 from worker.migrate import checksum, migration_files
+from worker.notify.delivery import NOTIFIER
 from worker.notify.web import notification_routes
 from worker.paths import SQL_DIR
 from worker.rpc import maintenance
@@ -278,6 +279,7 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
         if db is not None:
             yield
             return
+        _ = NOTIFIER.settings       # a SHOPSYNC_NOTIFY_* value set wrong stops the process here, named
         # the web process starts, and answers /healthz, even while the database is down
         opened = await open_database(settings, listen=False, wait=False)
         app.state.db = opened
