@@ -96,6 +96,34 @@ def test_bad_rules_are_refused_with_what_to_fix(conn: Conn, org: Org) -> None:
     assert scalar(conn, "select count(*) from shopsync.notification_rules") == 1
 
 
+def test_admins_change_and_delete_rules_and_a_disabled_rule_takes_nothing(conn: Conn, org: Org) -> None:
+    channel = org.channel()
+    rule = org.rule(channel, p_event_types=["store.uninstalled"], p_group_window_seconds=0)
+    org.event()                                                    # job.dead: not this rule's type
+    assert collect(conn)["attached"] == 0
+    update = "select shopsync.update_notification_rule(%s, %s, 'warning', null, 0, %s)"
+    with as_role(conn, "authenticated", org.owner):
+        conn.execute(update, (rule, ["job.dead"], True))
+    org.event()
+    assert collect(conn)["attached"] == 1
+    with as_role(conn, "authenticated", org.owner):
+        conn.execute(update, (rule, ["job.dead"], False))         # disabled
+    org.event()
+    assert collect(conn)["attached"] == 0
+    with as_role(conn, "authenticated", org.owner), \
+            pytest.raises(psycopg.errors.InvalidParameterValue, match="unknown event type 'job.deadd'"):
+        conn.execute(update, (rule, ["job.deadd"], True))
+    with as_role(conn, "authenticated", org.member("member")), \
+            pytest.raises(psycopg.errors.InsufficientPrivilege, match="needs owner or admin"):
+        conn.execute("select shopsync.delete_notification_rule(%s)", (rule,))
+    with as_role(conn, "authenticated", Org(conn).owner), \
+            pytest.raises(psycopg.errors.NoDataFound, match="unknown notification rule"):
+        conn.execute("select shopsync.delete_notification_rule(%s)", (rule,))   # another organization's
+    with as_role(conn, "authenticated", org.member("admin")):
+        conn.execute("select shopsync.delete_notification_rule(%s)", (rule,))
+    assert scalar(conn, "select count(*) from shopsync.notification_rules") == 0
+
+
 def test_unknown_time_zones_and_hours_are_refused(conn: Conn, org: Org) -> None:
     with as_role(conn, "authenticated", org.owner), \
             pytest.raises(psycopg.errors.InvalidParameterValue, match="unknown time zone 'Mars/Olympus'") as bad:

@@ -159,6 +159,15 @@ async def test_a_preview_renders_without_sending(notify_world: NotifyWorld) -> N
     assert w.sink.messages == [] and w.receiver.requests == [] and w.notifications() == []
 
 
+async def test_html_is_autoescaped_and_plain_text_is_not(notify_world: NotifyWorld) -> None:
+    w = notify_world
+    smtp = await w.channel("smtp", w.smtp_config())
+    w.event(details='{"kind": "shopify.sync", "attempts": 1, "error": "<script>alert(1)</script> & more"}')
+    shown = (await w.post(f"/notifications/channels/{smtp['id']}/preview", {"event_type": "job.dead"})).json()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in shown["html"] and "<script>" not in shown["html"]
+    assert "<script>alert(1)</script> & more" in shown["text"]
+
+
 async def test_the_endpoints_need_a_way_to_check_tokens(notify_world: NotifyWorld) -> None:
     from sandbox.serving import serve_app
     from worker.web.app import create_app
