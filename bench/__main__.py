@@ -20,6 +20,8 @@ from bench import (
     crash,
     frontend_reads,
     heartbeat,
+    notify_burst,
+    notify_outage,
     queue_throughput,
     shopify_incremental,
     shopify_ingest,
@@ -36,14 +38,17 @@ from bench.common import Bench, Cluster, Report, Row, machine_info
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (queue_throughput, wakeup_latency, heartbeat, crash, shopify_ingest,
                                                        shopify_pacing, shopify_webhooks, shopify_incremental,
                                                        woocommerce_ingest, shoprenter_pacing, tiktok_ingest,
-                                                       tiktok_links, frontend_reads, agent_lookups)}
+                                                       tiktok_links, frontend_reads, agent_lookups, notify_burst,
+                                                       notify_outage)}
 ALIASES = {"throughput": "queue_throughput", "queue": "queue_throughput", "wakeup": "wakeup_latency",
            "latency": "wakeup_latency", "ingest": "shopify_ingest", "pacing": "shopify_pacing",
            "webhooks": "shopify_webhooks", "incremental": "shopify_incremental", "woocommerce": "woocommerce_ingest",
            "shoprenter": "shoprenter_pacing", "links": "tiktok_links",
-           "reads": "frontend_reads", "rls": "frontend_reads", "lookups": "agent_lookups", "agents": "agent_lookups"}
+           "reads": "frontend_reads", "rls": "frontend_reads", "lookups": "agent_lookups", "agents": "agent_lookups",
+           "burst": "notify_burst", "outage": "notify_outage"}
 GROUPS = {"shopify": ["shopify_ingest", "shopify_pacing", "shopify_webhooks", "shopify_incremental"],
-          "rest": ["woocommerce_ingest", "shoprenter_pacing"], "tiktok": ["tiktok_ingest", "tiktok_links"]}
+          "rest": ["woocommerce_ingest", "shoprenter_pacing"], "tiktok": ["tiktok_ingest", "tiktok_links"],
+          "notify": ["notify_burst", "notify_outage"]}
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "latest.md"
 
 

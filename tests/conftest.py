@@ -30,8 +30,9 @@ from worker.jobs.registry import JobContext
 from worker.migrate import migrate
 
 CRON_DB = "shopsync_cron"
-# the whole-platform-world fixtures (sandbox + web + worker) for the end-to-end tests; the look-ups' web process
-pytest_plugins = ["tests.shopify_world", "tests.tiktok_world", "tests.lookup_world"]
+# the whole-platform-world fixtures (sandbox + web + worker) for the end-to-end tests; the look-ups' web
+# process; the notification world
+pytest_plugins = ["tests.shopify_world", "tests.tiktok_world", "tests.lookup_world", "tests.notify_world"]
 
 
 @pytest.fixture(scope="session")

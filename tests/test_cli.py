@@ -104,6 +104,7 @@ def test_check_config_ok_never_prints_secrets(tmp_path: Path) -> None:
     assert key_material not in out
     assert FAKE_PASSWORD not in out
     assert "shopify: not configured (off)" in out
+    assert "notifications: settings OK" in out
 
 
 def test_check_config_reports_the_shopify_app(tmp_path: Path) -> None:
@@ -134,6 +135,8 @@ def test_check_config_reports_the_shopify_app(tmp_path: Path) -> None:
     ("SHOPSYNC_LOOKUP_DEFAULT_PHONE_REGION", "Hungary", "SHOPSYNC_LOOKUP_DEFAULT_PHONE_REGION: String should match"),
     ("SHOPSYNC_LOOKUP_MCP_ALLOWED_HOSTS", "agents.example.com, https://x.example/mcp",
      "SHOPSYNC_LOOKUP_MCP_ALLOWED_HOSTS: 'https://x.example/mcp' is not a Host header value"),
+    ("SHOPSYNC_NOTIFY_APP_URL", "app.example.com", "SHOPSYNC_NOTIFY_APP_URL: must start with http:// or https://"),
+    ("SHOPSYNC_NOTIFY_RETRY_MAX_SECONDS", "0", "SHOPSYNC_NOTIFY_RETRY_MAX_SECONDS: Input should be greater than 0"),
 ])
 def test_check_config_rejects_invalid_values(tmp_path: Path, name: str, value: str, mentions: str) -> None:
     env = {"DATABASE_URL": FAKE_DSN, "SHOPSYNC_SEALING_KEYS": generate_key_spec("okkey"), name: value}
@@ -380,13 +383,13 @@ def _port_open(port: int) -> bool:
 
 def test_dev_exit_when_ready() -> None:
     root = Path(tempfile.mkdtemp(prefix="shopsync-dev-test-"))
-    web_port, sandbox_port, woo_port, sr_port = _free_port(), _free_port(), _free_port(), _free_port()
-    tt_port = _free_port()
+    web_port, sandbox_port, woo_port, sr_port, tt_port, smtp_port = (_free_port() for _ in range(6))
     data_dir = root / ".shopsync" / "pg"
     try:
         proc = run_cli(root, "dev", "--exit-when-ready", timeout=240, SHOPSYNC_DEV_PORT=str(web_port),
                        SHOPSYNC_DEV_SANDBOX_PORT=str(sandbox_port), SHOPSYNC_DEV_WOOCOMMERCE_PORT=str(woo_port),
-                       SHOPSYNC_DEV_SHOPRENTER_PORT=str(sr_port), SHOPSYNC_DEV_TIKTOK_PORT=str(tt_port))
+                       SHOPSYNC_DEV_SHOPRENTER_PORT=str(sr_port), SHOPSYNC_DEV_TIKTOK_PORT=str(tt_port),
+                       SHOPSYNC_DEV_SMTP_PORT=str(smtp_port))
         out = output(proc)
         assert proc.returncode == 0, out[-4000:]
         assert "web ready" in out
@@ -412,8 +415,11 @@ def test_dev_exit_when_ready() -> None:
         linked = re.search(r"auto-link by SKU \(dry run\): (\d+) matches", out)
         assert linked is not None and int(linked.group(1)) == int(tiktok.group(2)), out[-3000:]
         assert "linked to Shopify" in out and f"127.0.0.1:{tt_port}/_sandbox/shops/" in out
+        # the demo organization's notification channel points at the local SMTP sink
+        assert f"notifications: warnings and failures of the demo organization go to smtp://127.0.0.1:{smtp_port}" \
+            in out
         # the command stopped everything it started
-        for port in (sandbox_port, woo_port, sr_port, tt_port):
+        for port in (sandbox_port, woo_port, sr_port, tt_port, smtp_port):
             assert not _port_open(port)
         assert (data_dir / "PG_VERSION").exists()
         assert not LocalPostgres(data_dir).is_running()

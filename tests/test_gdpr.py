@@ -529,6 +529,17 @@ def fill_everything_else(conn: Conn, store: str) -> None:
         " where id = %s", store)
     run(f"select shopsync.record_lookup({org_of}, 'http', 'customers_by_email', 'refused', 403, 1.5, %s)",
         store, store)
+    # notifications: a channel with a rule for this store, a message about it, its webhook topics seen
+    run("select shopsync.put_notification_channel(m.user_id, s.organization_id, gen_random_uuid(), 'ops', 'webhook',"
+        " '{\"url\": \"https://hooks.example.com\"}') from shopsync.stores s join shopsync.organization_members m"
+        " on m.organization_id = s.organization_id and m.role = 'owner' where s.id = %s", store)
+    run("insert into shopsync.notification_rules (organization_id, channel_id, store_id, group_window_seconds)"
+        " select c.organization_id, c.id, s.id, 0 from shopsync.stores s join shopsync.notification_channels c"
+        " on c.organization_id = s.organization_id where s.id = %s", store)
+    run("insert into shopsync.notifications (organization_id, channel_id, kind, dedupe_key, store_id)"
+        " select c.organization_id, c.id, 'events', 'seeded', s.id from shopsync.stores s"
+        " join shopsync.notification_channels c on c.organization_id = s.organization_id where s.id = %s", store)
+    run("select shopsync.record_webhook_check(%s, '{orders/create}', '{}')", store)
 
 
 async def test_shop_redact_deletes_every_row_of_the_store_and_keeps_the_request(

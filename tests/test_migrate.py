@@ -29,6 +29,7 @@ EXPECTED_SCHEDULES = {
     "shopsync-enqueue-due-syncs": ("* * * * *", "select shopsync.run_maintenance('enqueue_due_syncs', 30)"),
     "shopsync-reap-expired-leases": ("* * * * *", "select shopsync.run_maintenance('reap_expired_leases', 30)"),
     "shopsync-prune-history": ("17 3 * * *", "select shopsync.run_maintenance('prune_history', 3600)"),
+    "shopsync-notify": ("* * * * *", "select shopsync.run_maintenance('notify', 30)"),
 }
 
 
@@ -332,7 +333,7 @@ def test_pg_cron_schedules_installed_idempotently(local_pg: LocalPostgres) -> No
     assert not any("skipped" in line for line in log), log
     with psycopg.connect(cron_dsn, autocommit=True, row_factory=dict_row) as c:
         again = _shopsync_jobs(c)
-        assert len(again) == 3
+        assert len(again) == len(EXPECTED_SCHEDULES)
         assert sorted(j["jobid"] for j in again) == ids   # updated in place, not re-created
         assert {j["jobname"]: (j["schedule"], j["command"]) for j in again} == EXPECTED_SCHEDULES
 
@@ -366,7 +367,7 @@ def test_pg_cron_without_shopsync_jobs_leaves_schedules_to_the_worker(local_pg: 
     finally:
         migrate(cron_dsn, log=_quiet)   # puts the schedules back for the rest of the session
         with psycopg.connect(cron_dsn, autocommit=True, row_factory=dict_row) as c:
-            assert len(_shopsync_jobs(c)) == 3
+            assert len(_shopsync_jobs(c)) == len(EXPECTED_SCHEDULES)
 
 
 def test_ordinary_database_skips_pg_cron(local_pg: LocalPostgres, conn: psycopg.Connection[Any]) -> None:

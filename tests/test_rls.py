@@ -55,6 +55,11 @@ TENANT_TABLES: dict[str, str] = {
     "gdpr_requests": "organization_id",
     "product_links": "organization_id",
     "product_link_log": "organization_id",
+    "notification_channels": "organization_id",
+    "notification_rules": "organization_id",
+    "notification_settings": "organization_id",
+    "notifications": "organization_id",
+    "notification_events": "organization_id",
 }
 # Tenant tables only owners and admins may read.
 ADMIN_ONLY_TABLES = {"gdpr_requests", "webhook_inbox"}
@@ -74,6 +79,9 @@ PRIVATE_TABLES = {
     "redacted_rows",
     "api_keys",
     "link_push_queue",
+    "notification_channel_secrets",
+    "notification_inbox",
+    "webhook_subscriptions_seen",
 }
 VIEWS = {"store_sync_statistics", "product_link_statistics", "store_link_statistics"}
 
@@ -101,6 +109,14 @@ FRONTEND_FUNCTIONS = {
     "pause_product_link",
     "delete_product_link",
     "auto_link_by_sku",
+    "notification_event_types",
+    "create_notification_rule",
+    "update_notification_rule",
+    "delete_notification_rule",
+    "delete_notification_channel",
+    "resume_notification_channel",
+    "test_notification_channel",
+    "set_notification_settings",
 }
 
 CLIENT_ROLES = ("anon", "authenticated")
@@ -179,6 +195,17 @@ def _seed_store(conn: psycopg.Connection[Any], org: uuid.UUID, store: uuid.UUID,
     ex("insert into shopsync.product_link_log (organization_id, link_id, target_store_id, field, new_value, result) "
        "values (%s, %s, %s, 'price', %s, 'pushed')", (org, link, target, tag))
     ex("select shopsync_private.request_link_push(%s, 'tp1')", (target,))
+    # notifications: a channel with its sealed secret, a rule, settings, a message, and an event still waiting
+    channel = _scalar(conn, "select (shopsync.put_notification_channel(%s, %s, gen_random_uuid(), %s, 'webhook', "
+                            "'{\"url\": \"https://hooks.example.com\"}', 'k1', %s)) ->> 'id'",
+                      (owner, org, f"hooks-{tag}", f"v1.fake-sealed-{tag}"))
+    ex("insert into shopsync.notification_rules (organization_id, channel_id, group_window_seconds) "
+       "values (%s, %s, 0)", (org, channel))
+    ex("insert into shopsync.notification_settings (organization_id, summary_hour) values (%s, 8)", (org,))
+    ex("select shopsync.record_event(%s, 'job.dead', %s)", (store, tag))
+    ex("select shopsync.collect_notifications(100)")
+    ex("select shopsync.record_event(%s, 'store.uninstalled', %s)", (store, tag))
+    ex("select shopsync.record_webhook_check(%s, '{orders/create}', '{}')", (store,))
 
 
 @pytest.fixture
@@ -572,6 +599,13 @@ SERVICE_CALLS: list[tuple[str, Callable[[World], tuple[Any, ...]]]] = [
     ("select * from shopsync.lookup_stores(p_user_id => %s)", lambda w: (w.owner_b,)),
     ("select shopsync.record_lookup(%s, 'http', 'forged', 'answered', 200, 1)", lambda w: (w.org_b,)),
     ("select shopsync.lookup_key_status('x')", lambda w: ()),
+    ("select shopsync.collect_notifications(100)", lambda w: ()),
+    ("select shopsync.begin_notification_send(1)", lambda w: ()),
+    ("select shopsync.finish_notification_send(1, 'sent')", lambda w: ()),
+    ("select shopsync.put_notification_channel(%s, %s, gen_random_uuid(), 'x', 'webhook', '{}')",
+     lambda w: (w.owner_a, w.org_a)),
+    ("select * from shopsync.notification_secrets_to_reseal('other')", lambda w: ()),
+    ("select shopsync.record_webhook_check(%s, '{}', '{a}')", lambda w: (w.store_b,)),
 ]
 
 

@@ -237,11 +237,15 @@ async def test_forged_malformed_and_ping_requests(woo: WooWorld) -> None:
 
 async def test_check_revives_disabled_and_recreates_deleted_webhooks(woo: WooWorld) -> None:
     store = await connected(woo)
+    check = "select shopsync.enqueue_job('woocommerce.check_webhooks', p_store_id => %s)"
+    woo.conn.execute(check, (store,))               # the periodic check: all in place, nothing to tell
+    async with woo.worker():
+        await woo.until(woo.idle, what="the first check")
     hooks = sorted(woo.store.webhooks.values(), key=lambda h: h.id)
     with woo.store.lock:
         hooks[0].status = "disabled"                 # what WooCommerce does after > 5 failed deliveries
         del woo.store.webhooks[hooks[1].id]
-    woo.conn.execute("select shopsync.enqueue_job('woocommerce.check_webhooks', p_store_id => %s)", (store,))
+    woo.conn.execute(check, (store,))
     async with woo.worker():
         await woo.until(woo.idle, what="the check")
     job = woo.jobs("woocommerce.check_webhooks")[-1]
@@ -249,6 +253,11 @@ async def test_check_revives_disabled_and_recreates_deleted_webhooks(woo: WooWor
     assert job["result"]["reactivated"] == [hooks[0].topic] and job["result"]["created"] == [hooks[1].topic]
     assert sorted(h.topic for h in woo.store.webhooks.values()) == sorted(WEBHOOK_TOPICS)
     assert all(h.status == "active" for h in woo.store.webhooks.values())
+    # the core told the organization, once (webhooks.recreated; see docs/notifications.md)
+    (event,) = woo.conn.execute("select id, subject, details from shopsync.events where type = 'webhooks.recreated'"
+                                ).fetchall()
+    assert job["result"]["recreated_event"] == event["id"] and event["subject"] == "woocommerce"
+    assert event["details"]["topics"] == sorted([hooks[0].topic, hooks[1].topic]) and event["details"]["count"] == 2
 
 
 async def test_incremental_and_reconcile(woo: WooWorld) -> None:

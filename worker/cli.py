@@ -172,6 +172,14 @@ def cmd_check_config(_settings: Settings | None, args: argparse.Namespace) -> in
     except ShopsyncError as exc:
         print("look-ups: invalid")
         problems.append(str(exc))
+    from worker.notify.settings import load_notify_settings
+
+    try:
+        load_notify_settings()          # nothing is required; a value set wrong is a problem
+        print("notifications: settings OK")
+    except ShopsyncError as exc:
+        print("notifications: invalid")
+        problems.append(str(exc))
     for p in problems:
         print(f"problem: {p}")
     print("configuration OK" if not problems else f"{len(problems)} problem(s)")

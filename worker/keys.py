@@ -1,4 +1,5 @@
-"""Re-sealing stored credentials with the active key (``shopsync rotate-key``)."""
+"""Re-sealing stored credentials — store credentials and notification channel secrets — with the active key
+(``shopsync rotate-key``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Callable
 
 from worker.config import Settings
 from worker.db.port import Database
-from worker.rpc import stores
+from worker.notify.channels import secret_context
+from worker.rpc import notifications, stores
 from worker.sealing import Sealer
 
 __all__ = ["rotate_credentials"]
@@ -23,7 +25,7 @@ async def rotate_credentials(db: Database, settings: Settings,
     the active key, so losing that race is fine. Returns how many were re-sealed.
     """
     sealer = Sealer.from_settings(settings)
-    done = 0
+    done = await _rotate_channel_secrets(db, sealer, page)
     skipped: set[str] = set()
     while True:
         rows = await stores.credentials_to_reseal(db, active_key_id=sealer.active_key_id, limit=page)
@@ -43,3 +45,23 @@ async def rotate_credentials(db: Database, settings: Settings,
                 log.info("credential of store %s changed while re-sealing; left as rewritten", store_id)
             if progress and done and done % page == 0:
                 progress(done)
+
+
+async def _rotate_channel_secrets(db: Database, sealer: Sealer, page: int) -> int:
+    """The same for notification channels' secrets."""
+    done = 0
+    skipped: set[str] = set()
+    while True:
+        rows = await notifications.notification_secrets_to_reseal(db, active_key_id=sealer.active_key_id, limit=page)
+        rows = [r for r in rows if str(r["channel_id"]) not in skipped]
+        if not rows:
+            return done
+        for row in rows:
+            context = secret_context(row["channel_id"])
+            sealed = sealer.seal(sealer.open(row["key_id"], row["sealed"], context=context), context=context)
+            if await notifications.reseal_notification_secret(db, channel_id=row["channel_id"],
+                                                              expected_version=int(row["version"]),
+                                                              key_id=sealed.key_id, sealed=sealed.sealed):
+                done += 1
+            else:
+                skipped.add(str(row["channel_id"]))    # changed meanwhile: sealed with the active key already

@@ -1,6 +1,7 @@
 """This process's Prometheus metrics (prometheus_client: cumulative, as ``rate()`` expects), shared by the
 worker and the web process: jobs finished and their run times (the worker), requests to platform APIs
-and their throttles (whoever calls a platform), NUL characters stripped from JSON that arrived.
+and their throttles (whoever calls a platform), notification delivery attempts, NUL characters stripped
+from JSON that arrived.
 
 The web process serves them, with its own request counters and the database-wide queue gauges, on
 ``GET /metrics``; a worker serves them on ``SHOPSYNC_METRICS_PORT`` when that is set (``serve_metrics``).
@@ -12,7 +13,8 @@ import logging
 
 from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics, start_http_server
 
-__all__ = ["JOBS", "JOB_DURATION", "NUL_STRIPPED", "PLATFORM_REQUESTS", "platform_request", "serve_metrics"]
+__all__ = ["JOBS", "JOB_DURATION", "NOTIFICATION_DELIVERIES", "NUL_STRIPPED", "PLATFORM_REQUESTS", "platform_request",
+           "serve_metrics"]
 
 log = logging.getLogger("shopsync.metrics")
 
@@ -26,6 +28,10 @@ JOB_DURATION = Histogram("shopsync_job_duration_seconds", "Run time of jobs this
 PLATFORM_REQUESTS = Counter("shopsync_platform_requests", "Requests to platform APIs by platform and outcome: ok, "
                             "throttled (429 / THROTTLED: the caller waits and retries), server_error, "
                             "network_error, refused (401/403), client_error.", ["platform", "outcome"])
+NOTIFICATION_DELIVERIES = Counter("shopsync_notification_deliveries", "Notification delivery attempts by channel "
+                                  "kind (smtp, resend, mailgun, webhook) and outcome: sent, retry (provider down or "
+                                  "unreachable: tried again later), channel_failed (refused: the channel stops).",
+                                  ["channel_kind", "outcome"])
 NUL_STRIPPED = Counter("shopsync_nul_characters_stripped", "NUL characters removed from JSON this process received "
                        "(PostgreSQL cannot store them).")
 

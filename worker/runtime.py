@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 
-from worker import gdpr, links
+from worker import gdpr, links, notify
 from worker.config import Settings
 from worker.connectors.registry import check_against_database, publish_configs, register_jobs
 from worker.db import Database, open_database
@@ -27,6 +27,7 @@ def build_registry() -> JobRegistry:
     registry = JobRegistry()
     gdpr.register_jobs(registry)
     links.register_jobs(registry)
+    notify.register_jobs(registry)
     register_jobs(registry)
     return registry
 
@@ -54,6 +55,8 @@ async def run_worker(settings: Settings, registry: JobRegistry | None = None,
     Without ``registry`` (``shopsync worker``) the connectors' handlers run, after checking that they cover
     every job kind SQL can enqueue and every table they write is in the catalog (ConfigError otherwise)."""
     stop = stop or asyncio.Event()
+    if registry is None:
+        _ = notify.NOTIFIER.settings      # a SHOPSYNC_NOTIFY_* value set wrong stops the worker here, named
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:

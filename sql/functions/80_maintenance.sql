@@ -11,7 +11,7 @@ create or replace function shopsync.run_maintenance(p_task text, p_every_seconds
     v_last timestamptz;
     v_result jsonb;
   begin
-    if p_task not in ('enqueue_due_syncs', 'reap_expired_leases', 'prune_history') then
+    if p_task not in ('enqueue_due_syncs', 'reap_expired_leases', 'prune_history', 'notify') then
       raise exception 'unknown maintenance task %', p_task using errcode = '22023';
     end if;
     if not pg_try_advisory_xact_lock(hashtext('shopsync.maintenance'), hashtext(p_task)) then
@@ -27,6 +27,7 @@ create or replace function shopsync.run_maintenance(p_task text, p_every_seconds
                                     || jsonb_build_object('link_reconciles', shopsync.enqueue_link_reconciles())
       when 'reap_expired_leases' then to_jsonb(shopsync.reap_expired_leases())
       when 'prune_history' then shopsync.prune_history()
+      when 'notify' then shopsync_private.notify_maintenance()      -- 52_notifications.sql
     end;
     insert into shopsync_private.maintenance_runs (task, last_run_at, last_result)
       values (p_task, now(), v_result)
@@ -88,7 +89,7 @@ create or replace function shopsync.applied_migrations() returns table (name tex
   as $$ select m.name, m.checksum from shopsync_private.schema_migrations m order by m.name $$;
 
 -- Which optional pieces this database has: decides whether the worker runs schedules itself.
--- pg_cron_schedules is true only when shopsync's three jobs are scheduled for this database
+-- pg_cron_schedules is true only when shopsync's four jobs are scheduled for this database
 -- (security definer: pg_cron's RLS on cron.job hides other users' jobs from service_role).
 create or replace function shopsync.runtime_features() returns jsonb
   language plpgsql stable security definer set search_path = ''

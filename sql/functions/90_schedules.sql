@@ -13,5 +13,7 @@ begin
                         $c$select shopsync.run_maintenance('reap_expired_leases', 30)$c$);
   perform cron.schedule('shopsync-prune-history', '17 3 * * *',
                         $c$select shopsync.run_maintenance('prune_history', 3600)$c$);
+  perform cron.schedule('shopsync-notify', '* * * * *',     -- daily summaries; missed notification wake-ups
+                        $c$select shopsync.run_maintenance('notify', 30)$c$);
 end
 $$;

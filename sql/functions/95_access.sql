@@ -36,6 +36,11 @@ create or replace function shopsync_private.define_access() returns void
         ('lookup_audit', 'lookup_audit_member_select', 'organization_id', null),
         ('product_links', 'product_links_member_select', 'organization_id', null),
         ('product_link_log', 'product_link_log_member_select', 'organization_id', null),
+        ('notification_channels', 'notification_channels_member_select', 'organization_id', null),
+        ('notification_rules', 'notification_rules_member_select', 'organization_id', null),
+        ('notification_settings', 'notification_settings_member_select', 'organization_id', null),
+        ('notifications', 'notifications_member_select', 'organization_id', null),
+        ('notification_events', 'notification_events_member_select', 'organization_id', null),
         ('webhook_inbox', 'webhook_inbox_admin_select', 'organization_id', array['owner', 'admin']),
         ('gdpr_requests', 'gdpr_requests_admin_select', 'organization_id', array['owner', 'admin']))
         as c(table_name, policy, org_column, roles)

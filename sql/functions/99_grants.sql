@@ -26,7 +26,15 @@ grant execute on function
   shopsync.update_product_link(uuid, jsonb),
   shopsync.pause_product_link(uuid, boolean),
   shopsync.delete_product_link(uuid),
-  shopsync.auto_link_by_sku(uuid, uuid, boolean, jsonb)
+  shopsync.auto_link_by_sku(uuid, uuid, boolean, jsonb),
+  shopsync.notification_event_types(),
+  shopsync.create_notification_rule(uuid, text[], text, uuid, integer, boolean),
+  shopsync.update_notification_rule(uuid, text[], text, uuid, integer, boolean),
+  shopsync.delete_notification_rule(uuid),
+  shopsync.delete_notification_channel(uuid),
+  shopsync.resume_notification_channel(uuid),
+  shopsync.test_notification_channel(uuid),
+  shopsync.set_notification_settings(uuid, text, integer, boolean)
 to authenticated;
 
 grant execute on all functions in schema shopsync, shopsync_private to service_role;

@@ -17,10 +17,11 @@ from pydantic_settings import BaseSettings
 from worker.config import Settings, validation_lines
 from worker.errors import ConfigError, PermanentError
 from worker.jobs.registry import Handler, Job, JobContext
-from worker.rpc import stores
+from worker.rpc import notifications, stores
 from worker.sealing import Sealer
 
-__all__ = ["ConnectorBase", "active_store_handler", "disconnect_handler", "load_platform_settings", "shared_client"]
+__all__ = ["ConnectorBase", "active_store_handler", "disconnect_handler", "load_platform_settings",
+           "reporting_recreated", "shared_client"]
 
 log = logging.getLogger("shopsync.connectors")
 
@@ -72,6 +73,28 @@ def active_store_handler(kind: str, work: StoreJob) -> Handler:
         return await work(job, jctx, {**store, "id": job.store_id})
 
     return handle
+
+
+# What a webhook check's result lists: subscriptions it found in place, and those it had to create or switch
+# back on (WooCommerce re-activates webhooks it disabled, ShopRenter re-enables them).
+_IN_PLACE = ("kept",)
+_RESTORED = ("created", "reactivated", "enabled")
+
+
+def reporting_recreated(check: StoreJob) -> StoreJob:
+    """A connector's webhook check that also tells, once for every platform, when the platform had dropped
+    subscriptions the store was last seen with: ``record_webhook_check`` writes a ``webhooks.recreated`` event
+    then (a store's first subscriptions, and ones a policy change added, are nothing to tell)."""
+
+    async def checked(job: Job, jctx: JobContext, store: Mapping[str, Any]) -> Mapping[str, Any]:
+        result = await check(job, jctx, store)
+        restored = sorted({str(t) for key in _RESTORED for t in result.get(key) or ()})
+        subscribed = sorted({str(t) for key in _IN_PLACE + _RESTORED for t in result.get(key) or ()})
+        event = await notifications.record_webhook_check(jctx.db, store_id=store["id"], subscribed=subscribed,
+                                                         restored=restored)
+        return {**result, "recreated_event": event} if event is not None else result
+
+    return checked
 
 
 def disconnect_handler(kind: str, remove: StoreJob) -> Handler:

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from starlette.routing import BaseRoute, Mount
 
 from worker.config import Settings
-from worker.connectors.base import active_store_handler, disconnect_handler
+from worker.connectors.base import active_store_handler, disconnect_handler, reporting_recreated
 from worker.connectors.contract import ConnectorContract, ContractError, StandardJob
 from worker.db.port import Database
 from worker.errors import ConfigError
@@ -34,7 +34,7 @@ __all__ = ["CONNECTORS", "Connector", "check_against_database", "connector", "co
 
 log = logging.getLogger("shopsync.connectors")
 
-RESERVED_PATHS = frozenset({"healthz", "readyz", "metrics"})
+RESERVED_PATHS = frozenset({"healthz", "readyz", "metrics", "notifications"})
 
 
 @runtime_checkable
@@ -85,7 +85,8 @@ def register_jobs(registry: JobRegistry, declared: Iterable[ConnectorContract] |
         registry.register(kind(StandardJob.WEBHOOK), inbox_handler(kind(StandardJob.WEBHOOK), contract.webhooks.apply,
                                                                    contract.webhooks.topics))
         registry.register(kind(StandardJob.CHECK_WEBHOOKS),
-                          active_store_handler(kind(StandardJob.CHECK_WEBHOOKS), contract.webhooks.check))
+                          active_store_handler(kind(StandardJob.CHECK_WEBHOOKS),
+                                               reporting_recreated(contract.webhooks.check)))
         registry.register(kind(StandardJob.DISCONNECT),
                           disconnect_handler(kind(StandardJob.DISCONNECT), contract.webhooks.remove))
         if contract.connect.install_claimed is not None:

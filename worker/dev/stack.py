@@ -4,8 +4,9 @@ four platform sandboxes, each with a demo store a demo user connects the way a m
 through OAuth (``begin_install`` → authorize → callback → claim), WooCommerce with REST keys through
 ``POST /woocommerce/connect`` (a Supabase-style user token), ShopRenter through its signed install, entry and
 claim, TikTok Shop through its consent page — and the TikTok shop auto-linked to the Shopify store by SKU
-(``tiktok_demo``) — so a fresh checkout shows four stores connected and synced, and links pushing. Everything
-lives under ``.shopsync/``.
+(``tiktok_demo``) — so a fresh checkout shows four stores connected and synced, and links pushing. A local SMTP
+sink (aiosmtpd) keeps the mail the demo organization's notification channel sends (``.shopsync/mail/``).
+Everything lives under ``.shopsync/``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from sandbox import shoprenter as sr
+from sandbox.mail_sink import MailSink
 from sandbox.shopify import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SHOP
 from sandbox.tiktok import TtShop, serve_tiktok_sandbox
 from sandbox.woocommerce import WooDatasetSpec, WooSandbox, serve_woocommerce_sandbox
@@ -45,6 +47,9 @@ WEB_PORT = int(os.environ.get("SHOPSYNC_DEV_PORT", "8080"))
 SANDBOX_PORT = int(os.environ.get("SHOPSYNC_DEV_SANDBOX_PORT", "8081"))
 WOO_PORT = int(os.environ.get("SHOPSYNC_DEV_WOOCOMMERCE_PORT", "8082"))
 SHOPRENTER_PORT = int(os.environ.get("SHOPSYNC_DEV_SHOPRENTER_PORT", "8083"))
+SMTP_PORT = int(os.environ.get("SHOPSYNC_DEV_SMTP_PORT", "8025"))
+MAIL_DIR = STATE_DIR / "mail"
+DEMO_CHANNEL = "Local mail sink (make dev)"
 DEMO_USER = "dev@shopsync.local"
 SYNC_TIMEOUT = 120.0
 
@@ -210,6 +215,35 @@ def _demo_stores(dsn: str, env: dict[str, str], woo: WooSandbox, shoprenter: sr.
         tiktok_demo.connect_and_link(conn, user, tiktok, _say, _wait_synced)
 
 
+def _demo_notifications(dsn: str, env: dict[str, str]) -> None:
+    """The demo organization's notification channel points at the local SMTP sink (created through the channel
+    endpoint with the demo user's token, as a frontend would; changed when it exists), with a rule: every
+    warning or worse, grouped in 10-second windows."""
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        user = _DemoUser(conn)
+        auth = {"Authorization": f"Bearer {user.access_token(env['SUPABASE_JWT_SECRET'])}"}
+        config = {"host": "127.0.0.1", "port": SMTP_PORT, "security": "none",
+                  "from": "shopsync dev <alerts@example.com>", "to": ["dev@example.com"]}
+        existing = conn.execute("select id from shopsync.notification_channels where organization_id = %s "
+                                "and name = %s", (user.org, DEMO_CHANNEL)).fetchone()
+        base = f"http://127.0.0.1:{WEB_PORT}/notifications/channels"
+        if existing is None:
+            answer = httpx.post(base, headers=auth, timeout=10, json={
+                "organization_id": str(user.org), "name": DEMO_CHANNEL, "kind": "smtp", "config": config})
+        else:
+            answer = httpx.patch(f"{base}/{existing['id']}", headers=auth, timeout=10, json={"config": config})
+        if answer.status_code not in (200, 201):
+            raise RuntimeError(f"the demo notification channel was refused: {answer.status_code} {answer.text[:300]}")
+        channel = answer.json()["id"]
+        with user.session():
+            if conn.execute("select 1 from shopsync.notification_rules where channel_id = %s", (channel,)).fetchone() \
+                    is None:
+                conn.execute("select shopsync.create_notification_rule(%s, p_min_severity => 'warning', "
+                             "p_group_window_seconds => 10)", (channel,))
+    _say(f"notifications: warnings and failures of the demo organization go to smtp://127.0.0.1:{SMTP_PORT}; "
+         f"the mail lands in {MAIL_DIR}/ (one .eml per message, and inbox.mbox)")
+
+
 def _wait_ready(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer"
@@ -236,6 +270,7 @@ def run_dev(exit_when_ready: bool = False) -> int:
     logs = STATE_DIR / "logs"
     logs.mkdir(exist_ok=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    sink = MailSink(port=SMTP_PORT, directory=MAIL_DIR)
     # WooCommerce and ShopRenter sandboxes run in this process (the demo connects drive them directly)
     woo = WooSandbox()
     woo.add_store("demo", WooDatasetSpec(products=30, customers=15, orders=25))
@@ -263,11 +298,13 @@ def run_dev(exit_when_ready: bool = False) -> int:
         _say(f"web ready: http://127.0.0.1:{WEB_PORT}/healthz  /readyz  /metrics")
         with serve_woocommerce_sandbox(woo, port=WOO_PORT) as woo_url, \
                 sr.serve_shoprenter_sandbox(shoprenter, port=SHOPRENTER_PORT) as sr_url, \
-                serve_tiktok_sandbox(tiktok, port=tiktok_demo.TIKTOK_PORT) as tt_url:
+                serve_tiktok_sandbox(tiktok, port=tiktok_demo.TIKTOK_PORT) as tt_url, sink:
+            _say(f"SMTP sink: 127.0.0.1:{sink.port} (mail kept in {MAIL_DIR})")
             _say(f"WooCommerce sandbox: {woo_url} (store {woo.store_url('demo')})")
             _say(f"ShopRenter sandbox: {sr_url} (shop {sr.DEMO_SHOP})")
             _say(f"TikTok Shop sandbox: {tt_url} (shop {tiktok_shop.id})")
             _demo_stores(pg.dsn(DB_NAME), env, woo, shoprenter, tiktok_shop)
+            _demo_notifications(pg.dsn(DB_NAME), env)
             _say(f"database:  psql {pg.dsn(DB_NAME)}")
             _say(f"status:    DATABASE_URL={pg.dsn(DB_NAME)} shopsync status")
             subprocess.run([sys.executable, "-m", "worker", "status"], env=env, check=False)

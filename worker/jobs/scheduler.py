@@ -34,7 +34,7 @@ class MaintenanceScheduler:
         self._reaper = schedule.Scheduler()     # runs beside pg_cron too
         self._reaper.every(max(1, round(settings.reap_interval))).seconds.do(
             self._due.append, ("reap_expired_leases", settings.reap_interval))
-        for task, every in (("enqueue_due_syncs", 60.0), ("prune_history", 3600.0)):
+        for task, every in (("enqueue_due_syncs", 60.0), ("prune_history", 3600.0), ("notify", 60.0)):
             # schedule calls plain functions: note the task, the event loop awaits it below
             self._schedule.every(max(1, round(every))).seconds.do(self._due.append, (task, every))
 

@@ -1,4 +1,5 @@
-"""The web process: health and readiness probes, Prometheus metrics, and each connector's routes.
+"""The web process: health and readiness probes, Prometheus metrics, the notification channel endpoints
+(``/notifications``, worker/notify/web.py) and each connector's routes.
 
 Connector routes (webhooks, OAuth callbacks) mount under ``/<platform>``; they reach the database,
 settings and counters through ``request.app.state.db`` / ``.settings`` / ``.metrics``. Every error
@@ -29,6 +30,8 @@ from worker.db import Database, open_database
 from worker.errors import ConfigError, DatabaseError
 from worker.lookups.web import LookupsWeb
 from worker.migrate import checksum, migration_files
+from worker.notify.delivery import NOTIFIER
+from worker.notify.web import notification_routes
 from worker.paths import SQL_DIR
 from worker.rpc import maintenance
 from worker.web.cors import CorsMiddleware
@@ -261,6 +264,7 @@ def _routes(lookups: LookupsWeb) -> list[BaseRoute]:
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
+        Mount("/notifications", routes=notification_routes()),
     ]
     return routes + registry.web_routes() + lookups.routes     # look-ups: /v1/lookups/..., /v1/mcp/
 
@@ -278,6 +282,7 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
             if db is not None:
                 yield
                 return
+            _ = NOTIFIER.settings       # a SHOPSYNC_NOTIFY_* value set wrong stops the process here, named
             # the web process starts, and answers /healthz, even while the database is down
             opened = await open_database(settings, listen=False, wait=False)
             app.state.db = opened
