@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -428,6 +429,38 @@ def test_dev_exit_when_ready() -> None:
         assert key_file.exists() and key_file.stat().st_mode & 0o077 == 0
         assert key_file.read_text().strip().split(":", 1)[1] not in out
     finally:
+        if (data_dir / "PG_VERSION").exists():
+            LocalPostgres(data_dir).stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_dev_stops_its_postgres_on_sigterm() -> None:
+    """A process manager stops `shopsync dev` with SIGTERM: PostgreSQL stops as it does on Ctrl-C."""
+    root = Path(tempfile.mkdtemp(prefix="shopsync-dev-term-"))
+    data_dir = root / ".shopsync" / "pg"
+    env = env_without_secrets()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.update({f"SHOPSYNC_DEV_{name}_PORT": str(_free_port())
+                for name in ("", "SANDBOX", "WOOCOMMERCE", "SHOPRENTER", "TIKTOK", "SMTP")})
+    env["SHOPSYNC_DEV_PORT"] = env.pop("SHOPSYNC_DEV__PORT")
+    proc = subprocess.Popen([sys.executable, "-m", "worker", "dev"], cwd=root, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:             # PostgreSQL runs once the migrations start
+            seen.append(line)
+            if "migrating" in line:
+                break
+        assert LocalPostgres(data_dir).is_running(), "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 0, "".join(seen) + rest
+        assert "stopping PostgreSQL" in rest
+        assert not LocalPostgres(data_dir).is_running()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         if (data_dir / "PG_VERSION").exists():
             LocalPostgres(data_dir).stop("immediate")
         shutil.rmtree(root, ignore_errors=True)

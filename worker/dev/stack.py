@@ -259,10 +259,29 @@ def _wait_ready(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} not ready after {timeout:.0f}s: {last}")
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt      # SIGTERM (a process manager, `kill`) cleans up as Ctrl-C does
+
+
 def run_dev(exit_when_ready: bool = False) -> int:
     pg = LocalPostgres(STATE_DIR / "pg", cron_database=DB_NAME)
     _say(f"PostgreSQL 15 in {pg.data_dir} (port {pg.port}; pg_cron: {'yes' if pg.with_cron else 'not installed'})")
-    pg.start()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        pg.start()
+        try:
+            return _run_stack(pg, exit_when_ready)
+        finally:
+            _say("stopping PostgreSQL")
+            pg.stop()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_stack(pg: LocalPostgres, exit_when_ready: bool) -> int:
+    """Migrate, start the processes and sandboxes, connect the demo stores; stop the processes on the way out."""
     pg.create_database(DB_NAME)
     _say("migrating")
     migrate(pg.dsn(DB_NAME), log=lambda m: _say("  " + m.strip()))
@@ -316,8 +335,6 @@ def run_dev(exit_when_ready: bool = False) -> int:
             dead = [n for n, p in procs.items() if p.poll() is not None]
             _say(f"{', '.join(dead)} exited; see {logs}")
             return 1
-    except KeyboardInterrupt:
-        return 0
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -327,5 +344,3 @@ def run_dev(exit_when_ready: bool = False) -> int:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        _say("stopping PostgreSQL")
-        pg.stop()
