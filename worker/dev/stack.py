@@ -1,9 +1,10 @@
-"""`shopsync dev`: the embedded default. A project-local PostgreSQL 15 (with pg_cron when installed),
-migrations, the web process and a worker, with a sealing key generated once for this checkout, plus the
-three platform sandboxes, each with a demo store a demo user connects the way a merchant would: Shopify
-through OAuth (``begin_install`` → authorize → callback → claim), WooCommerce with REST keys through
-``POST /woocommerce/connect`` (a Supabase-style user token), ShopRenter through its signed install, entry and
-claim — so a fresh checkout shows three stores connected and synced. Everything lives under ``.shopsync/``.
+"""`shopsync dev`: the embedded default. A project-local PostgreSQL (15 with pg_cron when installed, or the
+server ``SHOPSYNC_PG_BINDIR`` points at), migrations, the web process and a worker, with a sealing key
+generated once for this checkout, plus the three platform sandboxes, each with a demo store a demo user
+connects the way a merchant would: Shopify through OAuth (``begin_install`` → authorize → callback → claim),
+WooCommerce with REST keys through ``POST /woocommerce/connect`` (a Supabase-style user token), ShopRenter
+through its signed install, entry and claim — so a fresh checkout shows three stores connected and synced.
+Everything lives under ``.shopsync/``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from psycopg.rows import dict_row
 from sandbox import shoprenter as sr
 from sandbox.shopify import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SHOP
 from sandbox.woocommerce import WooDatasetSpec, WooSandbox, serve_woocommerce_sandbox
-from worker.dev.localpg import LocalPostgres
+from worker.dev.localpg import LocalPostgres, server_version
 from worker.migrate import migrate
 from worker.sealing import generate_key_spec
 
@@ -217,7 +218,8 @@ def _wait_ready(url: str, timeout: float = 60) -> None:
 
 def run_dev(exit_when_ready: bool = False) -> int:
     pg = LocalPostgres(STATE_DIR / "pg", cron_database=DB_NAME)
-    _say(f"PostgreSQL 15 in {pg.data_dir} (port {pg.port}; pg_cron: {'yes' if pg.with_cron else 'not installed'})")
+    _say(f"PostgreSQL {server_version(pg.bindir)} in {pg.data_dir} (port {pg.port}; "
+         f"pg_cron: {'yes' if pg.with_cron else 'not installed'})")
     pg.start()
     pg.create_database(DB_NAME)
     _say("migrating")
