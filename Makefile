@@ -1,5 +1,5 @@
 # The two commands: `make dev` runs shopsync end to end locally, `make test` runs the tests.
-.PHONY: dev test test-pg17 test-all pg17 bootstrap lint lint-only bench clean
+.PHONY: dev test test-pg17 test-all pg17 bootstrap lint lint-only bench browser-check clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -33,6 +33,10 @@ lint-only:
 
 bench: bootstrap
 	.venv/bin/python -m bench
+
+# the README's browser example (CORS) in headless Chromium (apt-get install chromium); not part of `make test`
+browser-check: bootstrap
+	.venv/bin/python -m tests.browser_cors
 
 clean:
 	rm -rf .shopsync

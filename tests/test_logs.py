@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -180,3 +181,25 @@ def test_text_format_structured_extras_and_exception(stream: io.StringIO) -> Non
     assert first.endswith(f'failed detail={{"password":"{REDACTED}","n":1}}')
     assert rest[0].startswith("Traceback") and "ValueError" in rest[-1]
     assert "pw-leak" not in stream.getvalue() and "cs-leak-1" not in stream.getvalue()
+
+
+def test_json_lines_hold_no_terminal_colours_and_warnings_join_them(stream: io.StringIO) -> None:
+    logging.captureWarnings(False)      # undo an earlier test's capture, which pytest's warning capture outlived
+    logging.getLogger("uvicorn").propagate = False    # as uvicorn's own default config leaves it
+    setup(stream, "json")
+    # what uvicorn logs: a plain message plus an ANSI-coloured copy for terminals
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42,
+                                             extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"})
+    logging.getLogger("t").info("\x1b[32mgreen\x1b[0m done")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("old API", DeprecationWarning, stacklevel=1)
+    finally:
+        logging.captureWarnings(False)
+    text = stream.getvalue()
+    assert "\x1b" not in text and "\\u001b" not in text
+    lines = json_lines(stream)                    # every line is JSON: the warning too
+    assert lines[0]["msg"] == "Started server process [42]" and "color_message" not in lines[0]
+    assert lines[1]["msg"] == "green done"
+    assert lines[2]["logger"] == "py.warnings" and "DeprecationWarning: old API" in lines[2]["msg"]

@@ -16,11 +16,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from tests import worker_app
 from tests.conftest import new_user, personal_org
+from tests.platform_world import free_port
 from tests.standins.server import make_jwt, serve_supabase
 from worker.config import Settings, load_settings
 from worker.jobs.registry import JobRegistry
@@ -349,3 +352,24 @@ def test_sigkill_mid_run_loses_nothing_and_applies_nothing_twice(
         )
         > 0
     )
+
+
+async def test_job_counts_and_run_times_are_served_on_the_metrics_port(prepared: dict[str, str],
+                                                                      conn: psycopg.Connection[Any]) -> None:
+    def finished() -> float:
+        return REGISTRY.get_sample_value("shopsync_jobs_finished_total",
+                                         {"kind": "test.effect", "outcome": "succeeded"}) or 0.0
+
+    before = finished()
+    timed_before = REGISTRY.get_sample_value("shopsync_job_duration_seconds_count", {"kind": "test.effect"}) or 0.0
+    port = free_port()
+    enqueue_effects(conn, 20)
+    settings = settings_for(prepared, metrics_port=port, host="127.0.0.1")
+    await run_until(settings, lambda: count(conn, "select count(*) as n from shopsync.jobs where state = 'succeeded'")
+                    == 20)
+    assert finished() == before + 20                     # cumulative: never a window, never reset by a scrape
+    assert REGISTRY.get_sample_value("shopsync_job_duration_seconds_count", {"kind": "test.effect"}) == \
+        timed_before + 20
+    page = (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics")).text
+    assert 'shopsync_jobs_finished_total{kind="test.effect",outcome="succeeded"}' in page
+    assert "# TYPE shopsync_job_duration_seconds histogram" in page

@@ -42,9 +42,20 @@ def _direct_dsn(settings: Settings) -> str:
     return settings.database_url.get_secret_value()
 
 
+def _require_database(settings: Settings) -> None:
+    """One quick look first: a database that is down, refuses us or is not migrated is one clear line, not a
+    pool timing out with a traceback."""
+    from worker.db.probe import probe
+
+    found = probe(settings)
+    if not found.ok and "pending" not in found.line:
+        raise ShopsyncError(f"database: {found.line}")
+
+
 async def _with_db(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     from worker.db import open_database
 
+    _require_database(settings)
     db = await open_database(settings, listen=False)
     try:
         return await fn(db)
@@ -55,9 +66,15 @@ async def _with_db(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, i
 # --- commands ---------------------------------------------------------------------------------------
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    import psycopg
+
+    from worker.db.probe import describe_error
     from worker.migrate import migrate
 
-    applied = migrate(_direct_dsn(settings))
+    try:
+        applied = migrate(_direct_dsn(settings))
+    except psycopg.OperationalError as exc:      # could not connect (a failing migration raises its SQL error)
+        raise ShopsyncError(f"database: {describe_error(exc)}") from None
     print(f"database is up to date ({len(applied)} migration(s) applied now)")
     return 0
 
@@ -111,6 +128,13 @@ def cmd_check_config(_settings: Settings | None, args: argparse.Namespace) -> in
         return 1
     problems = settings.problems()
     print(f"database path: {settings.db_mode.value if settings.db_mode else 'none'}")
+    if settings.db_mode is not None and not args.offline:
+        from worker.db.probe import probe
+
+        found = probe(settings)
+        print(f"  database: {found.line}")
+        if not found.ok:
+            problems.append(f"database: {found.line}")
     for name in ("database_url", "supabase_url", "supabase_service_role_key", "supabase_jwt_secret", "sealing_keys"):
         print(f"  {name}: {'set' if getattr(settings, name) is not None else 'missing'}")
     if settings.sealing_keys is not None:
@@ -212,7 +236,9 @@ def _parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run everything locally: PostgreSQL, migrations, web, worker")
     dev.add_argument("--exit-when-ready", action="store_true", help="start, check, print status and stop")
     sub.add_parser("status", help="stores, last syncs and queue depth")
-    sub.add_parser("check-config", help="report missing or invalid configuration (no secrets printed)")
+    cc = sub.add_parser("check-config", help="report missing or invalid configuration and whether the database "
+                                             "answers (no secrets printed)")
+    cc.add_argument("--offline", action="store_true", help="do not connect to the database")
     gk = sub.add_parser("generate-key", help="print a new sealing key pair for SHOPSYNC_SEALING_KEYS")
     gk.add_argument("--key-id", default=None)
     sub.add_parser("rotate-key", help="re-seal all credentials with the first (active) sealing key")

@@ -7,16 +7,22 @@ else is ``SHOPSYNC_*``. Secrets are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.errors import ConfigError
 
-__all__ = ["DatabaseMode", "LogFormat", "Settings", "load_settings"]
+__all__ = ["DatabaseMode", "LogFormat", "Settings", "load_settings", "validation_lines", "variable_name"]
+
+POSTGRES_URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?", re.IGNORECASE)
 
 
 class DatabaseMode(StrEnum):
@@ -72,7 +78,7 @@ class Settings(BaseSettings):
     # --- worker ---------------------------------------------------------------------------------
     worker_concurrency: int = Field(default=32, ge=1, le=10_000)
     worker_batch_size: int = Field(default=100, ge=1, le=1_000)
-    worker_kinds: list[str] | None = Field(default=None, description="Only claim these job kinds.")
+    worker_kinds: Annotated[list[str] | None, NoDecode] = Field(default=None, description="Only claim these job kinds.")
     lease_seconds: float = Field(default=15.0, gt=0, le=3600,
                                  description="A claimed job's lease, renewed by heartbeats every third of it; a killed "
                                              "worker's jobs run again once it expires.")
@@ -91,6 +97,13 @@ class Settings(BaseSettings):
     public_url: str = Field(default="http://localhost:8080", description="Where platforms reach the web process.")
     frontend_url: str = Field(default="http://localhost:3000", description="Where OAuth callbacks send the browser.")
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535,
+                                     description="A worker serves its Prometheus metrics (job counts and run "
+                                                 "times, platform requests) on this port; off when unset.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) whose pages may call the web process's browser routes "
+                    "(POST /woocommerce/connect) with a user's token; comma-separated; none by default.")
 
     # --- misc -----------------------------------------------------------------------------------
     log_format: LogFormat = LogFormat.TEXT
@@ -102,6 +115,50 @@ class Settings(BaseSettings):
     def _split_kinds(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()] or None
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*":
+                raise ValueError("list the frontend's origins; '*' would let any site call with a user's token")
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin[:80]!r} is not an origin (scheme://host[:port], no path)")
+        return [o.lower() for o in value]
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # checked here, not at the first connection: a typo must not pass check-config (the value is secret:
+        # the message never repeats it)
+        if value is None:
+            return None
+        text = value.get_secret_value().strip()
+        scheme = text.split("://", 1)[0].lower() if "://" in text else None
+        if scheme is not None and scheme not in ("postgres", "postgresql"):
+            raise ValueError(f"must be a PostgreSQL URL ({POSTGRES_URL_EXAMPLE}), not {scheme}://…")
+        try:
+            parts = conninfo_to_dict(text)
+        except ProgrammingError:
+            raise ValueError(f"is not a PostgreSQL URL or connection string ({POSTGRES_URL_EXAMPLE})") from None
+        if not str(parts.get("port") or "5432").isdigit():
+            raise ValueError("has a port that is not a number")
+        return SecretStr(text)
+
+    @field_validator("supabase_jwt_secret")
+    @classmethod
+    def _jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 32:
+            raise ValueError("is too short to be a project's JWT secret (Supabase: Settings → API → JWT secret, "
+                             "at least 32 characters)")
         return value
 
     @field_validator("supabase_url", "public_url", "frontend_url")
@@ -148,16 +205,35 @@ class Settings(BaseSettings):
         return found
 
 
+def variable_name(model: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets ``field`` of ``model`` (its first alias, else prefix + NAME)."""
+    info = model.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    if isinstance(alias, str):
+        return alias
+    if info is None:
+        return field            # already a variable's name (pydantic reports the alias it read)
+    return f"{model.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def validation_lines(model: type[BaseSettings], exc: ValidationError) -> list[str]:
+    """One line per invalid setting, named by its environment variable; values are never repeated."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = variable_name(model, loc[0]) if loc else "settings"
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning pydantic's validation errors into one readable ConfigError."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(f"{where}: {err['msg']}")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(validation_lines(Settings, exc))) from None
 
 
 @lru_cache(maxsize=1)

@@ -88,8 +88,14 @@ def _redact_value(value: Any, depth: int = 0) -> Any:
     return value
 
 
+# uvicorn attaches an ANSI-coloured copy of its message for terminals: never part of a log line
+_DROPPED_EXTRAS = frozenset({"color_message"})
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS and not k.startswith("_")}
+    return {k: v for k, v in record.__dict__.items()
+            if k not in _RECORD_FIELDS and k not in _DROPPED_EXTRAS and not k.startswith("_")}
 
 
 class RedactingFilter(logging.Filter):
@@ -99,7 +105,7 @@ class RedactingFilter(logging.Filter):
         if getattr(record, _DONE, False):
             return True
         try:
-            message = record.getMessage()
+            message = _ANSI.sub("", record.getMessage())
         except Exception:  # a bad format string must not crash the caller
             message = f"{record.msg!s} {record.args!r}"
         record.msg, record.args = redact_text(message), None
@@ -181,4 +187,15 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> lo
     handler.setFormatter(JsonFormatter() if settings.log_format is LogFormat.JSON else TextFormatter())
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # Python's warnings go through the same handler, so a file holds one format (never a bare stderr line)
+    logging.captureWarnings(True)
+    # the pool logs every failed connection attempt; shopsync says once, in its own words, that the
+    # database is unreachable and what it does about it
+    logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, root.level))
+    # uvicorn's default config gives its loggers their own unredacted handlers and stops propagation;
+    # send them through ours whoever configured them first
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        server_log = logging.getLogger(name)
+        server_log.handlers.clear()
+        server_log.propagate = True
     return handler

@@ -2,7 +2,7 @@
 
 - **NUL**: JSON allows ``\\u0000`` in strings and platforms send it, but PostgreSQL's ``jsonb`` and ``text``
   refuse it. Every NUL is stripped from every string (keys too) as the JSON is parsed, and counted: per
-  process (``stripped_total``, on ``/metrics``) and per job (``counting()``, in a sync's result).
+  process (``shopsync_nul_characters_stripped_total``) and per job (``counting()``, in a sync's result).
 - **Depth**: nesting deeper than ``MAX_DEPTH`` is refused (``JsonRejected``). Platforms nest a few levels;
   a few hundred would pass the parser but break serializing it again (orjson stops at 254).
 - **Shape**: ``shape_problem`` checks a body against the pydantic model of what a route needs (e.g. a
@@ -20,14 +20,16 @@ from contextvars import ContextVar
 from typing import Annotated, Any
 
 import orjson
+from prometheus_client import REGISTRY
 from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints, TypeAdapter, ValidationError
+
+from worker.metrics import NUL_STRIPPED
 
 __all__ = ["MAX_DEPTH", "JsonRejected", "PlatformId", "Record", "Shape", "counting", "load_json", "load_json_object",
            "shape_problem", "stripped_total"]
 
 MAX_DEPTH = 64
 _ESCAPED_NUL = b"\\u0000"
-_stripped = [0]                                            # this process's total
 _job_count: ContextVar[list[int] | None] = ContextVar("shopsync_nul_count", default=None)
 
 
@@ -88,7 +90,8 @@ def shape_problem(adapter: TypeAdapter[Any], value: Any, what: str) -> str | Non
 
 
 def stripped_total() -> int:
-    return _stripped[0]
+    """NULs this process has stripped (also ``shopsync_nul_characters_stripped_total`` on /metrics)."""
+    return int(REGISTRY.get_sample_value("shopsync_nul_characters_stripped_total") or 0)
 
 
 @contextlib.contextmanager
@@ -103,7 +106,7 @@ def counting() -> Iterator[list[int]]:
 
 
 def _count(n: int) -> None:
-    _stripped[0] += n
+    NUL_STRIPPED.inc(n)
     job = _job_count.get()
     if job is not None:
         job[0] += n

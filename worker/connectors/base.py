@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from worker.config import Settings
+from worker.config import Settings, validation_lines
 from worker.errors import ConfigError, PermanentError
 from worker.jobs.registry import Handler, Job, JobContext
 from worker.rpc import stores
@@ -27,12 +27,12 @@ S = TypeVar("S", bound=BaseSettings)
 
 
 def load_platform_settings(model: type[S], label: str, **overrides: Any) -> S:
-    """A platform's settings from the environment, or one ConfigError listing every invalid field."""
+    """A platform's settings from the environment, or one ConfigError listing every invalid variable."""
     try:
         return model(**overrides)
     except ValidationError as exc:
-        lines = [f"{label.lower()}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"invalid {label} configuration:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(f"invalid {label} configuration:\n  " + "\n  ".join(validation_lines(model, exc))) \
+            from None
 
 
 class ConnectorBase(Generic[S]):

@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from worker.errors import PermanentError, RetryableError
+from worker.metrics import platform_request
 from worker.payloads import JsonRejected, load_json
 from worker.ratelimit import UNPACED, Pacer
 
@@ -59,11 +60,12 @@ def json_body(response: httpx.Response, what: str) -> Any:
 class RestTransport:
     """Sends one platform's requests for one store: paced, gated, retried."""
 
-    def __init__(self, http: httpx.AsyncClient, *, name: str, pacer: Pacer = UNPACED, concurrency: int = 1,
-                 max_attempts: int = 5, backoff_base: float = 0.5, rate_limit_wait: float = 1.0,
+    def __init__(self, http: httpx.AsyncClient, *, name: str, platform: str, pacer: Pacer = UNPACED,
+                 concurrency: int = 1, max_attempts: int = 5, backoff_base: float = 0.5, rate_limit_wait: float = 1.0,
                  on_auth_error: Callable[[httpx.Response], Exception] | None = None) -> None:
         self.http = http
         self.name = name                      # for messages: "WooCommerce https://shop.example"
+        self.platform = platform              # for metrics: "woocommerce"
         self.pacer = pacer
         self.gate = asyncio.Semaphore(max(1, concurrency))
         self.max_attempts = max_attempts
@@ -87,6 +89,7 @@ class RestTransport:
                     await self.pacer.wait()
                     response = await self.http.request(method, url, params=query, headers=headers, json=json)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                platform_request(self.platform, None)
                 failures += 1
                 if failures >= self.max_attempts:
                     error = StoreUnreachable if isinstance(exc, httpx.ConnectError) else RetryableError
@@ -94,6 +97,7 @@ class RestTransport:
                 await self._backoff(failures)
                 continue
             status = response.status_code
+            platform_request(self.platform, status)
             if status < 300 or status in expect:
                 return response
             if status == 429:

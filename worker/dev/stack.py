@@ -70,6 +70,9 @@ def _dev_env(pg: LocalPostgres) -> dict[str, str]:
         "SHOPSYNC_HOST": "127.0.0.1",
         "SHOPSYNC_PUBLIC_URL": f"http://127.0.0.1:{WEB_PORT}",
         "SHOPSYNC_POLL_INTERVAL": "1",
+        # a local frontend (e.g. Vite or Next on port 3000 or 5173) may call the browser routes
+        "SHOPSYNC_CORS_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,"
+                                 "http://127.0.0.1:5173",
         # the Shopify sandbox stands in for Shopify: its demo app's credentials, its per-shop base URL
         "SHOPSYNC_SHOPIFY_CLIENT_ID": DEMO_CLIENT_ID,
         "SHOPSYNC_SHOPIFY_CLIENT_SECRET": DEMO_CLIENT_SECRET,

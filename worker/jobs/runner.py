@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from worker import metrics
 from worker.config import Settings
 from worker.db.port import Database
 from worker.errors import DatabaseError, NeedsReauthError, PermanentError, RetryableError
@@ -163,10 +164,13 @@ class Worker:
             self._have_completions.set()
             self.stats["succeeded"] += 1
         finally:
+            seconds = time.perf_counter() - started
+            metrics.JOBS.labels(job.kind, outcome).inc()
+            metrics.JOB_DURATION.labels(job.kind).observe(seconds)
             log.info("job %s", outcome, extra={
                 "job_id": job.id, "kind": job.kind, "store_id": str(job.store_id) if job.store_id else None,
                 "resource": job.resource, "attempt": job.attempts, "outcome": outcome,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+                "duration_ms": round(seconds * 1000, 2)})
 
     async def _fail(self, job: Job, exc: BaseException, *, retryable: bool, retry_in: float | None = None,
                     needs_reauth: bool = False) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from worker.errors import ConfigError, DatabaseError
 from worker.migrate import checksum, migration_files
 from worker.paths import SQL_DIR
 from worker.rpc import maintenance
+from worker.web.cors import CorsMiddleware
 from worker.web.metrics import CONTENT_TYPE, WebMetrics
 from worker.web.responses import error_response
 
@@ -97,6 +99,7 @@ class BodyLimitMiddleware:
             return
         route = route_template(self.routes, scope) or UNMATCHED
         status: int | None = None
+        started = time.perf_counter()
 
         async def counting_send(message: Message) -> None:
             nonlocal status
@@ -120,7 +123,7 @@ class BodyLimitMiddleware:
                 status = 500   # ServerErrorMiddleware, outside us, sends the 500
             raise
         finally:
-            self.metrics.http(route, status if status is not None else 500)
+            self.metrics.http(route, status if status is not None else 500, time.perf_counter() - started)
 
     def _check_declared_length(self, scope: Scope) -> Response | None:
         for name, value in scope.get("headers", ()):
@@ -292,7 +295,8 @@ def create_app(settings: Settings, db: Database | None = None, *, ready_timeout:
                                 Exception: _server_error}
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics,
+        middleware=[Middleware(CorsMiddleware, origins=settings.cors_origins, routes=routes),
+                    Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics,
                                routes=routes)],
         exception_handlers=handlers,
         lifespan=lifespan,

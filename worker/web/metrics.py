@@ -1,75 +1,34 @@
-"""Prometheus text exposition (format 0.0.4), written by hand to avoid a client-library dependency.
+"""``GET /metrics`` of the web process (Prometheus text format, through prometheus_client).
 
-Queue facts come from one ``shopsync.queue_metrics`` call per scrape, so every web replica reports
-the same database-wide numbers; the request counters are this process's own and reset on restart
-(Prometheus' ``rate()`` copes with that).
+Three parts: this process's own request counters and durations (``WebMetrics``, one registry per app),
+the process-wide metrics of ``worker.metrics`` (platform API calls, NUL stripped; cumulative), and
+database-wide queue gauges read once per scrape from ``shopsync.queue_metrics`` — the same on every web
+replica. Job run times are the worker's histogram (``shopsync_job_duration_seconds`` on the worker's
+``SHOPSYNC_METRICS_PORT``), cumulative as ``rate()`` expects.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from worker import payloads
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "JOB_STATES", "WEBHOOK_OUTCOMES", "WebMetrics", "escape_label_value"]
+__all__ = ["CONTENT_TYPE", "JOB_STATES", "WEBHOOK_OUTCOMES", "WebMetrics"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Every state of shopsync.jobs: each kind seen reports all of them, so a state dropping to zero
 # shows as 0 rather than vanishing (alerts on absent series are easy to get wrong).
 JOB_STATES = ("queued", "running", "succeeded", "dead", "cancelled")
 
-# The outcomes connectors report for webhook requests; others are accepted but these are the vocabulary.
-WEBHOOK_OUTCOMES = ("accepted", "duplicate", "rejected_signature", "rejected_unknown_shop", "bad_request")
+# The outcomes the core's webhook endpoint reports; connectors' own routes may add others.
+WEBHOOK_OUTCOMES = ("accepted", "duplicate", "rejected", "answered", "ignored", "unknown_shop")
 
-_QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"))
-
-
-def escape_label_value(value: str) -> str:
-    """Backslash, double quote and newline are the only characters the format escapes in label values."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return "NaN"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    number = float(value) if isinstance(value, Decimal | str) else value
-    if not isinstance(number, float):
-        raise TypeError(f"not a metric value: {type(value).__name__}")
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    return repr(number)
-
-
-def _labels(pairs: Sequence[tuple[str, Any]]) -> str:
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{name}="{escape_label_value(str(value))}"' for name, value in pairs) + "}"
-
-
-class _Family:
-    """One metric family: HELP, TYPE, then its samples."""
-
-    def __init__(self, name: str, kind: str, help_text: str) -> None:
-        self.lines = [f"# HELP {name} {_escape_help(help_text)}", f"# TYPE {name} {kind}"]
-
-    def sample(self, name: str, labels: Sequence[tuple[str, Any]], value: Any) -> None:
-        self.lines.append(f"{name}{_labels(labels)} {_number(value)}")
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def _rows(queue_metrics: Mapping[str, Any], key: str) -> Iterable[Mapping[str, Any]]:
@@ -77,100 +36,71 @@ def _rows(queue_metrics: Mapping[str, Any], key: str) -> Iterable[Mapping[str, A
     return [r for r in rows if isinstance(r, Mapping)]
 
 
-class WebMetrics:
-    """Counters this web process keeps, plus rendering of the whole /metrics page.
+class _QueueGauges(Collector):
+    """The database-wide queue facts of one scrape (``queue_metrics``' result, None when unreadable)."""
 
-    Increments take a lock so sync endpoints running in Starlette's thread pool are safe too; on the
-    event loop itself the lock is never contended.
-    """
+    def __init__(self, qm: Mapping[str, Any] | None) -> None:
+        self.qm = qm
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("shopsync_queue_metrics_up", "1 if this scrape read queue metrics from the "
+                               "database, 0 if that failed.")
+        up.add_metric([], 0 if self.qm is None else 1)
+        yield up
+        if self.qm is None:
+            return
+        qm = self.qm
+        jobs = GaugeMetricFamily("shopsync_jobs", "Jobs in shopsync.jobs by state and kind.", labels=["state", "kind"])
+        counts = {(str(r.get("kind")), str(r.get("state"))): r.get("count", 0) for r in _rows(qm, "jobs")}
+        for kind in sorted({k for k, _ in counts}):
+            for state in list(JOB_STATES) + sorted({s for k, s in counts if k == kind} - set(JOB_STATES)):
+                jobs.add_metric([state, kind], float(counts.get((kind, state), 0)))
+        yield jobs
+        inbox = GaugeMetricFamily("shopsync_webhook_inbox", "Rows in shopsync.webhook_inbox by platform and status.",
+                                  labels=["platform", "status"])
+        for row in sorted(_rows(qm, "webhooks"), key=lambda r: (str(r.get("platform")), str(r.get("status")))):
+            inbox.add_metric([str(row.get("platform")), str(row.get("status"))], float(row.get("count", 0)))
+        yield inbox
+        yield GaugeMetricFamily("shopsync_queue_oldest_job_age_seconds", "Seconds the oldest due queued job has "
+                                "waited (0 when none is waiting).", value=float(qm.get("oldest_queued_seconds") or 0))
+        yield GaugeMetricFamily("shopsync_schedule_lag_seconds", "Seconds the most overdue store's scheduled sync "
+                                "is past its time (0 when none is): if it keeps growing, enqueue_due_syncs is "
+                                "not keeping up.", value=float(qm.get("schedule_lag_seconds") or 0))
+
+
+class WebMetrics:
+    """This web process's request counters; ``render`` writes the whole /metrics page."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._webhooks: Counter[tuple[str, str]] = Counter()
-        self._http: Counter[tuple[str, str]] = Counter()
+        self.registry = CollectorRegistry()
+        self._webhooks = Counter("shopsync_webhook_requests", "Webhook requests received by this web process, by "
+                                 "platform and outcome.", ["platform", "outcome"], registry=self.registry)
+        self._http = Counter("shopsync_http_requests", "HTTP responses sent by this web process, by route template "
+                             "and status.", ["route", "status"], registry=self.registry)
+        self._duration = Histogram("shopsync_http_request_duration_seconds", "Time from a request's arrival to the "
+                                   "end of its answer, by route template.", ["route"], buckets=REQUEST_BUCKETS,
+                                   registry=self.registry)
 
     def webhook(self, platform: str, outcome: str) -> None:
         """Count one webhook request; ``outcome`` is normally one of ``WEBHOOK_OUTCOMES``."""
-        with self._lock:
-            self._webhooks[(platform, outcome)] += 1
+        self._webhooks.labels(platform, outcome).inc()
 
-    def http(self, route: str, status: int | str) -> None:
+    def http(self, route: str, status: int | str, seconds: float | None = None) -> None:
         """Count one HTTP response; ``route`` is a route template (bounded), never a raw path."""
-        with self._lock:
-            self._http[(route, str(status))] += 1
+        self._http.labels(route, str(status)).inc()
+        if seconds is not None:
+            self._duration.labels(route).observe(seconds)
 
     def webhook_count(self, platform: str, outcome: str) -> int:
-        with self._lock:
-            return self._webhooks[(platform, outcome)]
+        return int(self.registry.get_sample_value("shopsync_webhook_requests_total",
+                                                  {"platform": platform, "outcome": outcome}) or 0)
 
     def http_count(self, route: str, status: int | str) -> int:
-        with self._lock:
-            return self._http[(route, str(status))]
+        return int(self.registry.get_sample_value("shopsync_http_requests_total",
+                                                  {"route": route, "status": str(status)}) or 0)
 
-    def render(self, queue_metrics: Mapping[str, Any] | None) -> str:
-        """The full exposition text. ``queue_metrics`` is ``shopsync.queue_metrics()``'s result, or
-        None when the database could not be read: then only this process's counters are reported and
-        ``shopsync_queue_metrics_up`` is 0."""
-        families: list[_Family] = []
-        up = _Family("shopsync_queue_metrics_up", "gauge",
-                     "1 if this scrape read queue metrics from the database, 0 if that failed.")
-        up.sample("shopsync_queue_metrics_up", (), 0 if queue_metrics is None else 1)
-        families.append(up)
-        if queue_metrics is not None:
-            families.extend(self._queue_families(queue_metrics))
-        with self._lock:
-            webhooks = sorted(self._webhooks.items())
-            http = sorted(self._http.items())
-        wh = _Family("shopsync_webhook_requests_total", "counter",
-                     "Webhook requests received by this web process since it started, by platform and outcome.")
-        for (platform, outcome), n in webhooks:
-            wh.sample("shopsync_webhook_requests_total", (("platform", platform), ("outcome", outcome)), n)
-        families.append(wh)
-        req = _Family("shopsync_http_requests_total", "counter",
-                      "HTTP responses sent by this web process since it started, by route template and status.")
-        for (route, status), n in http:
-            req.sample("shopsync_http_requests_total", (("route", route), ("status", status)), n)
-        families.append(req)
-        nul = _Family("shopsync_nul_characters_stripped_total", "counter",
-                      "NUL characters removed from JSON this process received (PostgreSQL cannot store them).")
-        nul.sample("shopsync_nul_characters_stripped_total", (), payloads.stripped_total())
-        families.append(nul)
-        return "\n".join(line for f in families for line in f.lines) + "\n"
-
-    @staticmethod
-    def _queue_families(qm: Mapping[str, Any]) -> list[_Family]:
-        window = qm.get("window_seconds")
-        jobs = _Family("shopsync_jobs", "gauge", "Jobs in shopsync.jobs by state and kind.")
-        counts: dict[tuple[str, str], Any] = {}
-        for row in _rows(qm, "jobs"):
-            counts[(str(row.get("kind")), str(row.get("state")))] = row.get("count", 0)
-        for kind in sorted({k for k, _ in counts}):
-            states = list(JOB_STATES) + sorted({s for k, s in counts if k == kind} - set(JOB_STATES))
-            for state in states:
-                jobs.sample("shopsync_jobs", (("state", state), ("kind", kind)), counts.get((kind, state), 0))
-
-        name = "shopsync_job_duration_seconds"
-        durations = _Family(name, "summary",
-                            f"Run time (started to finished) of jobs that succeeded or died in the last "
-                            f"{window} seconds, by kind; quantiles, _sum and _count cover that window only, "
-                            f"they are not cumulative.")
-        for row in sorted(_rows(qm, "durations"), key=lambda r: str(r.get("kind"))):
-            kind = str(row.get("kind"))
-            for quantile, key in _QUANTILES:
-                durations.sample(name, (("kind", kind), ("quantile", quantile)), row.get(key))
-            durations.sample(f"{name}_sum", (("kind", kind),), row.get("sum") or 0)
-            durations.sample(f"{name}_count", (("kind", kind),), row.get("count") or 0)
-
-        inbox = _Family("shopsync_webhook_inbox", "gauge", "Rows in shopsync.webhook_inbox by platform and status.")
-        for row in sorted(_rows(qm, "webhooks"), key=lambda r: (str(r.get("platform")), str(r.get("status")))):
-            inbox.sample("shopsync_webhook_inbox", (("platform", row.get("platform")), ("status", row.get("status"))),
-                         row.get("count", 0))
-
-        oldest = _Family("shopsync_queue_oldest_job_age_seconds", "gauge",
-                         "Seconds the oldest due queued job has waited (0 when none is waiting).")
-        oldest.sample("shopsync_queue_oldest_job_age_seconds", (), qm.get("oldest_queued_seconds") or 0)
-        lag = _Family("shopsync_schedule_lag_seconds", "gauge",
-                      "Seconds the most overdue store's scheduled sync is past its time (0 when none is): "
-                      "if it keeps growing, enqueue_due_syncs is not keeping up.")
-        lag.sample("shopsync_schedule_lag_seconds", (), qm.get("schedule_lag_seconds") or 0)
-        return [jobs, durations, inbox, oldest, lag]
+    def render(self, queue_metrics: Mapping[str, Any] | None) -> bytes:
+        """The page: this app's counters, the process-wide metrics, then the queue gauges of this scrape."""
+        scrape = CollectorRegistry()
+        scrape.register(_QueueGauges(queue_metrics))
+        return generate_latest(self.registry) + generate_latest(REGISTRY) + generate_latest(scrape)

@@ -27,6 +27,7 @@ import httpx
 
 from worker.connectors.shopify.auth import normalize_shop_domain
 from worker.errors import NeedsReauthError, PermanentError, RetryableError
+from worker.metrics import platform_request
 from worker.payloads import JsonRejected, load_json
 
 __all__ = ["BucketModel", "GraphQLStats", "ShopifyGraphQL", "TokenProvider", "DEFAULT_QUERY_COST"]
@@ -236,9 +237,12 @@ class ShopifyGraphQL:
                     self.endpoint, json=payload,
                     headers={"X-Shopify-Access-Token": token, "Accept": "application/json"})
             except httpx.TimeoutException:
+                platform_request("shopify", None)
                 raise _Transient("request timed out") from None
             except httpx.TransportError as exc:
+                platform_request("shopify", None)
                 raise _Transient(f"transport error ({type(exc).__name__})") from None
+            platform_request("shopify", response.status_code)
             return self._handle(response, document, reserved)
         finally:
             self._in_flight = max(0.0, self._in_flight - reserved)

@@ -135,7 +135,8 @@ class ShopRenterClient:
         self.api = api_url.rstrip("/")
         self.tokens = tokens
         self.shop = tokens.shop
-        self.transport = RestTransport(http, name=f"ShopRenter {tokens.shop}", pacer=pacer, concurrency=1,
+        self.transport = RestTransport(http, name=f"ShopRenter {tokens.shop}", platform="shoprenter", pacer=pacer,
+                                       concurrency=1,
                                        max_attempts=max_attempts, backoff_base=backoff_base)
 
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,

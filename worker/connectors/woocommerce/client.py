@@ -86,7 +86,7 @@ class WooClient:
         self._basic = None if self._oauth1 else \
             "Basic " + base64.b64encode(f"{consumer_key}:{consumer_secret}".encode()).decode()
         self.concurrency = max(1, concurrency)
-        self.transport = RestTransport(http, name=f"WooCommerce {self.store_url}", pacer=pacer,
+        self.transport = RestTransport(http, name=f"WooCommerce {self.store_url}", platform="woocommerce", pacer=pacer,
                                        concurrency=concurrency, max_attempts=max_attempts, backoff_base=backoff_base,
                                        on_auth_error=self._auth_error)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from worker.connectors.rest import PlatformHttpError, StoreUnreachable
 from worker.connectors.store_secrets import seal_secrets
@@ -35,6 +35,7 @@ from worker.errors import DatabaseError, RetryableError
 from worker.netguard import UnsafeUrl, normalize_store_url
 from worker.payloads import JsonRejected, load_json_object
 from worker.rpc import connect as connecting
+from worker.web.cors import BrowserRoute
 from worker.web.responses import error_response
 from worker.web.user_auth import (
     AuthUnavailable,
@@ -183,4 +184,4 @@ def connect_routes(connector: WooConnector) -> Sequence[BaseRoute]:
         return JSONResponse({"store_id": str(store), "status": "active", "shop_key": store_url, **info},
                             status_code=201)
 
-    return [Route("/connect", connect, methods=["POST"])]
+    return [BrowserRoute("/connect", connect, methods=["POST"])]     # called from the app's frontend
