@@ -186,6 +186,8 @@ def test_text_format_structured_extras_and_exception(stream: io.StringIO) -> Non
 def test_json_lines_hold_no_terminal_colours_and_warnings_join_them(stream: io.StringIO) -> None:
     logging.captureWarnings(False)      # undo an earlier test's capture, which pytest's warning capture outlived
     logging.getLogger("uvicorn").propagate = False    # as uvicorn's own default config leaves it
+    # an earlier test's uvicorn (a sandbox's, log_level="warning") leaves uvicorn.error at WARNING
+    logging.getLogger("uvicorn.error").setLevel(logging.NOTSET)
     setup(stream, "json")
     # what uvicorn logs: a plain message plus an ANSI-coloured copy for terminals
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 42,
