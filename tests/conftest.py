@@ -1,8 +1,10 @@
-"""Test fixtures: one real PostgreSQL 15 per session, a migrated template, a fresh clone per test.
+"""Test fixtures: one real PostgreSQL per session, a migrated template, a fresh clone per test.
 
 The server is shopsync's own LocalPostgres (run as the ``postgres`` user when tests run as root, with
-pg_cron preloaded for the ``shopsync_cron`` database when installed). pytest-postgresql builds the
-template once (``load`` runs the real migrator) and clones it for every test.
+pg_cron preloaded for the ``shopsync_cron`` database when installed): PostgreSQL 15, or the server
+``SHOPSYNC_PG_BINDIR`` points at (`make test-pg17`; tests that need pg_cron are marked ``pg_cron`` and
+deselected there with ``-m "not pg_cron"``). pytest-postgresql builds the template once (``load`` runs
+the real migrator) and clones it for every test.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from worker.config import load_settings
 from worker.db.direct import DirectDatabase
-from worker.dev.localpg import LocalPostgres
+from worker.dev.localpg import LocalPostgres, find_bindir, pg_cron_available, server_version
 from worker.jobs.registry import JobContext
 from worker.migrate import migrate
 
@@ -33,6 +35,12 @@ CRON_DB = "shopsync_cron"
 # the whole-platform-world fixtures (sandbox + web + worker) for the end-to-end tests; the look-ups' web
 # process; the notification world
 pytest_plugins = ["tests.shopify_world", "tests.tiktok_world", "tests.lookup_world", "tests.notify_world"]
+
+
+def pytest_report_header() -> str:
+    bindir = find_bindir()
+    return (f"PostgreSQL {server_version(bindir)} from {bindir} "
+            f"(pg_cron: {'installed' if pg_cron_available(bindir) else 'not installed'})")
 
 
 @pytest.fixture(scope="session")
@@ -124,8 +132,13 @@ def policy_of(conn: psycopg.Connection[Any], store_id: Any, resource: str) -> st
     return str(row["p"] if isinstance(row, dict) else row[0])
 
 
+# not configuration but the machine: which PostgreSQL server child processes (`shopsync dev`) run
+_MACHINE_SETTINGS = {"SHOPSYNC_PG_BINDIR"}
+
+
 def env_without_secrets() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("SHOPSYNC_", "SUPABASE_", "DATABASE_URL"))}
+    return {k: v for k, v in os.environ.items()
+            if k in _MACHINE_SETTINGS or not k.startswith(("SHOPSYNC_", "SUPABASE_", "DATABASE_URL"))}
 
 
 @pytest.fixture

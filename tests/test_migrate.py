@@ -305,9 +305,9 @@ def test_existing_supabase_auth_objects_are_kept(empty_dsn: str) -> None:
 
 def _require_pg_cron(local_pg: LocalPostgres) -> None:
     if not pg_cron_available(local_pg.bindir):
-        pytest.fail("pg_cron is not installed for PostgreSQL 15 on this machine "
-                    f"({local_pg.bindir.parent / 'lib' / 'pg_cron.so'} missing): "
-                    "apt-get install postgresql-15-cron (CI installs it)")
+        pytest.fail(f"pg_cron is not installed for the PostgreSQL in {local_pg.bindir} "
+                    f"({local_pg.bindir.parent / 'lib' / 'pg_cron.so'} missing): on 15, apt-get install "
+                    "postgresql-15-cron (CI installs it); elsewhere deselect these tests: -m 'not pg_cron'")
 
 
 def _shopsync_jobs(c: psycopg.Connection[Any]) -> list[dict[str, Any]]:
@@ -315,6 +315,7 @@ def _shopsync_jobs(c: psycopg.Connection[Any]) -> list[dict[str, Any]]:
                      "where jobname like 'shopsync-%' order by jobname").fetchall()
 
 
+@pytest.mark.pg_cron
 def test_pg_cron_schedules_installed_idempotently(local_pg: LocalPostgres) -> None:
     _require_pg_cron(local_pg)
     local_pg.create_database(CRON_DB)   # shared across the session: may exist and be migrated already
@@ -351,6 +352,7 @@ def test_pg_cron_schedules_installed_idempotently(local_pg: LocalPostgres) -> No
             assert "result" in result or "skipped" in result
 
 
+@pytest.mark.pg_cron
 def test_pg_cron_without_shopsync_jobs_leaves_schedules_to_the_worker(local_pg: LocalPostgres) -> None:
     _require_pg_cron(local_pg)
     local_pg.create_database(CRON_DB)
@@ -370,6 +372,7 @@ def test_pg_cron_without_shopsync_jobs_leaves_schedules_to_the_worker(local_pg: 
             assert len(_shopsync_jobs(c)) == len(EXPECTED_SCHEDULES)
 
 
+@pytest.mark.pg_cron
 def test_ordinary_database_skips_pg_cron(local_pg: LocalPostgres, conn: psycopg.Connection[Any]) -> None:
     _require_pg_cron(local_pg)
     features = conn.execute("select shopsync.runtime_features() as f").fetchone()["f"]

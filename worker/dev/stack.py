@@ -1,11 +1,12 @@
-"""`shopsync dev`: the embedded default. A project-local PostgreSQL 15 (with pg_cron when installed),
-migrations, the web process and a worker, with a sealing key generated once for this checkout, plus the
-four platform sandboxes, each with a demo store a demo user connects the way a merchant would: Shopify
-through OAuth (``begin_install`` → authorize → callback → claim), WooCommerce with REST keys through
-``POST /woocommerce/connect`` (a Supabase-style user token), ShopRenter through its signed install, entry and
-claim, TikTok Shop through its consent page — and the TikTok shop auto-linked to the Shopify store by SKU
-(``tiktok_demo``) — so a fresh checkout shows four stores connected and synced, and links pushing. A local SMTP
-sink (aiosmtpd) keeps the mail the demo organization's notification channel sends (``.shopsync/mail/``).
+"""`shopsync dev`: the embedded default. A project-local PostgreSQL (15 with pg_cron when installed, or the
+server ``SHOPSYNC_PG_BINDIR`` points at), migrations, the web process and a worker, with a sealing key
+generated once for this checkout, plus the four platform sandboxes, each with a demo store a demo user
+connects the way a merchant would: Shopify through OAuth (``begin_install`` → authorize → callback → claim),
+WooCommerce with REST keys through ``POST /woocommerce/connect`` (a Supabase-style user token), ShopRenter
+through its signed install, entry and claim, TikTok Shop through its consent page — and the TikTok shop
+auto-linked to the Shopify store by SKU (``tiktok_demo``) — so a fresh checkout shows four stores connected and
+synced, and links pushing. A local SMTP sink (aiosmtpd) keeps the mail the demo organization's notification
+channel sends (``.shopsync/mail/``).
 Everything lives under ``.shopsync/``.
 """
 
@@ -35,7 +36,7 @@ from sandbox.shopify import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SHOP
 from sandbox.tiktok import TtShop, serve_tiktok_sandbox
 from sandbox.woocommerce import WooDatasetSpec, WooSandbox, serve_woocommerce_sandbox
 from worker.dev import tiktok_demo
-from worker.dev.localpg import LocalPostgres
+from worker.dev.localpg import LocalPostgres, server_version
 from worker.migrate import migrate
 from worker.sealing import generate_key_spec
 
@@ -265,7 +266,8 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def run_dev(exit_when_ready: bool = False) -> int:
     pg = LocalPostgres(STATE_DIR / "pg", cron_database=DB_NAME)
-    _say(f"PostgreSQL 15 in {pg.data_dir} (port {pg.port}; pg_cron: {'yes' if pg.with_cron else 'not installed'})")
+    _say(f"PostgreSQL {server_version(pg.bindir)} in {pg.data_dir} (port {pg.port}; "
+         f"pg_cron: {'yes' if pg.with_cron else 'not installed'})")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         pg.start()
