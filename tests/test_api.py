@@ -779,7 +779,7 @@ def test_admin_set_retention_and_prune_history(conn: Conn, team: Team, who: str)
         result = scalar(conn, "select shopsync.prune_history()")
     assert result == {"jobs": 2, "dead_jobs": 1, "webhook_inbox": 1, "sync_runs": 1, "activity_log": 1,
                       "oauth_states": 0, "pending_installs": 0, "rate_limits": 1, "events": 0,
-                      "lookup_audit": 0}
+                      "lookup_audit": 0, "product_link_log": 0}
     assert [r["key"] for r in conn.execute("select key from shopsync_private.rate_limits")] == ["shoprenter:busy"]
     left_jobs = {r["id"] for r in conn.execute("select id from shopsync.jobs")}
     assert left_jobs == {job["new_done"], job["young_dead"], job["old_queued"]}
@@ -877,7 +877,7 @@ def test_run_maintenance_runs_once_per_period(conn: Conn, team: Team) -> None:
     first = scalar(conn, "select shopsync.run_maintenance('enqueue_due_syncs', 60)")
     # both stores' syncs, and a first webhook-subscription check for each (active, never checked)
     assert first == {"task": "enqueue_due_syncs",
-                     "result": {"syncs": 2, "reconciliations": 0, "webhook_checks": 2}}
+                     "result": {"syncs": 2, "reconciliations": 0, "webhook_checks": 2, "link_reconciles": 0}}
     conn.execute("update shopsync.store_sync_config set next_sync_at = now() - interval '1 minute'")
     with as_role(conn, "service_role"):
         second = scalar(conn, "select shopsync.run_maintenance('enqueue_due_syncs', 60)")
