@@ -221,7 +221,8 @@ async def test_failed_and_expired_bulk_operations_are_replaced(db: DirectDatabas
 
 async def test_a_running_operation_is_adopted_or_waited_for(db: DirectDatabase, dsn: str,
                                                             conn: psycopg.Connection[Any], store_id: str) -> None:
-    with sandbox_env(SPEC, bulk_concurrency=1, bulk_run_seconds=0.3) as env:
+    # the operations run long enough to be running still when the sync looks, on a loaded machine too
+    with sandbox_env(SPEC, bulk_concurrency=1, bulk_run_seconds=3.0) as env:
         ours = env.sandbox.bulk.create(env.shop, CLIENT_ID, env.sandbox.apps[CLIENT_ID].scopes, q.BULK_CUSTOMERS,
                                        False, "2026-10")[0]
         assert ours is not None

@@ -10,7 +10,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,25 +169,26 @@ async def test_valid_hs256_token(hs_verifier: SupabaseJwtVerifier) -> None:
 
 
 @pytest.mark.parametrize(("token_claims", "message"), [
-    (claims(exp=int(time.time()) - 120), "expired"),
-    (claims(aud="anon"), "audience"),
-    (claims(aud=None), "'aud'"),
-    (claims(sub=None), "'sub'"),
-    (claims(exp=None), "'exp'"),
-    (claims(sub="not-a-uuid"), "not a user id"),
-    (claims(sub="5a4bd1d53b4b4f5e9a430f3c2d1e6a7b"), "not a user id"),          # UUID() would take it
-    (claims(sub="urn:uuid:5a4bd1d5-3b4b-4f5e-9a43-0f3c2d1e6a7b"), "not a user id"),
-    (claims(sub=12345), "invalid"),
-    (claims(role="anon"), "not a signed-in user"),
-    (claims(role="service_role"), "not a signed-in user"),
-    (claims(role=None), "not a signed-in user"),
-    # built when pytest collects, minutes before the test runs: far enough ahead to outlast the suite (exp is +1 h)
-    (claims(nbf=int(time.time()) + 1800), "not valid yet"),
-    ({"role": "service_role", "iss": "supabase", "iat": 1, "exp": int(time.time()) + 3600}, "'sub'"),  # the API key
+    (lambda: claims(exp=int(time.time()) - 120), "expired"),
+    (lambda: claims(aud="anon"), "audience"),
+    (lambda: claims(aud=None), "'aud'"),
+    (lambda: claims(sub=None), "'sub'"),
+    (lambda: claims(exp=None), "'exp'"),
+    (lambda: claims(sub="not-a-uuid"), "not a user id"),
+    (lambda: claims(sub="5a4bd1d53b4b4f5e9a430f3c2d1e6a7b"), "not a user id"),          # UUID() would take it
+    (lambda: claims(sub="urn:uuid:5a4bd1d5-3b4b-4f5e-9a43-0f3c2d1e6a7b"), "not a user id"),
+    (lambda: claims(sub=12345), "invalid"),
+    (lambda: claims(role="anon"), "not a signed-in user"),
+    (lambda: claims(role="service_role"), "not a signed-in user"),
+    (lambda: claims(role=None), "not a signed-in user"),
+    # claims are built when the test runs (at collection, a long suite outlived nbf)
+    (lambda: claims(nbf=int(time.time()) + 1800), "not valid yet"),
+    # the API key
+    (lambda: {"role": "service_role", "iss": "supabase", "iat": 1, "exp": int(time.time()) + 3600}, "'sub'"),
 ])
-async def test_hs256_claims_refused(hs_verifier: SupabaseJwtVerifier, token_claims: dict[str, Any],
+async def test_hs256_claims_refused(hs_verifier: SupabaseJwtVerifier, token_claims: Callable[[], dict[str, Any]],
                                     message: str) -> None:
-    token = hs256(token_claims)
+    token = hs256(token_claims())
     with pytest.raises(Unauthenticated, match=message) as info:
         await hs_verifier.verify(token)
     assert token not in str(info.value)

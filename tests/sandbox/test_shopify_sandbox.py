@@ -393,8 +393,9 @@ def wait_bulk(sandbox: ShopifySandbox, token: str, timeout: float = 20.0) -> tup
 
 
 def test_bulk_operation_lifecycle_and_jsonl() -> None:
+    # long enough for the polls to see it running on a loaded machine
     sandbox, _app, shop = make(DatasetSpec(products=200, variants_per_product=3, customers=1, orders=1),
-                               bulk_run_seconds=0.3)
+                               bulk_run_seconds=2.0)
     with served(sandbox):
         token = sandbox.issue_token(shop, CLIENT_ID)["access_token"]
         created = gql(sandbox, token, BULK)["data"]["bulkOperationRunQuery"]  # 2026-10: groupObjects false
