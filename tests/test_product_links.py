@@ -321,10 +321,10 @@ async def test_a_push_waits_out_a_storm_of_source_deliveries_but_not_a_trickle(t
         assert isinstance(found, list)
         return {p["product_id"]: p for p in found}
 
-    def deliveries(store: UUID, n: int, age: str) -> None:
+    def deliveries(store: UUID, n: int, age: str, topic: str = "products/update") -> None:
         tt.conn.execute("insert into shopsync.webhook_inbox (platform, delivery_id, store_id, topic, payload, "
-                        "received_at) select 'shopify', gen_random_uuid()::text, %s, 'products/update', '{}', "
-                        "clock_timestamp() - %s::interval from generate_series(1, %s)", (store, age, n))
+                        "received_at) select 'shopify', gen_random_uuid()::text, %s, %s, '{}', "
+                        "clock_timestamp() - %s::interval from generate_series(1, %s)", (store, topic, age, n))
 
     assert pending() == {}                              # everything pushed: nothing pending
     tt.conn.execute("select shopsync_private.request_link_push(%s, %s)", (w.tiktok, product))
@@ -340,6 +340,8 @@ async def test_a_push_waits_out_a_storm_of_source_deliveries_but_not_a_trickle(t
     assert pending()[product]["storming"] is False
     other = UUID(str(tt.scalar("select shopsync.upsert_store(%s, 'woocommerce', 'https://other.test')", (w.org,))))
     deliveries(other, 20, "0")                          # a store the product is not linked to
+    assert pending()[product]["storming"] is False
+    deliveries(w.shopify, 20, "0", "orders/create")     # a busy shop's orders: pushes are not held back
     assert pending()[product]["storming"] is False
     deliveries(w.shopify, 6, "0")                       # six in the last two seconds: a bulk edit is going on
     assert pending()[product]["storming"] is True

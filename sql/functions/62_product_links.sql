@@ -476,9 +476,10 @@ drop function if exists shopsync.link_push_pending(uuid, text);
 
 -- The target store's products with changes not pushed yet (at most p_limit, longest quiet first), for its
 -- links.push job to decide which are due: each with the sequence requested now, the seconds since its own last
--- change (quiet_s), and whether a source store of its links is in a storm of webhook deliveries right now (at
--- least p_storm_deliveries received in the last p_storm_seconds, e.g. a bulk edit in its admin, whose
--- deliveries reach us in any order: the product's newest value may still be on its way).
+-- change (quiet_s), and whether a source store of its links is in a storm of catalog webhook deliveries right
+-- now (at least p_storm_deliveries about products, variants, inventory or stock received in the last
+-- p_storm_seconds, e.g. a bulk edit in its admin, whose deliveries reach us in any order: the product's newest
+-- value may still be on its way). Order deliveries do not count: a busy shop must not hold its pushes back.
 create or replace function shopsync.link_push_due(p_target_store_id uuid, p_limit integer default 1000,
                                                   p_storm_deliveries integer default 6,
                                                   p_storm_seconds double precision default 2)
@@ -495,6 +496,7 @@ create or replace function shopsync.link_push_due(p_target_store_id uuid, p_limi
      where (select count(*) from (select 1 from shopsync.webhook_inbox w
                                    where w.store_id = s.source_store_id
                                      and w.received_at > v_now - make_interval(secs => p_storm_seconds)
+                                     and w.topic ~* '(product|variant|inventory|stock)'
                                    limit greatest(p_storm_deliveries, 1)) recent) >= greatest(p_storm_deliveries, 1);
     return coalesce((
       select jsonb_agg(jsonb_build_object(

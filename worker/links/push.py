@@ -5,11 +5,12 @@ is queued) pushes every product of the store that is *due*, several at once thro
 many products share the store's limiter and keep it busy — and two workers never push one product at once.
 
 When a product is due — its own changes coalesce: it waits until its last change is ``SETTLE`` old (ten quick
-edits of one variant make one push). While a source store of its links is in a storm of webhook deliveries
-(``STORM_DELIVERIES`` in the last ``STORM_SECONDS``, e.g. a bulk edit in its admin), it waits for the storm to
-end: such deliveries arrive in any order, so the product's newest value may still be on its way, however long
-it has been quiet. ``MAX_DELAY`` after the job first saw it pending it is pushed anyway (a storm that never
-ends). The job waits (polling, one worker slot) while anything of its store is pending, and ends when nothing is.
+edits of one variant make one push). While a source store of its links is in a storm of catalog webhook
+deliveries (``STORM_DELIVERIES`` about products, variants or stock in the last ``STORM_SECONDS``, e.g. a bulk
+edit in its admin; orders do not count), it waits for the storm to end: such deliveries arrive in any order, so
+the product's newest value may still be on its way, however long it has been quiet. ``MAX_DELAY`` after the
+job first saw it pending it is pushed anyway (a storm that never ends). The job waits (polling, one worker
+slot) while anything of its store is pending, and ends when nothing is.
 
 A push reads every link of the product that may push with the source's price and stock *now*, so the newest
 stored value wins however and in whatever order changes arrived — applies each link's rules, and sends only
@@ -49,7 +50,7 @@ log = logging.getLogger("shopsync.links.push")
 SETTLE = 0.25              # seconds since a product's own last change before it is pushed
 STORM_DELIVERIES = 6       # a source store receiving this many webhook deliveries ...
 STORM_SECONDS = 2.0        # ... within this long is in a storm: its products wait for it to end
-MAX_DELAY = 120.0          # ... but at most this long after the job first saw them pending
+MAX_DELAY = 60.0           # ... but at most this long after the job first saw them pending
 PARALLEL = 16              # products pushed at once by one job (their requests share the store's limiter)
 POLL = 0.25                # how often the job looks again while something is pending but not due
 

@@ -52,8 +52,9 @@ class PendingPush:
 
 async def link_push_due(db: Database, *, target_store_id: UUID | str, limit: int = 1000, storm_deliveries: int = 6,
                         storm_seconds: float = 2.0) -> list[PendingPush]:
-    """The store's pending products, longest quiet first; ``storming``: ≥ ``storm_deliveries`` webhook deliveries
-    from a source store of the product's links in the last ``storm_seconds``."""
+    """The store's pending products, longest quiet first; ``storming``: ≥ ``storm_deliveries`` catalog webhook
+    deliveries (products, variants, inventory, stock) from a source store of the product's links in the last
+    ``storm_seconds``."""
     found = await _DUE(db, p_target_store_id=target_store_id, p_limit=limit, p_storm_deliveries=storm_deliveries,
                        p_storm_seconds=storm_seconds)
     return [PendingPush(str(r["product_id"]), int(r["seq"]), float(r["quiet_s"]), bool(r["storming"]))
