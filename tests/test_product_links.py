@@ -162,6 +162,11 @@ async def test_linked_skus_take_the_source_values_and_a_shopify_webhook_reaches_
     assert {r["result"] for r in w.log()} == {"pushed"}
     # one price call and one stock call per TikTok product: 5 products
     assert len(w.calls("price")) == 5 and len(w.calls("inventory")) == 5
+    # pushed by the TikTok store's job, several products per job (auto-link requested all five at once)
+    jobs = tt.conn.execute("select store_id, result from shopsync.jobs where kind = 'links.push' "
+                           "and state = 'succeeded'").fetchall()
+    assert {j["store_id"] for j in jobs} == {w.tiktok}
+    assert sum(j["result"]["products"] for j in jobs) >= 5 and max(j["result"]["products"] for j in jobs) > 1
     stats = tt.conn.execute("select * from shopsync.store_link_statistics where store_id = %s", (w.tiktok,)).fetchone()
     assert stats is not None and (stats["links"], stats["active"], stats["pushed"]) == (15, 15, 30)
     per_link = tt.conn.execute("select pushed, failed from shopsync.product_link_statistics where link_id = %s",

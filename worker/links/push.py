@@ -30,6 +30,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from decimal import Decimal
@@ -52,7 +53,7 @@ STORM_DELIVERIES = 6       # a source store receiving this many webhook deliveri
 STORM_SECONDS = 2.0        # ... within this long is in a storm: its products wait for it to end
 MAX_DELAY = 60.0           # ... but at most this long after the job first saw them pending
 PARALLEL = 16              # products pushed at once by one job (their requests share the store's limiter)
-POLL = 0.25                # how often the job looks again while something is pending but not due
+POLL = 0.25                # how often the job looks at what is pending (sooner when a product settles sooner)
 
 _RESULT = {ItemOutcome.OK: "pushed", ItemOutcome.ACTION_REQUIRED: "action_required", ItemOutcome.REJECTED: "failed",
            ItemOutcome.RETRY: "retry"}
@@ -180,6 +181,8 @@ class _StorePush:
         self.writer: StoreWriter | None = None
         self.running: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self.first_seen: dict[str, float] = {}
+        self.ready: deque[str] = deque()
+        self.next_look = 0.0
         self.failure: BaseException | None = None
         self.stats = {"products": 0, "prices": 0, "inventory": 0}
 
@@ -206,33 +209,45 @@ class _StorePush:
         self.stats["prices"] += done["prices"]
         self.stats["inventory"] += done["inventory"]
 
+    async def look(self) -> bool:
+        """Read what is pending: the due products become ``ready`` (oldest change first) and the next look is
+        planned — at most ``POLL`` away, sooner when a product settles sooner. False when nothing is pending."""
+        pending = [p for p in await product_links.link_push_due(
+            self.jctx.db, target_store_id=self.store["id"], storm_deliveries=STORM_DELIVERIES,
+            storm_seconds=STORM_SECONDS) if p.product_id not in self.running]
+        now = time.monotonic()
+        ready, waits = [], [POLL]
+        for p in pending:
+            if due(p, now - self.first_seen.setdefault(p.product_id, now)):
+                ready.append(p.product_id)
+            elif not p.storming:
+                waits.append(SETTLE - p.quiet)
+        self.ready = deque(ready)
+        self.next_look = now + max(min(waits), 0.01)
+        return bool(pending)
+
+    def launch(self, writer: StoreWriter, product: str) -> None:
+        task = asyncio.create_task(push_product(self.jctx, writer, self.store, product, self.job_id))
+        task.add_done_callback(functools.partial(self.collect, product=product))
+        self.running[product] = task
+
     async def run(self) -> dict[str, Any]:
         async with self.exits:
             try:
                 while self.failure is None:
-                    pending = [p for p in await product_links.link_push_due(
-                        self.jctx.db, target_store_id=self.store["id"], storm_deliveries=STORM_DELIVERIES,
-                        storm_seconds=STORM_SECONDS) if p.product_id not in self.running]
-                    if not pending and not self.running:
+                    # between looks, a finished push makes room for the next ready product without a query
+                    if time.monotonic() >= self.next_look and not await self.look() and not self.running:
                         break
-                    now = time.monotonic()
-                    waits = []
-                    for p in pending:
-                        waited = now - self.first_seen.setdefault(p.product_id, now)
-                        if len(self.running) < PARALLEL and due(p, waited):
-                            writer = await self.open()
-                            task = asyncio.create_task(push_product(self.jctx, writer, self.store, p.product_id,
-                                                                    self.job_id))
-                            task.add_done_callback(functools.partial(self.collect, product=p.product_id))
-                            self.running[p.product_id] = task
-                        elif not p.storming:
-                            waits.append(SETTLE - p.quiet)
-                    pause = min([POLL, *waits]) if waits else POLL
+                    while self.ready and len(self.running) < PARALLEL:
+                        product = self.ready.popleft()
+                        if product not in self.running:
+                            self.launch(await self.open(), product)
+                    pause = max(self.next_look - time.monotonic(), 0.01)
                     if self.running:
-                        await asyncio.wait(list(self.running.values()), timeout=max(pause, 0.01),
+                        await asyncio.wait(list(self.running.values()), timeout=pause,
                                            return_when=asyncio.FIRST_COMPLETED)
                     else:
-                        await asyncio.sleep(max(pause, 0.01))
+                        await asyncio.sleep(pause)
             except asyncio.CancelledError:
                 for task in self.running.values():
                     task.cancel()
