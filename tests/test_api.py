@@ -779,7 +779,7 @@ def test_admin_set_retention_and_prune_history(conn: Conn, team: Team, who: str)
         result = scalar(conn, "select shopsync.prune_history()")
     assert result == {"jobs": 2, "dead_jobs": 1, "webhook_inbox": 1, "sync_runs": 1, "activity_log": 1,
                       "oauth_states": 0, "pending_installs": 0, "rate_limits": 1, "events": 0,
-                      "lookup_audit": 0}
+                      "lookup_audit": 0, "product_link_log": 0}
     assert [r["key"] for r in conn.execute("select key from shopsync_private.rate_limits")] == ["shoprenter:busy"]
     left_jobs = {r["id"] for r in conn.execute("select id from shopsync.jobs")}
     assert left_jobs == {job["new_done"], job["young_dead"], job["old_queued"]}
