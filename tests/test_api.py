@@ -877,7 +877,8 @@ def test_run_maintenance_runs_once_per_period(conn: Conn, team: Team) -> None:
     first = scalar(conn, "select shopsync.run_maintenance('enqueue_due_syncs', 60)")
     # both stores' syncs, and a first webhook-subscription check for each (active, never checked)
     assert first == {"task": "enqueue_due_syncs",
-                     "result": {"syncs": 2, "reconciliations": 0, "webhook_checks": 2}}
+                     "result": {"syncs": 2, "reconciliations": 0, "webhook_checks": 2,
+                                "link_reconciles": 0}}
     conn.execute("update shopsync.store_sync_config set next_sync_at = now() - interval '1 minute'")
     with as_role(conn, "service_role"):
         second = scalar(conn, "select shopsync.run_maintenance('enqueue_due_syncs', 60)")
