@@ -1,5 +1,5 @@
 """A link's rules, as pure functions: price multiplier, offset and cents rounding; stock percentage, zero-below
-threshold and cap; and the values they refuse (never sent)."""
+threshold and cap; the values they refuse (never sent); and when a pending product is pushed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from worker.links.push import MAX_DELAY, SETTLE, due
 from worker.links.rules import InventoryRule, PriceRule, Refused
+from worker.rpc.product_links import PendingPush
 
 
 @pytest.mark.parametrize(("link", "source", "expected"), [
@@ -50,3 +52,18 @@ def test_inventory_rules(link: dict[str, Any], source: int, expected: int) -> No
 def test_a_source_without_stock_is_refused() -> None:
     with pytest.raises(Refused, match="no stock figure"):
         InventoryRule.of({}).apply(None)
+
+
+# --- when a pending product is pushed (worker.links.push.due) ------------------------------------------------
+
+@pytest.mark.parametrize(("quiet", "storming", "waited", "expected"), [
+    (0.0, False, 0.0, False),                       # it just changed: wait for its own changes to settle
+    (SETTLE, False, SETTLE, True),                  # quiet long enough, its sources calm: push
+    (30.0, True, 30.0, False),                      # quiet, but a source store is in a storm: its newest value
+                                                    # may still be on its way
+    (0.0, True, MAX_DELAY, True),                   # a storm that never ends: pushed anyway after MAX_DELAY
+    (0.0, False, MAX_DELAY, True),                  # changed again and again: pushed anyway after MAX_DELAY
+])
+def test_a_pending_product_is_due_once_settled_and_not_in_a_storm(quiet: float, storming: bool, waited: float,
+                                                                  expected: bool) -> None:
+    assert due(PendingPush("p1", 3, quiet, storming), waited) is expected

@@ -162,6 +162,11 @@ async def test_linked_skus_take_the_source_values_and_a_shopify_webhook_reaches_
     assert {r["result"] for r in w.log()} == {"pushed"}
     # one price call and one stock call per TikTok product: 5 products
     assert len(w.calls("price")) == 5 and len(w.calls("inventory")) == 5
+    # pushed by the TikTok store's job, several products per job (auto-link requested all five at once)
+    jobs = tt.conn.execute("select store_id, result from shopsync.jobs where kind = 'links.push' "
+                           "and state = 'succeeded'").fetchall()
+    assert {j["store_id"] for j in jobs} == {w.tiktok}
+    assert sum(j["result"]["products"] for j in jobs) >= 5 and max(j["result"]["products"] for j in jobs) > 1
     stats = tt.conn.execute("select * from shopsync.store_link_statistics where store_id = %s", (w.tiktok,)).fetchone()
     assert stats is not None and (stats["links"], stats["active"], stats["pushed"]) == (15, 15, 30)
     per_link = tt.conn.execute("select pushed, failed from shopsync.product_link_statistics where link_id = %s",
@@ -302,39 +307,53 @@ async def test_shuffled_duplicated_changes_converge_on_the_last_value_with_few_c
         await tt.until(lambda: tt.idle() and in_line(w) == [], timeout=90, what="convergence")
     products = {link["target_product_id"] for link in links}
     assert len(w.calls("price", before)) <= 3 * len(products)
-    # never two pushes of one product at once
-    jobs = tt.conn.execute("select payload ->> 'product_id' as p, started_at, finished_at from shopsync.jobs "
+    # never two pushes of one product at once: one job of the target store at a time
+    jobs = tt.conn.execute("select store_id, started_at, finished_at from shopsync.jobs "
                            "where kind = 'links.push' and state = 'succeeded' order by started_at").fetchall()
-    last_end: dict[str, datetime] = {}
+    assert {job["store_id"] for job in jobs} == {w.tiktok}
+    last_end: datetime | None = None
     for job in jobs:
-        assert job["p"] not in last_end or job["started_at"] >= last_end[job["p"]]
-        last_end[job["p"]] = job["finished_at"]
+        assert last_end is None or job["started_at"] >= last_end
+        last_end = job["finished_at"]
 
 
-async def test_a_push_waits_out_a_burst_of_source_deliveries_but_not_a_trickle(tt: TtWorld) -> None:
+async def test_a_push_waits_out_a_storm_of_source_deliveries_but_not_a_trickle(tt: TtWorld) -> None:
     w = await linked(tt)
     product = w.links()[0]["target_product_id"]
 
     def pending() -> dict[str, Any]:
-        found = tt.scalar("select shopsync.link_push_pending(%s, %s)", (w.tiktok, product))
-        assert isinstance(found, dict)
-        return found
+        found = tt.scalar("select shopsync.link_push_due(%s)", (w.tiktok,))
+        assert isinstance(found, list)
+        return {p["product_id"]: p for p in found}
 
-    def deliveries(store: UUID, n: int, age: str) -> None:
+    def deliveries(store: UUID, n: int, age: str, topic: str = "products/update") -> None:
         tt.conn.execute("insert into shopsync.webhook_inbox (platform, delivery_id, store_id, topic, payload, "
-                        "received_at) select 'shopify', gen_random_uuid()::text, %s, 'products/update', '{}', "
-                        "clock_timestamp() - %s::interval from generate_series(1, %s)", (store, age, n))
+                        "received_at) select 'shopify', gen_random_uuid()::text, %s, %s, '{}', "
+                        "clock_timestamp() - %s::interval from generate_series(1, %s)", (store, topic, age, n))
 
-    assert pending()["sources_busy"] is False
-    deliveries(w.shopify, 4, "0")                       # a few edits: pushed after the short settle
-    assert pending()["sources_busy"] is False
-    deliveries(w.shopify, 20, "5 seconds")              # a burst that is over
-    assert pending()["sources_busy"] is False
+    assert pending() == {}                              # everything pushed: nothing pending
+    tt.conn.execute("select shopsync_private.request_link_push(%s, %s)", (w.tiktok, product))
+    found = pending()
+    assert list(found) == [product] and found[product]["storming"] is False
+    assert 0 <= found[product]["quiet_s"] < 60
+    seq = found[product]["seq"]
+    tt.conn.execute("select shopsync_private.request_link_push(%s, %s)", (w.tiktok, product))
+    assert pending()[product]["seq"] == seq + 1         # coalesced: one row, its sequence bumped
+    deliveries(w.shopify, 5, "0")                       # a few edits: pushed after the short settle
+    assert pending()[product]["storming"] is False
+    deliveries(w.shopify, 20, "5 seconds")              # a storm that is over
+    assert pending()[product]["storming"] is False
     other = UUID(str(tt.scalar("select shopsync.upsert_store(%s, 'woocommerce', 'https://other.test')", (w.org,))))
     deliveries(other, 20, "0")                          # a store the product is not linked to
-    assert pending()["sources_busy"] is False
-    deliveries(w.shopify, 5, "0")                       # five in the last second: a bulk edit is going on
-    assert pending()["sources_busy"] is True
+    assert pending()[product]["storming"] is False
+    deliveries(w.shopify, 20, "0", "orders/create")     # a busy shop's orders: pushes are not held back
+    assert pending()[product]["storming"] is False
+    deliveries(w.shopify, 6, "0")                       # six in the last two seconds: a bulk edit is going on
+    assert pending()[product]["storming"] is True
+    # one queued job for the whole store, whatever the number of products asking
+    queued = tt.conn.execute("select count(*) as n from shopsync.jobs where kind = 'links.push' and store_id = %s "
+                             "and state = 'queued'", (w.tiktok,)).fetchone()
+    assert queued is not None and queued["n"] == 1
 
 
 async def test_the_read_back_repairs_drift_on_the_target(tt: TtWorld) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -218,6 +218,23 @@ async def test_a_fresh_write_inserts_directly_and_falls_back_to_the_merge(db: Da
     await db.write_synced("products", [stray], fresh=True)
     assert conn.execute("select organization_id::text as o from shopsync.products where id = '4'").fetchone()["o"] \
         == store[1]
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+async def test_times_and_arrays_land_as_given_whatever_their_zone(db: Database, conn: psycopg.Connection[Any],
+                                                                 store: tuple[str, str], fresh: bool) -> None:
+    plus2 = timezone(timedelta(hours=2))
+    same_instant = datetime(2026, 1, 1, 2, 0, 0, 123456, tzinfo=plus2)          # equal to T0 + 123456 µs
+    rows = [product(store, "a", "A", T0) | {"tags": [], "source_created_at": T0.replace(microsecond=123456)},
+            product(store, "b", "B", T0) | {"tags": ["x", "y"], "source_created_at": same_instant},
+            product(store, "c", "C", datetime(2026, 3, 29, 1, 30, tzinfo=plus2)) | {"source_created_at": None}]
+    assert (await db.write_synced("products", rows, fresh=fresh))["inserted"] == 3
+    found = {r["id"]: r for r in conn.execute("select id, tags, source_created_at, source_updated_at "
+                                              "from shopsync.products")}
+    assert found["a"]["tags"] == [] and found["b"]["tags"] == ["x", "y"]
+    assert found["a"]["source_created_at"] == found["b"]["source_created_at"] == same_instant
+    assert found["c"]["source_created_at"] is None
+    assert found["c"]["source_updated_at"] == datetime(2026, 3, 28, 23, 30, tzinfo=UTC)
 
 
 def test_json_merges_follow_the_tables_columns(conn: psycopg.Connection[Any], store: tuple[str, str]) -> None:

@@ -440,20 +440,38 @@ async def test_a_walk_stopped_early_cancels_the_page_asked_for_ahead() -> None:
 async def test_sends_of_one_shop_are_spaced_even_when_their_slots_bunch(monkeypatch: pytest.MonkeyPatch) -> None:
     from worker.connectors.tiktok import client
 
+    clock = [100.0]
     slept: list[float] = []
+    overshoot = [0.0, 0.3]          # the second sleep wakes 0.3 s late (a busy event loop)
 
     async def sleep(seconds: float) -> None:
         slept.append(round(seconds, 6))
+        clock[0] += seconds + (overshoot.pop(0) if overshoot else 0.0)
+        await asyncio.sleep(0)
 
-    monkeypatch.setattr(client, "time", types.SimpleNamespace(monotonic=lambda: 100.0))
+    monkeypatch.setattr(client, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     monkeypatch.setattr(client, "asyncio", types.SimpleNamespace(sleep=sleep))
     monkeypatch.setattr(client.SendSpacing, "_next", {})
+    monkeypatch.setattr(client.SendSpacing, "_sent", {})
     shop = client.SendSpacing("app:shop-1", 20.0)
-    await asyncio.gather(*(shop.wait() for _ in range(4)))          # four slots the limiter handed out together
-    assert slept == [0.05, 0.1, 0.15]
+    sent: list[float] = []
+
+    async def send() -> None:
+        await shop.wait()
+        sent.append(round(clock[0], 6))
+
+    await asyncio.gather(*(send() for _ in range(5)))             # five slots the limiter handed out together
+    assert len(sent) == 5 and sent[0] == 100.0
+    # whatever the wake-ups, the sends that went out are 1/20 s apart at least, in order of time
+    assert all(b - a >= 0.05 - 1e-9 for a, b in zip(sent, sent[1:], strict=False))
+    assert sent[-1] >= 100.0 + 0.3 + 4 * 0.05 - 1e-9               # the late wake-up pushed the rest back
+    shop.defer(2.0)                                                  # a 429: nothing for 2 s
+    await send()
+    assert sent[-1] >= clock[0] - 1e-9 and sent[-1] - sent[-2] >= 2.0 - 1e-9
+    count = len(slept)
     await client.SendSpacing("app:shop-2", 20.0).wait()             # another shop is not held back
     await client.SendSpacing("app:shop-3", 0).wait()                # no rate: no spacing
-    assert slept == [0.05, 0.1, 0.15]
+    assert len(slept) == count
 
 
 @pytest.mark.parametrize("value", ["²", "١٢٣", "12a", "", " ", True, None, "1" * 31])

@@ -13,8 +13,9 @@
 
 -- --- requesting pushes ---------------------------------------------------------------------------------------
 
--- One coalesced push of a target product: bump its sequence; enqueue a job unless one is queued (a running job
--- does not count: it may have read the values already). Returns the job that will push.
+-- One coalesced push of a target product: bump its sequence and the time of its last change; make sure a
+-- links.push job of the target store is queued (one per store: it pushes every product that is due, see
+-- link_push_due; a running job does not count, it may be about to finish). Returns the job that will push.
 create or replace function shopsync_private.request_link_push(p_target_store_id uuid, p_product_id text)
   returns bigint
   language plpgsql set search_path = ''
@@ -22,18 +23,22 @@ create or replace function shopsync_private.request_link_push(p_target_store_id 
   declare
     v_job bigint;
   begin
-    insert into shopsync_private.link_push_queue as q (target_store_id, product_id, requested_seq)
-      values (p_target_store_id, p_product_id, 1)
+    insert into shopsync_private.link_push_queue as q (target_store_id, product_id, requested_seq, requested_at)
+      values (p_target_store_id, p_product_id, 1, clock_timestamp())
       on conflict (target_store_id, product_id) do update
-        set requested_seq = q.requested_seq + 1, requested_at = now()
+        set requested_seq = q.requested_seq + 1, requested_at = clock_timestamp()
       returning q.job_id into v_job;
     if v_job is not null and exists (select 1 from shopsync.jobs j where j.id = v_job and j.state = 'queued') then
       return v_job;
     end if;
-    v_job := shopsync.enqueue_job(shopsync_private.core_job_kind('links.push'),
-                                  jsonb_build_object('product_id', p_product_id),
-                                  p_store_id => p_target_store_id, p_priority => 20, p_max_attempts => 20,
-                                  p_concurrency_key => 'links.push:' || p_target_store_id || ':' || p_product_id);
+    select j.id into v_job from shopsync.jobs j
+     where j.store_id = p_target_store_id and j.state = 'queued' and j.kind = 'links.push'
+     limit 1;
+    if v_job is null then
+      v_job := shopsync.enqueue_job(shopsync_private.core_job_kind('links.push'), '{}'::jsonb,
+                                    p_store_id => p_target_store_id, p_priority => 20, p_max_attempts => 20,
+                                    p_concurrency_key => 'links.push:' || p_target_store_id);
+    end if;
     update shopsync_private.link_push_queue q set job_id = v_job
      where q.target_store_id = p_target_store_id and q.product_id = p_product_id;
     return v_job;
@@ -467,23 +472,43 @@ create or replace function shopsync.begin_link_push(p_target_store_id uuid, p_pr
   end
   $$;
 
--- Whether a push should wait a little longer: the request sequence now, and whether a source store of the
--- product's links is in a burst of webhook deliveries (at least 5 received in the last second, e.g. a bulk edit
--- in its admin) — so a product edited many times in a burst is pushed once it ends, not once per edit.
-create or replace function shopsync.link_push_pending(p_target_store_id uuid, p_product_id text) returns jsonb
+drop function if exists shopsync.link_push_pending(uuid, text);
+
+-- The target store's products with changes not pushed yet (at most p_limit, longest quiet first), for its
+-- links.push job to decide which are due: each with the sequence requested now, the seconds since its own last
+-- change (quiet_s), and whether a source store of its links is in a storm of catalog webhook deliveries right
+-- now (at least p_storm_deliveries about products, variants, inventory or stock received in the last
+-- p_storm_seconds, e.g. a bulk edit in its admin, whose deliveries reach us in any order: the product's newest
+-- value may still be on its way). Order deliveries do not count: a busy shop must not hold its pushes back.
+create or replace function shopsync.link_push_due(p_target_store_id uuid, p_limit integer default 1000,
+                                                  p_storm_deliveries integer default 6,
+                                                  p_storm_seconds double precision default 2)
+  returns jsonb
   language plpgsql volatile set search_path = ''
   as $$
+  declare
+    v_now timestamptz := clock_timestamp();
+    v_storming uuid[];
   begin
-    return jsonb_build_object(
-      'seq', coalesce((select q.requested_seq from shopsync_private.link_push_queue q
-                        where q.target_store_id = p_target_store_id and q.product_id = p_product_id), 0),
-      'sources_busy', (
-        select count(*) >= 5 from (
-          select 1 from shopsync.webhook_inbox w
-           where w.store_id in (select distinct l.source_store_id from shopsync.product_links l
-                                 where l.target_store_id = p_target_store_id and l.target_product_id = p_product_id)
-             and w.received_at > clock_timestamp() - interval '1 second'
-           limit 5) recent));
+    select coalesce(array_agg(s.source_store_id), '{}') into v_storming
+      from (select distinct l.source_store_id from shopsync.product_links l
+             where l.target_store_id = p_target_store_id and l.status in ('active', 'error')) s
+     where (select count(*) from (select 1 from shopsync.webhook_inbox w
+                                   where w.store_id = s.source_store_id
+                                     and w.received_at > v_now - make_interval(secs => p_storm_seconds)
+                                     and w.topic ~* '(product|variant|inventory|stock)'
+                                   limit greatest(p_storm_deliveries, 1)) recent) >= greatest(p_storm_deliveries, 1);
+    return coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'product_id', q.product_id, 'seq', q.requested_seq,
+               'quiet_s', extract(epoch from v_now - q.requested_at),
+               'storming', exists (select 1 from shopsync.product_links l
+                                    where l.target_store_id = p_target_store_id and l.target_product_id = q.product_id
+                                      and l.source_store_id = any (v_storming)))
+             order by q.requested_at)
+        from (select * from shopsync_private.link_push_queue q
+               where q.target_store_id = p_target_store_id and q.requested_seq > q.done_seq
+               order by q.requested_at limit greatest(p_limit, 1)) q), '[]'::jsonb);
   end
   $$;
 
@@ -491,8 +516,8 @@ create or replace function shopsync.link_push_pending(p_target_store_id uuid, p_
 -- action_required|retry, code, reason, message, duration_ms, levels}]. Confirmed values, statuses
 -- (action_required emits link.action_required once per transition), the link log, and the target store's synced
 -- copy of what was pushed (its price, stock and stock per warehouse: no webhook reports our own change back);
--- then, with p_done, the sequence pushed — and a new job when a change arrived meanwhile. Returns
--- {"requeued": bool}.
+-- then, with p_done, the sequence pushed. Returns {"requeued": bool}: whether a change arrived meanwhile (the
+-- product stays pending; the store's job, still running, pushes it again).
 create or replace function shopsync.finish_link_push(
   p_target_store_id uuid, p_product_id text, p_seq bigint, p_results jsonb, p_job_id bigint default null,
   p_done boolean default true
@@ -577,10 +602,8 @@ create or replace function shopsync.finish_link_push(
       update shopsync_private.link_push_queue q set done_seq = greatest(q.done_seq, p_seq)
        where q.target_store_id = p_target_store_id and q.product_id = p_product_id
       returning q.requested_seq into v_requested;
-      if v_requested > p_seq then
-        perform shopsync_private.request_link_push(p_target_store_id, p_product_id);
-        v_requeued := true;
-      end if;
+      -- a change that arrived meanwhile keeps the product pending: the store's running job pushes it next
+      v_requeued := v_requested > p_seq;
     end if;
     return jsonb_build_object('requeued', v_requeued);
   end

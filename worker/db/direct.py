@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -242,12 +243,27 @@ class DirectDatabase:
             # json(b) values go in as JSON text: COPY's text format parses each column by its type
             # (cheaper than a Jsonb wrapper and its dumper per value)
             positions = [i for i, c in enumerate(columns) if c in json_columns]
+            # timestamptz values go in as ISO text too, each distinct one formatted once per batch: psycopg's
+            # dumper costs several µs per value and rows share their times (a product's, the batch's read
+            # time); an empty array is '{}' (the list dumper inspects every list)
+            stamped = [i for i, c in enumerate(columns) if types.get(c) == "timestamp with time zone"]
+            arrays = [i for i, c in enumerate(columns) if types.get(c, "").endswith("[]")]
+            stamps: dict[datetime, str] = {}
             async with conn.cursor().copy(copy_sql) as copy:
                 for row in rows:
                     values = [row[c] for c in columns]
                     for i in positions:
                         if values[i] is not None:
                             values[i] = _dumps(values[i]).decode()
+                    for i in stamped:
+                        if isinstance(stamp := values[i], datetime) and stamp.tzinfo is not None:
+                            text = stamps.get(stamp)
+                            if text is None:
+                                text = stamps[stamp] = stamp.isoformat()
+                            values[i] = text
+                    for i in arrays:
+                        if values[i] == []:
+                            values[i] = "{}"
                     await copy.write_row(values)
 
         try:

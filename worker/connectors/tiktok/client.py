@@ -13,6 +13,7 @@ retrying a write cannot double-apply it.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -41,10 +42,13 @@ class SendSpacing:
     that far apart, but a slot whose sleep overshot (a busy event loop) would otherwise go out right behind the
     next one, and TikTok counts arrivals in a sliding second: bunched sends get 429s.
 
-    Each send reserves the next free time before it awaits anything (no lock: nothing to bind to an event loop);
-    the reservations are per process and keyed by app and shop."""
+    Each send reserves the next free time before it awaits anything (no lock: nothing to bind to an event loop),
+    sleeps until then, and then — its own sleep may have overshot as well, waking with others — waits until
+    ``1 / rate`` after the send that actually went out last. A 429 holds every send of the shop (``defer``). The
+    state is per process and keyed by app and shop."""
 
     _next: dict[str, float] = {}
+    _sent: dict[str, float] = {}
 
     def __init__(self, key: str, rate: float) -> None:
         self.key = key
@@ -58,6 +62,16 @@ class SendSpacing:
         self._next[self.key] = slot + self.interval
         if slot > now:
             await asyncio.sleep(slot - now)
+        # the deadline moves whenever another send goes out first: sleeping until the clock says so is the point
+        while (gap := self._sent.get(self.key, -math.inf) + self.interval - (now := time.monotonic())) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(gap)
+        self._sent[self.key] = now
+
+    def defer(self, seconds: float) -> None:
+        """The platform answered 429: no send of this shop from this process for ``seconds``."""
+        if self.interval:
+            until = time.monotonic() + seconds
+            self._sent[self.key] = max(self._sent.get(self.key, -math.inf), until - self.interval)
 
 
 class TokenSource(Protocol):
@@ -126,6 +140,8 @@ class TikTokClient:
                 failures += 1
                 wait = min(_MAX_BACKOFF, self.rate_limit_wait * 2 ** (failures - 1) + random.uniform(0, 0.5))
                 await self.pacer.defer(wait)
+                if self.spacing is not None:
+                    self.spacing.defer(wait)
                 if failures >= self.max_attempts:
                     raise RetryableError(f"{self.name}: rate limited {failures} times ({code})", retry_in=wait)
                 if self.pacer is UNPACED:
