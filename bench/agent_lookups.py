@@ -93,7 +93,8 @@ def _seed(conn: psycopg.Connection[Any], customers: int, orders: int) -> tuple[u
     conn.execute("insert into shopsync.orders (store_id, id, organization_id, name, order_number, customer_id, email, "
                  "financial_status, fulfillment_status, currency, total_price, processed_at, source_created_at, "
                  "source_updated_at) select %(s)s, 'o' || g, %(o)s, '#' || (1000 + g), (1000 + g)::text, "
-                 "'c' || (1 + (g * 7919) %% %(c)s), 'buyer' || (1 + (g * 7919) %% %(c)s) || '@bench.example', "
+                 "'c' || (1 + (g::bigint * 7919) %% %(c)s), "
+                 "'buyer' || (1 + (g::bigint * 7919) %% %(c)s) || '@bench.example', "
                  "'paid', case when g %% 2 = 0 then 'fulfilled' else 'unfulfilled' end, 'EUR', 10 + g %% 90, "
                  "timestamptz '2025-01-01' + g * interval '1 minute', timestamptz '2025-01-01' + g * interval "
                  "'1 minute', now() from generate_series(1, %(n)s) g", p)

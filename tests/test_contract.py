@@ -33,6 +33,8 @@ from worker.connectors.contract import (
     ConnectorContract,
     ConnectSpec,
     ContractError,
+    LiveLookups,
+    LiveStore,
     WebhookSpec,
 )
 from worker.db.direct import DirectDatabase
@@ -78,6 +80,19 @@ def test_a_flow_that_parks_installs_needs_its_claim_handler() -> None:
 def test_incomplete_contracts_are_refused_naming_the_part(overrides: dict[str, Any], problem: str) -> None:
     with pytest.raises(ContractError, match=problem):
         contract(**overrides)
+
+
+def test_live_lookups_say_why_only_for_lookups_they_do_not_offer() -> None:
+    async def query(store: LiveStore, value: str, limit: int) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(ContractError, match="orders_by_email"):
+        LiveLookups(orders_by_email=query, why_not={"orders_by_email": "it can"})
+    with pytest.raises(ContractError, match="orders_by_fax"):
+        LiveLookups(why_not={"orders_by_fax": "no such look-up"})
+    declared = LiveLookups(order_by_id=query, why_not={"orders_by_email": "no email filter"})
+    assert "why_not" not in LiveLookups.names() and declared.available == ("order_by_id",)
+    assert declared.query("why_not") is None and declared.query("orders_by_email") is None
 
 
 def test_job_kinds_are_named_by_the_contract() -> None:

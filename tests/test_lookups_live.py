@@ -2,7 +2,8 @@
 asked while its policies are ``sync`` (answered from the synced tables) and after they become ``api_only``
 (answered live through the connector) — and the answers are the same canonical model, value for value. Nothing
 is persisted by a live look-up (no rows, no jobs), no log line holds a looked-up value, a look-up a platform
-cannot do says so, and a platform slower than the time budget answers 504."""
+cannot do says so (TikTok Shop: why), a platform slower than the time budget answers 504, and one that refuses the
+store's credentials answers 502."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import pytest
 from tests.conftest import as_role
 from tests.lookup_world import create_key
 from tests.metrics_text import sample
-from tests.platform_world import AppWorld
+from tests.platform_world import AppWorld, owner_org
 from tests.shopify_world import World
 from tests.test_shoprenter import SrWorld, sr, sr_spec  # noqa: F401 - the ShopRenter world's fixtures
 from tests.test_woocommerce import WooWorld, connected, https, wc_version, woo, woo_spec  # noqa: F401 - and Woo's
+from tests.tiktok_world import TtWorld
 from worker.config import Settings
 from worker.logs import configure_logging
 
@@ -106,16 +108,18 @@ async def metrics_page(world: AppWorld) -> str:
         return (await client.get("/metrics")).text
 
 
-async def same_answers_live(world: AppWorld, store: UUID, unsupported: dict[str, str],
-                            log_lines: io.StringIO) -> list[httpx.Response]:
-    """Ask every case while synced, switch the store to api_only, ask again: equal answers, nothing kept."""
+async def same_answers_live(world: AppWorld, store: UUID, unsupported: dict[str, str], log_lines: io.StringIO,
+                            asked: tuple[list[Case], list[str]] | None = None) -> list[httpx.Response]:
+    """Ask every case (``cases()`` unless ``asked`` gives them and their values) while synced, switch the store to
+    api_only, ask again: equal answers, nothing kept. A look-up the platform cannot do may find nothing synced."""
     conn = world.conn
     key, owner = owner_key(conn, store)
-    lookups, values = cases(conn, store)
+    lookups, values = asked or cases(conn, store)
     synced = await ask(world, key, lookups)
     for (op, body), response in zip(lookups, synced, strict=True):
         assert response.status_code == 200, (op, body, response.text)
-        assert response.json()["source"] == "synced" and response.json()["count"] > 0, (op, body)
+        assert response.json()["source"] == "synced", (op, body)
+        assert response.json()["count"] > 0 or response.json()["lookup"] in unsupported, (op, body)
     with as_role(conn, "authenticated", owner):
         for resource in ("products", "customers", "orders"):
             conn.execute("select shopsync.set_access_policy(%s, %s, 'api_only')", (store, resource))
@@ -205,8 +209,6 @@ async def test_woocommerce_live_lookups_answer_what_the_sync_would(woo: WooWorld
 
 async def test_shoprenter_live_lookups_answer_what_the_sync_would(sr: SrWorld,  # noqa: F811 - the fixture
                                                                   log_lines: io.StringIO) -> None:
-    from tests.platform_world import owner_org
-
     user, org = owner_org(sr.conn)
     store = await sr.install(user, org)
     async with sr.worker():
@@ -216,3 +218,88 @@ async def test_shoprenter_live_lookups_answer_what_the_sync_would(sr: SrWorld,  
                                         "orders_by_phone": "ShopRenter cannot answer orders_by_phone live",
                                         "products_by_text": "ShopRenter cannot answer products_by_text live"},
                             log_lines)
+
+
+TIKTOK_UNSUPPORTED = {
+    "customers_by_email": "TikTok Shop cannot answer customers_by_email live (TikTok Shop gives sellers no customer "
+                          "records",
+    "customers_by_phone": "TikTok Shop cannot answer customers_by_phone live (TikTok Shop gives sellers no customer "
+                          "records",
+    "orders_by_email": "TikTok Shop cannot answer orders_by_email live (its order search has no email filter",
+    "orders_by_phone": "TikTok Shop cannot answer orders_by_phone live (its order search has no phone filter",
+    "products_by_text": "TikTok Shop cannot answer products_by_text live (its product search has no title filter",
+}
+
+
+def tiktok_cases(conn: Conn, store: UUID) -> tuple[list[Case], list[str]]:
+    """TikTok has no customers: the buyer of most orders (their user id is the orders' customer_id) instead."""
+    s = str(store)
+    buyer = conn.execute("select customer_id from shopsync.orders where store_id = %s group by customer_id "
+                         "order by count(*) desc, customer_id limit 1", (store,)).fetchone()["customer_id"]
+    orders = conn.execute("select * from shopsync.orders where store_id = %s and customer_id = %s order by id",
+                          (store, buyer)).fetchall()
+    assert len(orders) >= 2, "the sandbox has a buyer with several orders"
+    order = orders[0]
+    variant = conn.execute("select * from shopsync.product_variants where store_id = %s and sku is not null "
+                           "and deleted_at is null order by id limit 1", (store,)).fetchone()
+    title = conn.execute("select title from shopsync.products where id = %s and store_id = %s",
+                         (variant["product_id"], store)).fetchone()["title"]
+    phone = "+1 512 555 0100"
+    found: list[Case] = [
+        ("find_customer", {"store_id": s, "email": order["email"]}),
+        ("find_customer", {"store_id": s, "phone": phone}),
+        ("find_orders", {"store_id": s, "customer_id": buyer, "limit": 50}),
+        ("find_orders", {"store_id": s, "customer_id": buyer, "limit": 1}),
+        ("find_orders", {"store_id": s, "email": order["email"], "limit": 50}),
+        ("find_orders", {"store_id": s, "phone": phone}),
+        ("find_orders", {"store_id": s, "order_number": f"#{order['name']}"}),
+        ("get_order", {"store_id": s, "order_id": order["id"]}),
+        ("find_products", {"store_id": s, "sku": variant["sku"], "limit": 50}),
+        ("find_products", {"store_id": s, "text": max(title.split(), key=len), "limit": 50}),
+    ]
+    return found, [order["email"], buyer, "5125550100"]
+
+
+async def test_tiktok_live_lookups_answer_what_the_sync_would(tt: TtWorld, log_lines: io.StringIO) -> None:
+    user, org = owner_org(tt.conn)
+    [store] = await tt.install(user, org)
+    async with tt.worker():
+        await tt.until(lambda: tt.synced(store), what="the first full sync")
+        await tt.until(tt.idle, what="an idle queue")
+    asked = tiktok_cases(tt.conn, store)
+    live = await same_answers_live(tt, store, TIKTOK_UNSUPPORTED, log_lines, asked)
+    by_customer = live[2].json()["orders"]
+    assert len(by_customer) >= 2 and live[3].json()["orders"] == by_customer[:1]      # the newest, as synced
+    assert live[7].json()["orders"][0]["line_items"]
+    # what list_stores says TikTok can look up live, and an order that is not the seller's
+    key, _ = owner_key(tt.conn, store)
+    listed, missing = await ask(tt, key, [("list_stores", {}), ("get_order", {"store_id": str(store),
+                                                                               "order_id": "1"})])
+    assert listed.json()["stores"][0]["live_lookups"] == ["orders_by_customer", "orders_by_number", "order_by_id",
+                                                          "variants_by_sku"]
+    assert missing.status_code == 200 and missing.json()["count"] == 0
+    # the seller removes the app from the shop: a live look-up says TikTok refused the credentials (not a 500)
+    tt.sandbox.deauthorize(tt.app.app_key, tt.shop)
+    assert tt.sandbox.webhooks.wait_idle(10)
+    order_id = live[7].json()["orders"][0]["id"]
+    (refused,) = await ask(tt, key, [("get_order", {"store_id": str(store), "order_id": order_id})])
+    assert refused.status_code == 502 and "refused the store's credentials" in refused.json()["detail"]
+
+
+async def test_tiktok_live_lookup_past_its_budget_answers_504(tt: TtWorld) -> None:
+    user, org = owner_org(tt.conn)
+    [store] = await tt.install(user, org)
+    async with tt.worker():
+        await tt.until(lambda: tt.synced(store), what="the first full sync")
+        await tt.until(tt.idle, what="an idle queue")
+    key, owner = owner_key(tt.conn, store)
+    with as_role(tt.conn, "authenticated", owner):
+        tt.conn.execute("select shopsync.set_access_policy(%s, 'orders', 'api_only')", (store,))
+    order = next(iter(tt.shop.orders))
+    tt.sandbox.faults.slow(4.0, 1, endpoint="orders")            # the budget is 2 s
+    (slow,) = await ask(tt, key, [("get_order", {"store_id": str(store), "order_id": order})])
+    assert slow.status_code == 504 and "budget" in slow.json()["detail"]
+    assert tt.scalar("select outcome from shopsync.lookup_audit where store_id = %s order by id desc limit 1",
+                     (store,)) == "timeout"
+    (fine,) = await ask(tt, key, [("get_order", {"store_id": str(store), "order_id": order})])
+    assert fine.status_code == 200 and [o["id"] for o in fine.json()["orders"]] == [order]

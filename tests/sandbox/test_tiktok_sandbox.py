@@ -6,6 +6,7 @@ orders, warehouses, throttling, faults and signed webhooks."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -306,6 +307,14 @@ def test_orders_search_and_detail(world: World) -> None:
     since = world.call("POST", "/order/202309/orders/search", {"page_size": "50"},
                        {"update_time_ge": first["update_time"] + 1})[1]
     assert first["id"] not in [o["id"] for o in since["data"]["orders"]]
+    # a buyer's orders (buyers repeat: one per first name)
+    buyer = Counter(o.user_id for o in world.shop.orders.values()).most_common(1)[0][0]
+    theirs = world.call("POST", "/order/202309/orders/search", {"page_size": "50"}, {"buyer_user_id": buyer})[1]
+    expected = sorted((o.id for o in world.shop.orders.values() if o.user_id == buyer), key=int)
+    assert sorted((o["id"] for o in theirs["data"]["orders"]), key=int) == expected and len(expected) >= 2
+    assert {o["user_id"] for o in theirs["data"]["orders"]} == {buyer}
+    assert world.call("POST", "/order/202309/orders/search", {"page_size": "5"}, {"buyer_user_id": 7})[1]["code"] \
+        == 36009004
     warehouses = world.call("GET", "/logistics/202309/warehouses")[1]["data"]["warehouses"]
     assert [w["type"] for w in warehouses].count("SALES_WAREHOUSE") == 2
 

@@ -171,7 +171,8 @@ class LiveLookups:
     E.164 (``+36301234567``), a customer or order id as the synced rows hold it, an order number without ``#``,
     the words of a product search separated by spaces (each must match). Answers are rows of the look-up's
     tables: ``customers``; ``orders``, ``order_line_items``, ``order_fulfillments``; ``products``,
-    ``product_variants`` (a SKU look-up: only the matching variants)."""
+    ``product_variants`` (a SKU look-up: only the matching variants). ``why_not``: for a look-up left None, why
+    the platform cannot do it, when "its API has no such search" would mislead (the 422 says it)."""
 
     customers_by_email: LiveQuery | None = None
     customers_by_phone: LiveQuery | None = None
@@ -182,10 +183,18 @@ class LiveLookups:
     order_by_id: LiveQuery | None = None
     variants_by_sku: LiveQuery | None = None
     products_by_text: LiveQuery | None = None
+    why_not: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        offered = set(self.why_not) & set(self.available)
+        unknown = set(self.why_not) - set(self.names())
+        if offered or unknown:
+            raise ContractError(f"LiveLookups.why_not names look-ups it offers or that do not exist: "
+                                f"{', '.join(sorted(offered | unknown))}")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return tuple(f.name for f in fields(cls) if f.name != "why_not")
 
     def query(self, name: str) -> LiveQuery | None:
         """The look-up called ``name`` (one of ``names()``), or None when the platform cannot do it."""

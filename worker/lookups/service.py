@@ -212,9 +212,10 @@ class LookupService:
         name, lookups = live_lookups_of(platform)
         query = lookups.query(plan.lookup) if lookups is not None else None
         if query is None:
-            raise LookupFailure(422, f"{name or platform} cannot answer {plan.lookup} live (its API has no such "
-                                     f"search), and this store's policy for {plan.resource} is api_only, so "
-                                     "shopsync keeps no copy to answer from",
+            why = (lookups.why_not.get(plan.lookup) if lookups is not None else None) or "its API has no such search"
+            raise LookupFailure(422, f"{name or platform} cannot answer {plan.lookup} live ({why}), and this "
+                                     f"store's policy for {plan.resource} is api_only, so shopsync keeps no copy to "
+                                     "answer from",
                                 outcome="unsupported",
                                 extra={"live_lookups": list(lookups.available) if lookups is not None else []})
         if ctx["store_status"] != "active":

@@ -1,7 +1,8 @@
 """The other Open API endpoints shopsync calls: Get Authorized Shops (202309, no ``shop_cipher``), Get Warehouse
 List (202309), Get Order List (``POST /order/202309/orders/search``: ``page_size``, ``page_token``,
 ``sort_field`` create_time|update_time, ``sort_order`` ASC|DESC (default DESC); body ``create_time_ge/_lt``,
-``update_time_ge/_lt``, ``order_status``; the search cap applies as for products [unverified for orders]),
+``update_time_ge/_lt``, ``order_status``, ``buyer_user_id``; the search cap applies as for products [unverified
+for orders]),
 Get Order Detail (``GET /order/202309/orders?ids=a,b``, ≤ 50 ids), and the shop's webhook addresses
 (``GET``/``PUT``/``DELETE /event/202309/webhooks``)."""
 
@@ -60,17 +61,20 @@ class ApiEndpoints:
         limits = {k: body.get(k) for k in ("create_time_ge", "create_time_lt", "update_time_ge", "update_time_lt")}
         if any(v is not None and not isinstance(v, int) for v in limits.values()):
             return envelope(36009004, "invalid param error: time filters are unix seconds", status=400)
+        buyer = body.get("buyer_user_id")
+        if buyer is not None and not isinstance(buyer, str):
+            return envelope(36009004, "invalid param error: buyer_user_id is a string", status=400)
         shop = caller.require_shop()
         with self.sandbox.lock:
-            if field == "create_time" and direction == "ASC" and body.get("order_status") is None and \
-                    limits["update_time_ge"] is None and limits["update_time_lt"] is None:
+            if field == "create_time" and direction == "ASC" and body.get("order_status") is None and buyer is None \
+                    and limits["update_time_ge"] is None and limits["update_time_lt"] is None:
                 ordered, created = shop.orders_by_created()       # the usual walk: bisect, no scan
                 found = ordered[bisect_left(created, limits["create_time_ge"] or 0):
                                 bisect_left(created, limits["create_time_lt"]) if limits["create_time_lt"] is not None
                                 else len(ordered)]
                 return self._page(shop, found, size, offset)
             found = [o for o in shop.orders.values()
-                     if (body.get("order_status") in (None, o.status))
+                     if (body.get("order_status") in (None, o.status)) and buyer in (None, o.user_id)
                      and (limits["create_time_ge"] is None or o.create_time >= limits["create_time_ge"])
                      and (limits["create_time_lt"] is None or o.create_time < limits["create_time_lt"])
                      and (limits["update_time_ge"] is None or o.update_time >= limits["update_time_ge"])

@@ -17,6 +17,7 @@ _ADJ = ["Classic", "Modern", "Rustic", "Premium", "Lightweight", "Urban", "Handm
 _NOUN = ["Socks", "T-Shirt", "Hoodie", "Mug", "Backpack", "Wallet", "Lamp", "Blanket", "Candle", "Beanie"]
 _SIZES = ["S", "M", "L", "XL"]
 _NAMES = ["Avery", "Blake", "Casey", "Devon", "Emery", "Finley", "Harper", "Jordan", "Kendall", "Morgan"]
+_BUYERS = 7021436810468230000         # buyer user ids: this plus the name's index
 _ORDER_MIX = ("AWAITING_SHIPMENT", "AWAITING_SHIPMENT", "IN_TRANSIT", "DELIVERED", "COMPLETED", "COMPLETED",
               "UNPAID", "CANCELLED")
 
@@ -74,7 +75,8 @@ def generate_orders(ids: IdMaker, spec: TtDatasetSpec, products: list[TtProduct]
                         f"{name.lower()}{n}@scs.tiktokw.us", f"{name} {chr(65 + n % 26)}.", currency,
                         Decimal(rng.choice((0, 399, 599))) / 100,
                         paid_time=None if status == "UNPAID" else created + 30,
-                        cancel_time=created + 600 if status == "CANCELLED" else None)
+                        cancel_time=created + 600 if status == "CANCELLED" else None,
+                        user_id=str(_BUYERS + _NAMES.index(name)))       # one buyer per name: repeat customers
         for _ in range(rng.randint(1, max(1, spec.max_units))):
             product, sku = rng.choice(skus)
             order.lines.append(TtLine(ids.next("line"), sku.id, sku.seller_sku, product.id, product.title,

@@ -131,6 +131,7 @@ class TtOrder:
     lines: list[TtLine] = field(default_factory=list)   # one line item per unit, as TikTok lists them
     paid_time: int | None = None
     cancel_time: int | None = None
+    user_id: str = "7021436810468230000"                # the buyer's TikTok user id (``buyer_user_id`` filter)
 
 
 @dataclass

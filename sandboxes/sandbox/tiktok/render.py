@@ -40,7 +40,7 @@ def order_json(o: TtOrder, shop: TtShopInfo) -> dict[str, Any]:
     return {
         "id": o.id, "status": o.status, "create_time": o.create_time, "update_time": o.update_time,
         "paid_time": o.paid_time, "cancel_time": o.cancel_time, "buyer_email": o.buyer_email,
-        "user_id": "7021436810468230000", "order_type": "NORMAL", "shipping_type": "TIKTOK",
+        "user_id": o.user_id, "order_type": "NORMAL", "shipping_type": "TIKTOK",
         "fulfillment_type": "FULFILLMENT_BY_SELLER", "is_cod": False, "is_on_hold_order": o.status == "ON_HOLD",
         "recipient_address": {"name": o.recipient_name, "full_address": "1 Main St, Austin, TX 78701",
                               "address_line1": "1 Main St", "postal_code": "78701", "region_code": shop.region,

@@ -1,8 +1,9 @@
 """The TikTok Shop connector: its contract (sync, signed webhooks, the OAuth connect flow, price and inventory
-writes, published config) and the one way its jobs open an authenticated, paced client for a store."""
+writes, published config, live look-ups) and the one way its jobs open an authenticated, paced client for a store."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -53,6 +54,7 @@ class TikTokConnector(ConnectorBase[TikTokSettings]):
     @property
     def contract(self) -> ConnectorContract:
         from worker.connectors.tiktok import install, webhooks
+        from worker.connectors.tiktok.lookups import tiktok_lookups
         from worker.connectors.tiktok.sync import tiktok_sync_source
 
         s = self.settings
@@ -66,7 +68,8 @@ class TikTokConnector(ConnectorBase[TikTokSettings]):
                                  remove=webhooks.webhooks_check(self, remove=True)),
             connect=ConnectSpec(flow=ConnectFlow.OAUTH, routes=install.install_routes(self),
                                 install_claimed=install_claimed),
-            writes=WRITES, open_writer=self.open_writer, jobs=own_jobs, public_config=self.public_config)
+            writes=WRITES, open_writer=self.open_writer, jobs=own_jobs, public_config=self.public_config,
+            lookups=tiktok_lookups(self))
 
     # --- clients ---------------------------------------------------------------------------------------
     def pacer(self, jctx: JobContext, shop_id: str) -> DbRateLimiter:
@@ -75,8 +78,11 @@ class TikTokConnector(ConnectorBase[TikTokSettings]):
         return DbRateLimiter(jctx.db, f"tiktok:{s.app_key}:{shop_id}", s.requests_per_second, s.burst)
 
     @asynccontextmanager
-    async def open_client(self, jctx: JobContext, store_id: UUID,
-                          store: Mapping[str, Any] | None = None) -> AsyncIterator[TikTokClient]:
+    async def open_client(self, jctx: JobContext, store_id: UUID, store: Mapping[str, Any] | None = None, *,
+                          http: httpx.AsyncClient | None = None,
+                          credentials: Mapping[str, Any] | None = None) -> AsyncIterator[TikTokClient]:
+        """A paced, signed client for the store. ``http``: a kept client to use (live look-ups share one per event
+        loop) instead of a new one; ``credentials``: the store's sealed credentials row, already read."""
         s = self.settings
         s.require_configured()
         if store is None:
@@ -98,16 +104,21 @@ class TikTokConnector(ConnectorBase[TikTokSettings]):
             return found
 
         anchor = info.get("token_anchor")
-        async with httpx.AsyncClient(timeout=s.request_timeout_seconds, follow_redirects=False) as http:
+        async with contextlib.AsyncExitStack() as stack:
+            if http is None:
+                http = await stack.enter_async_context(self.http())
             tokens = TikTokTokens(jctx.db, self.sealer(jctx.settings), TikTokOAuth(s, http), store_id,
                                   owner=jctx.worker_id, margin=s.refresh_margin_seconds,
                                   anchor=UUID(anchor) if anchor else None, siblings=siblings,
-                                  lease=max(60.0, 3 * s.request_timeout_seconds + 10))
+                                  lease=max(60.0, 3 * s.request_timeout_seconds + 10), preloaded=credentials)
             yield TikTokClient(http, api_base_url=s.api_base_url, app_key=s.app_key or "", app_secret=s.secret(),
                                tokens=tokens, shop_cipher=str(cipher), name=f"TikTok shop {store['shop_key']}",
                                pacer=self.pacer(jctx, str(store["shop_key"])), max_attempts=s.max_attempts,
                                rate_limit_wait=s.rate_limit_wait_seconds,
                                spacing=SendSpacing(f"{s.app_key}:{store['shop_key']}", s.requests_per_second / s.burst))
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.settings.request_timeout_seconds, follow_redirects=False)
 
     def open_sync_client(self, ctx: SyncContext) -> Any:
         return self.open_client(ctx.job_context, ctx.store_id)

@@ -50,8 +50,10 @@ def open_token_box(sealer: Sealer, box: Mapping[str, Any], *, context: str) -> T
                                 as_datetime(box.get("refresh_expires_at")))
 
 
-async def load_tokens(db: Database, sealer: Sealer, store_id: UUID | str) -> tuple[TokenSet, int] | None:
-    row = await stores.get_store_credentials(db, store_id=store_id)
+async def load_tokens(db: Database, sealer: Sealer, store_id: UUID | str, *,
+                      preloaded: Mapping[str, Any] | None = None) -> tuple[TokenSet, int] | None:
+    """``preloaded``: the store's credentials row, already read (a live look-up reads it with its routing)."""
+    row = preloaded if preloaded is not None else await stores.get_store_credentials(db, store_id=store_id)
     if row is None:
         return None
     fields = sealer.open_json(row["key_id"], row["sealed"], context=str(store_id))
@@ -74,7 +76,7 @@ class TikTokTokens:
 
     def __init__(self, db: Database, sealer: Sealer, oauth: TikTokOAuth, store_id: UUID, *, owner: str,
                  margin: float, anchor: UUID | None = None, siblings: Siblings | None = None,
-                 lease: float = 60.0) -> None:
+                 lease: float = 60.0, preloaded: Mapping[str, Any] | None = None) -> None:
         self.db, self.sealer, self.oauth, self.store_id = db, sealer, oauth, store_id
         # unique per provider: two jobs of one worker process must not both believe they hold the lease
         self.owner = f"{owner}:{uuid.uuid4().hex[:12]}"
@@ -85,6 +87,7 @@ class TikTokTokens:
         self._cached: TokenSet | None = None
         self._lock = asyncio.Lock()
         self.refreshes = 0
+        self._preloaded = preloaded     # the credentials row the caller read: the first load uses it
 
     def _due(self, tokens: TokenSet) -> bool:
         expires = tokens.access_expires_at
@@ -111,7 +114,8 @@ class TikTokTokens:
             return tokens.access_token
 
     async def _load(self) -> tuple[TokenSet, int]:
-        found = await load_tokens(self.db, self.sealer, self.store_id)
+        preloaded, self._preloaded = self._preloaded, None
+        found = await load_tokens(self.db, self.sealer, self.store_id, preloaded=preloaded)
         if found is None:
             raise NeedsReauthError("TikTok Shop store has no credentials: the seller must authorize the app again")
         return found
