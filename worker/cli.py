@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -89,6 +90,13 @@ def cmd_supabase_migrations(_settings: Settings | None, args: argparse.Namespace
     return 0
 
 
+def _freeze_startup_objects() -> None:
+    """Leave what imports and set-up created out of every later garbage collection: ~110,000 objects that a
+    full collection would otherwise walk each time (tens of ms in which the process answers nothing)."""
+    gc.collect()
+    gc.freeze()
+
+
 def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     from worker.logs import configure_logging
     from worker.runtime import run_worker
@@ -96,6 +104,7 @@ def cmd_worker(settings: Settings, _args: argparse.Namespace) -> int:
     configure_logging(settings)
     # background work yields the CPU to the web process where they share a machine (os.nice adds)
     os.nice(max(settings.worker_nice - os.getpriority(os.PRIO_PROCESS, 0), 0))
+    _freeze_startup_objects()
     asyncio.run(run_worker(settings))
     return 0
 
@@ -105,6 +114,7 @@ def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
     from worker.web.app import serve
 
     configure_logging(settings)
+    _freeze_startup_objects()
     serve(settings)
     return 0
 
