@@ -759,11 +759,10 @@ create or replace function shopsync.create_notification_rule(
   end
   $$;
 
-create or replace function shopsync.update_notification_rule(
-  p_rule_id uuid, p_event_types text[] default null, p_min_severity text default 'warning',
-  p_store_id uuid default null, p_group_window_seconds integer default 300, p_enabled boolean default true
-) returns void
-  language plpgsql security definer set search_path = ''
+-- A rule the caller administers (owner or admin of its organization): unknown (P0002) to non-members, so
+-- rule ids do not leak; 42501 for a role too weak.
+create or replace function shopsync_private.rule_for_admin(p_rule_id uuid) returns shopsync.notification_rules
+  language plpgsql stable security definer set search_path = ''
   as $$
   declare
     v_rule shopsync.notification_rules;
@@ -775,6 +774,19 @@ create or replace function shopsync.update_notification_rule(
     end if;
     perform shopsync_private.require_org_role(v_rule.organization_id, shopsync_private.require_user(),
                                               array['owner', 'admin']);
+    return v_rule;
+  end
+  $$;
+
+create or replace function shopsync.update_notification_rule(
+  p_rule_id uuid, p_event_types text[] default null, p_min_severity text default 'warning',
+  p_store_id uuid default null, p_group_window_seconds integer default 300, p_enabled boolean default true
+) returns void
+  language plpgsql security definer set search_path = ''
+  as $$
+  declare
+    v_rule shopsync.notification_rules := shopsync_private.rule_for_admin(p_rule_id);
+  begin
     perform shopsync_private.check_rule(v_rule.organization_id, p_store_id, p_min_severity, p_group_window_seconds);
     update shopsync.notification_rules r
        set event_types = shopsync_private.assert_event_types(p_event_types), min_severity = p_min_severity,
@@ -790,15 +802,8 @@ create or replace function shopsync.delete_notification_rule(p_rule_id uuid) ret
   language plpgsql security definer set search_path = ''
   as $$
   declare
-    v_rule shopsync.notification_rules;
+    v_rule shopsync.notification_rules := shopsync_private.rule_for_admin(p_rule_id);
   begin
-    select r.* into v_rule from shopsync.notification_rules r where r.id = p_rule_id;
-    if not found or not shopsync.is_member(v_rule.organization_id) then
-      perform shopsync_private.require_user();
-      raise exception 'unknown notification rule %', coalesce(p_rule_id::text, 'null') using errcode = 'P0002';
-    end if;
-    perform shopsync_private.require_org_role(v_rule.organization_id, shopsync_private.require_user(),
-                                              array['owner', 'admin']);
     delete from shopsync.notification_rules r where r.id = p_rule_id;
     perform shopsync_private.log_activity(v_rule.organization_id, v_rule.store_id, 'notification_rule.deleted',
                                           jsonb_build_object('rule_id', p_rule_id, 'channel_id', v_rule.channel_id));
