@@ -13,7 +13,7 @@ from bisect import bisect_left
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.tiktok.gateway import authenticate, envelope, json_object, page_offset, page_token
+from sandbox.tiktok.gateway import authenticate, envelope, json_object, page_token, search_request
 from sandbox.tiktok.model import TtOrder
 from sandbox.tiktok.render import order_json, shop_json, warehouse_json
 from sandbox.tiktok.state import TikTokSandbox, TtShop
@@ -44,16 +44,10 @@ class ApiEndpoints:
             return envelope(0, "Success", {"warehouses": [warehouse_json(w, shop.info) for w in shop.warehouses]})
 
     async def search_orders(self, request: Request) -> Response:
-        caller = await authenticate(self.sandbox, request)
-        if isinstance(caller, Response):
-            return caller
-        paging = page_offset(caller.query)
-        body = json_object(caller.body, required=False)
-        if isinstance(paging, Response):
-            return paging
-        if isinstance(body, Response):
-            return body
-        size, offset = paging
+        search = await search_request(self.sandbox, request)
+        if isinstance(search, Response):
+            return search
+        caller, size, offset, body = search
         field = caller.query.get("sort_field", "create_time")
         direction = caller.query.get("sort_order", "DESC")
         if field not in ("create_time", "update_time") or direction not in ("ASC", "DESC"):

@@ -22,7 +22,7 @@ from sandbox.tiktok.model import TtApp, TtToken
 from sandbox.tiktok.signing import request_sign
 from sandbox.tiktok.state import TikTokSandbox, TtShop
 
-__all__ = ["Caller", "authenticate", "envelope", "json_object", "page_offset", "page_token"]
+__all__ = ["Caller", "authenticate", "envelope", "json_object", "page_offset", "page_token", "search_request"]
 
 
 def envelope(code: int, message: str, data: Any = None, status: int = 200) -> Response:
@@ -137,3 +137,18 @@ def page_offset(query: dict[str, str]) -> tuple[int, int] | Response:
     except ValueError:
         return envelope(36009004, "invalid param error: page_token is invalid", status=400)
     return int(size), int(text[7:])
+
+
+async def search_request(sandbox: TikTokSandbox, request: Request
+                         ) -> tuple[Caller, int, int, dict[str, Any]] | Response:
+    """A search call: the authenticated caller, (page size, offset) and the body's filters (optional)."""
+    caller = await authenticate(sandbox, request)
+    if isinstance(caller, Response):
+        return caller
+    paging = page_offset(caller.query)
+    body = json_object(caller.body, required=False)
+    if isinstance(paging, Response):
+        return paging
+    if isinstance(body, Response):
+        return body
+    return caller, paging[0], paging[1], body

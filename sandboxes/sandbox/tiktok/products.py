@@ -25,7 +25,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.tiktok.gateway import authenticate, envelope, json_object, page_offset, page_token
+from sandbox.tiktok.gateway import authenticate, envelope, json_object, page_token, search_request
 from sandbox.tiktok.model import TtProduct
 from sandbox.tiktok.render import product_json
 from sandbox.tiktok.state import TikTokSandbox, TtShop
@@ -56,16 +56,10 @@ class ProductEndpoints:
         return None if found is None or found.status in _GONE else found
 
     async def search(self, request: Request) -> Response:
-        caller = await authenticate(self.sandbox, request)
-        if isinstance(caller, Response):
-            return caller
-        paging = page_offset(caller.query)
-        body = json_object(caller.body, required=False)
-        if isinstance(paging, Response):
-            return paging
-        if isinstance(body, Response):
-            return body
-        size, offset = paging
+        search = await search_request(self.sandbox, request)
+        if isinstance(search, Response):
+            return search
+        caller, size, offset, body = search
         seller_skus = body.get("seller_skus") or []
         sku_ids = body.get("sku_ids") or []
         if len(seller_skus) > 10:
